@@ -1,0 +1,377 @@
+//! Runs one job execution: heartbeat, job listeners, the flow of steps and transitions.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::JobOperator;
+use crate::error::{Error, ErrorKind, Result};
+use crate::execution::{JobExecution, StepExecution};
+use crate::job::{FlowElement, Job, TransitionTarget, exit_code_matches};
+use crate::listener::StepExecutionListener;
+use crate::repository::JobRepository;
+use crate::status::{BatchStatus, ExitStatus};
+use crate::step::{Step, StepContext};
+
+/// Job-context key holding the element a stopped flow restarts at.
+pub(crate) const RESTART_AT_KEY: &str = "ikkatsu.flow.restart-at";
+
+/// How the flow ended.
+struct FlowEnd {
+    status: BatchStatus,
+    exit_status: ExitStatus,
+}
+
+pub(crate) async fn run(
+    operator: &JobOperator,
+    job: &Job,
+    mut execution: JobExecution,
+    cancel: CancellationToken,
+) -> Result<JobExecution> {
+    let repository = operator.repository().clone();
+    let span = tracing::info_span!("job", job = job.name(), execution_id = execution.id);
+    async {
+        execution.status = BatchStatus::Started;
+        execution.start_time = Some(Utc::now());
+        execution.exit_status = ExitStatus::executing();
+        repository.update_job_execution(&mut execution).await?;
+        tracing::info!(parameters = %execution.parameters.identifying_text(), "job started");
+
+        let heartbeat_done = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            repository.clone(),
+            execution.id,
+            operator.settings().heartbeat_interval,
+            cancel.clone(),
+            heartbeat_done.clone(),
+        ));
+
+        let mut end = match before_job(job, &execution).await {
+            Ok(()) => run_flow(job, &mut execution, &repository, &cancel).await,
+            Err(err) => Err(err),
+        }
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "job failed");
+            FlowEnd {
+                status: if err.kind() == ErrorKind::Cancelled {
+                    BatchStatus::Stopped
+                } else {
+                    BatchStatus::Failed
+                },
+                exit_status: ExitStatus::failed().with_description(describe(&err)),
+            }
+        });
+        heartbeat_done.cancel();
+        let _ = heartbeat.await;
+
+        if end.status == BatchStatus::Stopped && end.exit_status.exit_code == ExitStatus::FAILED {
+            end.exit_status.exit_code = ExitStatus::STOPPED.to_string();
+        }
+        execution.status = end.status;
+        execution.exit_status = end.exit_status;
+        execution.end_time = Some(Utc::now());
+        for listener in job.listeners() {
+            if let Err(err) = listener.after_job(&execution).await {
+                tracing::error!(error = %err, "job listener failed after the job");
+                execution.status = BatchStatus::Failed;
+                execution.exit_status =
+                    ExitStatus::failed().with_description(describe(&err));
+            }
+        }
+        repository.update_job_execution(&mut execution).await?;
+        tracing::info!(status = %execution.status, exit_code = %execution.exit_status.exit_code, "job ended");
+        Ok(execution)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn before_job(job: &Job, execution: &JobExecution) -> Result<()> {
+    for listener in job.listeners() {
+        listener.before_job(execution).await?;
+    }
+    Ok(())
+}
+
+async fn heartbeat_loop(
+    repository: Arc<dyn JobRepository>,
+    execution_id: i64,
+    interval: std::time::Duration,
+    cancel: CancellationToken,
+    done: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match repository.heartbeat(execution_id).await {
+            Ok(BatchStatus::Stopping) if !cancel.is_cancelled() => {
+                tracing::info!(
+                    execution_id,
+                    "stop requested; stopping at the next chunk boundary"
+                );
+                cancel.cancel();
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(execution_id, error = %err, "heartbeat failed"),
+        }
+    }
+}
+
+/// The message of an error with its sources.
+pub(crate) fn describe(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+async fn run_flow(
+    job: &Job,
+    execution: &mut JobExecution,
+    repository: &Arc<dyn JobRepository>,
+    cancel: &CancellationToken,
+) -> Result<FlowEnd> {
+    let flow = job.flow();
+    let mut current: String = match execution.execution_context.remove(RESTART_AT_KEY) {
+        Some(serde_json::Value::String(at)) if flow.element(&at).is_some() => at,
+        _ => flow.start().to_string(),
+    };
+    loop {
+        if cancel.is_cancelled() {
+            execution
+                .execution_context
+                .put(RESTART_AT_KEY, current.clone());
+            repository.update_job_execution(execution).await?;
+            return Ok(FlowEnd {
+                status: BatchStatus::Stopped,
+                exit_status: ExitStatus::stopped()
+                    .with_description(format!("stopped on request before `{current}`")),
+            });
+        }
+        let element = flow
+            .element(&current)
+            .ok_or_else(|| Error::config(format!("flow element `{current}` does not exist")))?;
+        let FlowElement::Step {
+            step,
+            transitions,
+            next,
+            promote_keys,
+            listeners,
+        } = element;
+        let step_execution =
+            run_step(step.as_ref(), listeners, execution, repository, cancel).await?;
+        let status = step_execution.status;
+        let exit = step_execution.exit_status.clone();
+        if status == BatchStatus::Completed && !promote_keys.is_empty() {
+            execution
+                .execution_context
+                .promote_from(&step_execution.execution_context, promote_keys);
+            repository.update_job_execution(execution).await?;
+        }
+        let matched = transitions
+            .iter()
+            .find(|t| exit_code_matches(&t.on, &exit.exit_code));
+        match matched.map(|t| &t.target) {
+            Some(TransitionTarget::To(to)) => current = to.clone(),
+            Some(TransitionTarget::End { exit_code }) => {
+                return Ok(FlowEnd {
+                    status: BatchStatus::Completed,
+                    exit_status: ExitStatus::new(
+                        exit_code
+                            .clone()
+                            .unwrap_or_else(|| ExitStatus::COMPLETED.into()),
+                    ),
+                });
+            }
+            Some(TransitionTarget::Fail { exit_code }) => {
+                return Ok(FlowEnd {
+                    status: BatchStatus::Failed,
+                    exit_status: ExitStatus::new(
+                        exit_code
+                            .clone()
+                            .unwrap_or_else(|| ExitStatus::FAILED.into()),
+                    )
+                    .with_description(format!(
+                        "step `{current}` ended with exit code {}{}",
+                        exit.exit_code,
+                        if exit.description.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", exit.description)
+                        }
+                    )),
+                });
+            }
+            Some(TransitionTarget::Stop { restart, exit_code }) => {
+                if let Some(restart) = restart {
+                    execution
+                        .execution_context
+                        .put(RESTART_AT_KEY, restart.clone());
+                    repository.update_job_execution(execution).await?;
+                }
+                return Ok(FlowEnd {
+                    status: BatchStatus::Stopped,
+                    exit_status: ExitStatus::new(
+                        exit_code
+                            .clone()
+                            .unwrap_or_else(|| ExitStatus::STOPPED.into()),
+                    )
+                    .with_description(format!("stopped by a transition after `{current}`")),
+                });
+            }
+            None => match status {
+                BatchStatus::Failed => {
+                    return Ok(FlowEnd {
+                        status: BatchStatus::Failed,
+                        exit_status: ExitStatus::failed().with_description(format!(
+                            "step `{current}` failed: {}",
+                            exit.description
+                        )),
+                    });
+                }
+                BatchStatus::Stopped => {
+                    execution
+                        .execution_context
+                        .put(RESTART_AT_KEY, current.clone());
+                    repository.update_job_execution(execution).await?;
+                    return Ok(FlowEnd {
+                        status: BatchStatus::Stopped,
+                        exit_status: ExitStatus::stopped()
+                            .with_description(format!("stopped in step `{current}`")),
+                    });
+                }
+                _ => match next {
+                    Some(next) => current = next.clone(),
+                    None if transitions.is_empty() => {
+                        return Ok(FlowEnd {
+                            status: BatchStatus::Completed,
+                            exit_status: exit,
+                        });
+                    }
+                    None => {
+                        return Ok(FlowEnd {
+                            status: BatchStatus::Failed,
+                            exit_status: ExitStatus::failed().with_description(format!(
+                                "no transition of step `{current}` matches its exit code `{}`; add `on: \"*\"` or a pattern for it",
+                                exit.exit_code
+                            )),
+                        });
+                    }
+                },
+            },
+        }
+    }
+}
+
+async fn run_step(
+    step: &dyn Step,
+    listeners: &[Arc<dyn StepExecutionListener>],
+    execution: &JobExecution,
+    repository: &Arc<dyn JobRepository>,
+    cancel: &CancellationToken,
+) -> Result<StepExecution> {
+    let name = step.name();
+    let last = repository
+        .last_step_execution(execution.instance_id, name)
+        .await?;
+    if let Some(last) = &last
+        && last.status == BatchStatus::Completed
+        && !step.allow_start_if_complete()
+    {
+        tracing::info!(
+            step = name,
+            "step already completed in execution {}; not run again",
+            last.job_execution_id
+        );
+        return Ok(last.clone());
+    }
+    let started = repository
+        .step_execution_count(execution.instance_id, name)
+        .await?;
+    if started >= step.start_limit() {
+        return Err(Error::new(
+            ErrorKind::InvalidState,
+            format!(
+                "step `{name}` reached its start limit ({}); raise `start-limit` or abandon the execution",
+                step.start_limit()
+            ),
+        ));
+    }
+    let mut step_execution = StepExecution::new(execution.id, name);
+    if let Some(last) = last
+        && last.status != BatchStatus::Completed
+    {
+        step_execution.execution_context = last.execution_context;
+    }
+    step_execution.status = BatchStatus::Started;
+    repository.add_step_execution(&mut step_execution).await?;
+    let span = tracing::info_span!("step", step = name, step_execution_id = step_execution.id);
+    let ctx = StepContext {
+        job_execution_id: execution.id,
+        job_name: execution.job_name.clone(),
+        parameters: execution.parameters.clone(),
+        job_context: execution.execution_context.clone(),
+        repository: repository.clone(),
+        cancel: cancel.clone(),
+    };
+    let result = async {
+        for listener in listeners {
+            listener.before_step(&step_execution).await?;
+        }
+        step.execute(&mut step_execution, &ctx).await
+    }
+    .instrument(span.clone())
+    .await;
+    let _enter = span.enter();
+    match result {
+        Ok(()) => {
+            step_execution.status = BatchStatus::Completed;
+            if step_execution.exit_status.exit_code == ExitStatus::EXECUTING {
+                step_execution.exit_status = ExitStatus::completed();
+            }
+            tracing::info!(
+                read = step_execution.counts.read_count,
+                written = step_execution.counts.write_count,
+                commits = step_execution.counts.commit_count,
+                "step completed"
+            );
+        }
+        Err(err) if err.kind() == ErrorKind::Cancelled => {
+            step_execution.status = BatchStatus::Stopped;
+            step_execution.exit_status = ExitStatus::stopped().with_description(describe(&err));
+            tracing::info!("step stopped");
+        }
+        Err(err) => {
+            step_execution.status = BatchStatus::Failed;
+            step_execution.exit_status = ExitStatus::failed().with_description(describe(&err));
+            tracing::error!(error = %describe(&err), "step failed");
+        }
+    }
+    drop(_enter);
+    for listener in listeners {
+        match listener.after_step(&step_execution).await {
+            Ok(Some(exit)) => step_execution.exit_status = exit,
+            Ok(None) => {}
+            Err(err) => {
+                step_execution.status = BatchStatus::Failed;
+                step_execution.exit_status = ExitStatus::failed().with_description(describe(&err));
+            }
+        }
+    }
+    step_execution.end_time = Some(Utc::now());
+    repository
+        .update_step_execution(&mut step_execution)
+        .await?;
+    Ok(step_execution)
+}
