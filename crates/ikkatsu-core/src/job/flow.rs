@@ -126,6 +126,34 @@ impl FlowElement {
         }
     }
 
+    /// Sets the transitions (tried in order).
+    pub fn with_transitions(mut self, new: Vec<Transition>) -> Self {
+        let FlowElement::Step { transitions, .. } = &mut self;
+        *transitions = new;
+        self
+    }
+
+    /// Sets the element to go to when no transition matches and the step did not fail.
+    pub fn with_next(mut self, new: Option<String>) -> Self {
+        let FlowElement::Step { next, .. } = &mut self;
+        *next = new;
+        self
+    }
+
+    /// Sets the keys promoted from the step's context to the job's context.
+    pub fn with_promote_keys(mut self, keys: Vec<String>) -> Self {
+        let FlowElement::Step { promote_keys, .. } = &mut self;
+        *promote_keys = keys;
+        self
+    }
+
+    /// Adds step listeners.
+    pub fn with_listeners(mut self, new: Vec<Arc<dyn StepExecutionListener>>) -> Self {
+        let FlowElement::Step { listeners, .. } = &mut self;
+        listeners.extend(new);
+        self
+    }
+
     fn targets(&self) -> Vec<&str> {
         match self {
             FlowElement::Step {
