@@ -1,0 +1,153 @@
+//! Opening input and restartable output files, shared by the file-based readers and writers.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+
+use ikkatsu_core::{Error, ErrorKind, ExecutionContext, Result};
+
+/// Opens an input file, with a message that names the path and what to do.
+pub(crate) fn open_input(path: &Path, what: &str) -> Result<File> {
+    File::open(path).map_err(|err| {
+        let hint = match err.kind() {
+            std::io::ErrorKind::NotFound => {
+                "; check the `path` property (and the job parameters it uses)"
+            }
+            std::io::ErrorKind::PermissionDenied => "; check the file's permissions",
+            _ => "",
+        };
+        Error::io(
+            format_args!("cannot open {what} input `{}`{hint}", path.display()),
+            err,
+        )
+    })
+}
+
+/// Seeks an input file to a saved offset, checking that the file is still long enough.
+pub(crate) fn check_resume_offset(file: &File, path: &Path, offset: u64) -> Result<()> {
+    let len = file
+        .metadata()
+        .map_err(|err| Error::io(format_args!("cannot stat `{}`", path.display()), err))?
+        .len();
+    if offset > len {
+        return Err(Error::new(
+            ErrorKind::InvalidState,
+            format!(
+                "cannot resume `{}` at byte {offset}: the file has only {len} bytes; it was \
+                 replaced or truncated since the last run (restore it, or start a new job instance)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An output file positioned where writing continues.
+pub(crate) struct OpenedOutput {
+    /// The file, positioned at `offset`.
+    pub file: File,
+    /// The byte offset writing starts at.
+    pub offset: u64,
+    /// Whether the file is empty (a header, if any, still has to be written).
+    pub empty: bool,
+}
+
+/// Opens an output file for writing.
+///
+/// * With a `saved` offset (a restart): the file is truncated to that offset, dropping what
+///   was written after the last committed chunk, and writing continues from there.
+/// * Without one (a first run): the file is created, or truncated unless `append` is set
+///   (then writing continues at its end).
+pub(crate) fn open_output(
+    path: &Path,
+    append: bool,
+    saved: Option<u64>,
+    what: &str,
+) -> Result<OpenedOutput> {
+    let map_err = |err: std::io::Error| {
+        let hint = match err.kind() {
+            std::io::ErrorKind::NotFound => "; check that the directory exists",
+            std::io::ErrorKind::PermissionDenied => {
+                "; check that the directory and file are writable"
+            }
+            _ => "",
+        };
+        Error::io(
+            format_args!("cannot write {what} output `{}`{hint}", path.display()),
+            err,
+        )
+    };
+    let mut options = OpenOptions::new();
+    options.write(true).create(true);
+    match saved {
+        Some(offset) => {
+            let mut file = options.open(path).map_err(map_err)?;
+            let len = file.metadata().map_err(map_err)?.len();
+            if offset > len {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    format!(
+                        "cannot resume {what} output `{}` at byte {offset}: the file has only \
+                         {len} bytes; it was replaced or truncated since the last run (restore \
+                         it, or start a new job instance)",
+                        path.display()
+                    ),
+                ));
+            }
+            file.set_len(offset).map_err(map_err)?;
+            file.seek(SeekFrom::Start(offset)).map_err(map_err)?;
+            Ok(OpenedOutput {
+                file,
+                offset,
+                empty: offset == 0,
+            })
+        }
+        None if append => {
+            let mut file = options.open(path).map_err(map_err)?;
+            let offset = file.seek(SeekFrom::End(0)).map_err(map_err)?;
+            Ok(OpenedOutput {
+                file,
+                offset,
+                empty: offset == 0,
+            })
+        }
+        None => {
+            let file = options.truncate(true).open(path).map_err(map_err)?;
+            Ok(OpenedOutput {
+                file,
+                offset: 0,
+                empty: true,
+            })
+        }
+    }
+}
+
+/// Maps a failed write/flush on an open output file.
+pub(crate) fn write_error(path: &Path, what: &str, err: std::io::Error) -> Error {
+    Error::io(
+        format_args!("cannot write {what} output `{}`", path.display()),
+        err,
+    )
+}
+
+/// The execution-context keys of one component, under a prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct ContextKeys {
+    prefix: String,
+}
+
+impl ContextKeys {
+    pub(crate) fn new(prefix: impl Into<String>) -> Self {
+        ContextKeys {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+
+    pub(crate) fn get_u64(&self, context: &ExecutionContext, name: &str) -> Result<Option<u64>> {
+        context.get::<u64>(&self.key(name))
+    }
+}

@@ -1,0 +1,310 @@
+//! JSON Lines files (one JSON object per line): [`JsonLinesItemReader`] /
+//! [`JsonLinesItemWriter`] for [`Record`]s, and the generic [`TypedJsonLinesItemReader`] /
+//! [`TypedJsonLinesItemWriter`] they are aliases of, for any serde type.
+//!
+//! Restart works like the CSV components: readers save the byte offset and line number of
+//! the next line, writers save the number of bytes written and flushed; a restarted writer
+//! truncates the file to that size and continues.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use ikkatsu_core::{
+    Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, ItemWriter, Record, Result,
+};
+
+use crate::file::{ContextKeys, check_resume_offset, open_input, open_output, write_error};
+
+/// Properties of a JSON Lines reader (`jsonl-reader` in job YAML).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JsonLinesReaderConfig {
+    /// The file to read: one JSON object per line; blank lines are skipped.
+    pub path: PathBuf,
+}
+
+impl JsonLinesReaderConfig {
+    /// A configuration reading `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        JsonLinesReaderConfig { path: path.into() }
+    }
+}
+
+/// Properties of a JSON Lines writer (`jsonl-writer` in job YAML).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JsonLinesWriterConfig {
+    /// The file to write, in place (not through a temporary file) so a restart can continue it.
+    pub path: PathBuf,
+    /// Append to an existing file instead of replacing it (default `false`).
+    #[serde(default)]
+    pub append: bool,
+    /// Also `fsync` the file at every chunk commit (default `false`).
+    #[serde(default)]
+    pub sync: bool,
+}
+
+impl JsonLinesWriterConfig {
+    /// A configuration writing `path`, replacing it.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        JsonLinesWriterConfig {
+            path: path.into(),
+            append: false,
+            sync: false,
+        }
+    }
+}
+
+/// Reads [`Record`]s from a JSON Lines file; a line that is not a JSON object is a
+/// [`ErrorKind::Parse`] error naming `file:line`.
+pub type JsonLinesItemReader = TypedJsonLinesItemReader<Record>;
+
+/// Writes [`Record`]s as JSON Lines, keys in record order.
+pub type JsonLinesItemWriter = TypedJsonLinesItemWriter<Record>;
+
+/// Reads values of `T` from a JSON Lines file, one per non-blank line, reusing one line
+/// buffer. Restartable: the position is saved under `jsonl.reader.offset` and
+/// `jsonl.reader.line`.
+pub struct TypedJsonLinesItemReader<T> {
+    config: JsonLinesReaderConfig,
+    keys: ContextKeys,
+    reader: Option<BufReader<File>>,
+    buffer: Vec<u8>,
+    /// Byte offset of the next line.
+    offset: u64,
+    /// Number of lines consumed.
+    line: u64,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> TypedJsonLinesItemReader<T> {
+    /// A reader for `config`; the file is opened in [`ItemStream::open`].
+    pub fn new(config: JsonLinesReaderConfig) -> Result<Self> {
+        Ok(TypedJsonLinesItemReader {
+            config,
+            keys: ContextKeys::new("jsonl.reader"),
+            reader: None,
+            buffer: Vec::with_capacity(1024),
+            offset: 0,
+            line: 0,
+            _item: PhantomData,
+        })
+    }
+
+    /// Sets the prefix of the keys saved in the step's execution context (default
+    /// `jsonl.reader`); needed when one step has two JSON Lines readers.
+    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = ContextKeys::new(prefix);
+        self
+    }
+
+    fn parse_error(&self, err: &serde_json::Error, line: &[u8]) -> Error {
+        let location = format!("{}:{}", self.config.path.display(), self.line);
+        let first = line.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let message = match err.classify() {
+            serde_json::error::Category::Data if first != Some(b'{') => {
+                let found = match first {
+                    Some(b'[') => "an array",
+                    Some(b'"') => "a string",
+                    Some(b't' | b'f') => "a boolean",
+                    Some(b'n') => "null",
+                    _ => "a number",
+                };
+                format!("{location}: expected a JSON object, found {found}")
+            }
+            serde_json::error::Category::Data => {
+                format!("{location}: cannot decode the object: {err}")
+            }
+            _ => format!(
+                "{location}: malformed JSON at column {}: {err}",
+                err.column()
+            ),
+        };
+        Error::new(ErrorKind::Parse, message)
+    }
+}
+
+#[async_trait]
+impl<T> ItemStream for TypedJsonLinesItemReader<T> {
+    async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        let mut file = open_input(&self.config.path, "JSON Lines")?;
+        self.offset = 0;
+        self.line = 0;
+        if let Some(offset) = self.keys.get_u64(context, "offset")? {
+            check_resume_offset(&file, &self.config.path, offset)?;
+            file.seek(SeekFrom::Start(offset)).map_err(|err| {
+                Error::io(
+                    format_args!("cannot seek `{}`", self.config.path.display()),
+                    err,
+                )
+            })?;
+            self.offset = offset;
+            self.line = self.keys.get_u64(context, "line")?.unwrap_or(0);
+        }
+        self.reader = Some(BufReader::with_capacity(64 * 1024, file));
+        Ok(())
+    }
+
+    async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        if self.reader.is_some() {
+            context.put(self.keys.key("offset"), self.offset);
+            context.put(self.keys.key("line"), self.line);
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.reader = None;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemReader<T> {
+    async fn read(&mut self) -> Result<Option<T>> {
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    format!(
+                        "JSON Lines reader `{}` read before open",
+                        self.config.path.display()
+                    ),
+                ));
+            };
+            self.buffer.clear();
+            let read = reader.read_until(b'\n', &mut self.buffer).map_err(|err| {
+                Error::io(
+                    format_args!("cannot read `{}`", self.config.path.display()),
+                    err,
+                )
+            })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.offset += read as u64;
+            self.line += 1;
+            let line = self.buffer.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            return match serde_json::from_slice::<T>(line) {
+                Ok(item) => Ok(Some(item)),
+                Err(err) => Err(self.parse_error(&err, line).with_source(err)),
+            };
+        }
+    }
+}
+
+/// Writes values of `T` as JSON Lines with serde. Restart-safe: at every chunk commit the
+/// output is flushed and its size saved under `jsonl.writer.offset`; a restarted step
+/// truncates the file to that size and continues.
+pub struct TypedJsonLinesItemWriter<T> {
+    config: JsonLinesWriterConfig,
+    keys: ContextKeys,
+    writer: Option<BufWriter<File>>,
+    buffer: Vec<u8>,
+    /// Bytes written (into the buffer or the file) so far.
+    offset: u64,
+    _item: PhantomData<fn(T)>,
+}
+
+impl<T> TypedJsonLinesItemWriter<T> {
+    /// A writer for `config`; the file is created (or truncated) in [`ItemStream::open`].
+    pub fn new(config: JsonLinesWriterConfig) -> Result<Self> {
+        Ok(TypedJsonLinesItemWriter {
+            config,
+            keys: ContextKeys::new("jsonl.writer"),
+            writer: None,
+            buffer: Vec::with_capacity(1024),
+            offset: 0,
+            _item: PhantomData,
+        })
+    }
+
+    /// Sets the prefix of the keys saved in the step's execution context (default
+    /// `jsonl.writer`).
+    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = ContextKeys::new(prefix);
+        self
+    }
+
+    fn flush(&mut self) -> Result<bool> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(false);
+        };
+        let path = &self.config.path;
+        writer
+            .flush()
+            .map_err(|err| write_error(path, "JSON Lines", err))?;
+        if self.config.sync {
+            writer
+                .get_ref()
+                .sync_data()
+                .map_err(|err| write_error(path, "JSON Lines", err))?;
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
+    async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        let saved = self.keys.get_u64(context, "offset")?;
+        let opened = open_output(&self.config.path, self.config.append, saved, "JSON Lines")?;
+        self.offset = opened.offset;
+        self.writer = Some(BufWriter::with_capacity(64 * 1024, opened.file));
+        Ok(())
+    }
+
+    async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        if self.flush()? {
+            context.put(self.keys.key("offset"), self.offset);
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        let result = self.flush();
+        self.writer = None;
+        result.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl<T: Serialize + Sync> ItemWriter<T> for TypedJsonLinesItemWriter<T> {
+    async fn write(&mut self, items: &[T]) -> Result<()> {
+        let path = &self.config.path;
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("JSON Lines writer `{}` written before open", path.display()),
+            ));
+        };
+        for item in items {
+            self.buffer.clear();
+            serde_json::to_writer(&mut self.buffer, item).map_err(|err| {
+                Error::new(
+                    ErrorKind::Parse,
+                    format!(
+                        "cannot encode an item for JSON Lines `{}`: {err}",
+                        path.display()
+                    ),
+                )
+                .with_source(err)
+            })?;
+            self.buffer.push(b'\n');
+            writer
+                .write_all(&self.buffer)
+                .map_err(|err| write_error(path, "JSON Lines", err))?;
+            self.offset += self.buffer.len() as u64;
+        }
+        Ok(())
+    }
+}
