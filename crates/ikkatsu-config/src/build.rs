@@ -1,0 +1,486 @@
+//! Building a [`Job`] from a [`JobDefinition`]: parameters are merged and interpolated,
+//! components are made by the registry's factories, and every error found on the way is
+//! collected with its position.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ikkatsu_core::job::RunIdIncrementer;
+use ikkatsu_core::step::{RetryPolicy, SkipPolicy};
+use ikkatsu_core::{
+    ChunkStep, Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Step, TaskletStep,
+    Transition,
+};
+
+use crate::error::{ConfigError, ConfigErrors, Position};
+use crate::interpolate::{Scope, interpolate};
+use crate::job::{
+    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, ElementKind,
+    JobDefinition,
+};
+use crate::node::{Node, NodeKind};
+use crate::properties::Properties;
+use crate::registry::{BuildContext, ComponentKind, ComponentRegistry, Factory};
+
+impl JobDefinition {
+    /// Checks everything [`JobDefinition::build`] checks (parameters, interpolation,
+    /// component types and refs, component properties, listeners) without running anything.
+    /// Factories are called with [`BuildContext::validating`] set and their components are
+    /// dropped; they open no files.
+    pub fn validate(
+        &self,
+        registry: &ComponentRegistry,
+        parameters: &JobParameters,
+    ) -> Result<(), ConfigErrors> {
+        self.compile(registry, parameters, true).map(|_| ())
+    }
+
+    /// Builds the job. `parameters` are those the job will be launched with (the job's
+    /// `params` fill in the rest); `${params.NAME}` in properties is resolved against them.
+    /// The job records its file's absolute path (when read with
+    /// [`JobDefinition::from_path`]), default parameters, incrementer, listeners and
+    /// restartability.
+    pub fn build(
+        &self,
+        registry: &ComponentRegistry,
+        parameters: &JobParameters,
+    ) -> Result<Job, ConfigErrors> {
+        self.compile(registry, parameters, false)
+    }
+
+    /// The default parameters of `params`, with `${ENV}` and `${file:...}` resolved.
+    pub fn default_parameters(&self) -> Result<JobParameters, ConfigErrors> {
+        let mut errors = ConfigErrors::new();
+        let defaults = self.defaults(&mut errors);
+        errors.into_result(defaults)
+    }
+
+    fn err(&self, errors: &mut ConfigErrors, position: Position, message: impl Into<String>) {
+        errors.push(ConfigError::new(self.origin.as_ref(), position, message));
+    }
+
+    fn defaults(&self, errors: &mut ConfigErrors) -> JobParameters {
+        let mut defaults = JobParameters::new();
+        let scope = Scope { params: None };
+        for param in &self.params {
+            let name = &param.name.value;
+            let Some(raw) = param.value.scalar_text() else {
+                continue;
+            };
+            let text = match interpolate(Some(name), &raw, &scope) {
+                Ok(resolved) => resolved.text,
+                Err(messages) => {
+                    for m in messages {
+                        self.err(
+                            errors,
+                            param.value.position(),
+                            format!("parameter `{name}`: {m}"),
+                        );
+                    }
+                    continue;
+                }
+            };
+            let value = match &param.type_name {
+                None => ParameterValue::String(text),
+                Some(type_name) => match ParameterValue::parse_typed(&text, &type_name.value) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        let position = if e.message().starts_with("unknown job parameter type") {
+                            type_name.position
+                        } else {
+                            param.value.position()
+                        };
+                        self.err(
+                            errors,
+                            position,
+                            format!("parameter `{name}`: {}", e.message()),
+                        );
+                        continue;
+                    }
+                },
+            };
+            defaults.insert(name.clone(), value, param.identifying);
+        }
+        defaults
+    }
+
+    fn compile(
+        &self,
+        registry: &ComponentRegistry,
+        parameters: &JobParameters,
+        validating: bool,
+    ) -> Result<Job, ConfigErrors> {
+        let mut errors = ConfigErrors::new();
+        let defaults = self.defaults(&mut errors);
+        let mut merged = parameters.clone();
+        merged.merge_defaults(&defaults);
+
+        let incrementer = self
+            .incrementer
+            .as_ref()
+            .and_then(|inc| match inc.value.as_str() {
+                "run-id" | "run.id" | "RunIdIncrementer" => Some(Arc::new(RunIdIncrementer)
+                    as Arc<dyn ikkatsu_core::job::JobParametersIncrementer>),
+                name => match registry.incrementer(name) {
+                    Some(inc) => Some(inc.clone()),
+                    None => {
+                        let known: Vec<&str> = std::iter::once("run-id")
+                            .chain(registry.incrementer_names())
+                            .collect();
+                        self.err(
+                            &mut errors,
+                            inc.position,
+                            format!("unknown incrementer `{name}` (known: {})", known.join(", ")),
+                        );
+                        None
+                    }
+                },
+            });
+
+        let mut job_listeners = Vec::new();
+        for listener in &self.listeners {
+            match registry.job_listener(&listener.value) {
+                Some(l) => job_listeners.push(l.clone()),
+                None => self.err(
+                    &mut errors,
+                    listener.position,
+                    format!(
+                        "unknown job listener `{}` (registered: {})",
+                        listener.value,
+                        list(registry.job_listener_names())
+                    ),
+                ),
+            }
+        }
+
+        let mut elements = HashMap::new();
+        for element in &self.flow.elements {
+            let builder = StepBuilder {
+                definition: self,
+                registry,
+                parameters: &merged,
+                validating,
+                step: &element.name.value,
+            };
+            if let Some(flow_element) = builder.element(element, &mut errors) {
+                elements.insert(element.name.value.clone(), flow_element);
+            }
+        }
+        if !errors.is_empty() {
+            errors.normalize();
+            return Err(errors);
+        }
+
+        let flow = Flow::new(self.flow.start.value.clone(), elements);
+        let job = Job::new(self.id.value.clone(), flow).map_err(|e| {
+            ConfigErrors::from(ConfigError::new(
+                self.origin.as_ref(),
+                self.flow.start.position,
+                e.message().to_string(),
+            ))
+        })?;
+        let mut job = job
+            .with_restartable(self.restartable)
+            .with_default_parameters(defaults);
+        if let Some(path) = &self.path {
+            job = job.with_location(path.display().to_string());
+        }
+        if let Some(incrementer) = incrementer {
+            job = job.with_incrementer(incrementer);
+        }
+        for listener in job_listeners {
+            job = job.with_listener(listener);
+        }
+        Ok(job)
+    }
+}
+
+fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+struct StepBuilder<'a> {
+    definition: &'a JobDefinition,
+    registry: &'a ComponentRegistry,
+    parameters: &'a JobParameters,
+    validating: bool,
+    step: &'a str,
+}
+
+impl StepBuilder<'_> {
+    fn err(&self, errors: &mut ConfigErrors, position: Position, message: impl Into<String>) {
+        self.definition.err(errors, position, message);
+    }
+
+    fn element(
+        &self,
+        element: &ElementDefinition,
+        errors: &mut ConfigErrors,
+    ) -> Option<FlowElement> {
+        let mut step_listeners = Vec::new();
+        let mut chunk_listeners = Vec::new();
+        for listener in &element.listeners {
+            let step = self.registry.step_listener(&listener.value);
+            let chunk = self.registry.chunk_listener(&listener.value);
+            if let Some(l) = step {
+                step_listeners.push(l.clone());
+            }
+            if let Some(l) = chunk {
+                chunk_listeners.push(l.clone());
+            }
+            if step.is_none() && chunk.is_none() {
+                self.err(
+                    errors,
+                    listener.position,
+                    format!(
+                        "unknown step listener `{}` in step `{}` (registered: {})",
+                        listener.value,
+                        self.step,
+                        list(self.registry.step_listener_names())
+                    ),
+                );
+            }
+        }
+        let step: Arc<dyn Step> = match &element.kind {
+            ElementKind::Chunk(chunk) => {
+                let mut builder = self.chunk(chunk, errors)?;
+                for l in chunk_listeners {
+                    builder = builder.listener(l);
+                }
+                builder = builder.allow_start_if_complete(element.allow_start_if_complete);
+                if let Some(limit) = element.start_limit {
+                    builder = builder.start_limit(limit);
+                }
+                match builder.build() {
+                    Ok(step) => Arc::new(step),
+                    Err(e) => {
+                        self.err(errors, element.name.position, e.message().to_string());
+                        return None;
+                    }
+                }
+            }
+            ElementKind::Tasklet(component) => {
+                let tasklet =
+                    self.make(component, ComponentKind::Tasklet, errors, |r, by_ref, n| {
+                        r.tasklet(by_ref, n)
+                    })?;
+                let mut step = TaskletStep::new(self.step, tasklet)
+                    .with_allow_start_if_complete(element.allow_start_if_complete);
+                if let Some(limit) = element.start_limit {
+                    step = step.with_start_limit(limit);
+                }
+                for l in chunk_listeners {
+                    step = step.with_listener(l);
+                }
+                Arc::new(step)
+            }
+        };
+        Some(FlowElement::Step {
+            step,
+            transitions: element
+                .transitions
+                .iter()
+                .map(|t| Transition {
+                    on: t.on.value.clone(),
+                    target: t.target.clone(),
+                })
+                .collect(),
+            next: element.next.as_ref().map(|n| n.value.clone()),
+            promote_keys: element.promote_keys.clone(),
+            listeners: step_listeners,
+        })
+    }
+
+    fn chunk(
+        &self,
+        chunk: &ChunkDefinition,
+        errors: &mut ConfigErrors,
+    ) -> Option<ikkatsu_core::step::ChunkStepBuilder<Record, Record>> {
+        let reader = self.make(
+            &chunk.reader,
+            ComponentKind::Reader,
+            errors,
+            |r, by_ref, n| r.reader(by_ref, n),
+        );
+        let processor = chunk.processor.as_ref().map(|p| {
+            self.make(p, ComponentKind::Processor, errors, |r, by_ref, n| {
+                r.processor(by_ref, n)
+            })
+        });
+        let writer = self.make(
+            &chunk.writer,
+            ComponentKind::Writer,
+            errors,
+            |r, by_ref, n| r.writer(by_ref, n),
+        );
+        let (reader, writer) = (reader?, writer?);
+        let mut builder = ChunkStep::<Record, Record>::builder(self.step)
+            .boxed_reader(reader)
+            .boxed_writer(writer);
+        match processor {
+            Some(Some(p)) => builder = builder.shared_processor(p),
+            Some(None) => return None,
+            None => {}
+        }
+        if let Some(size) = &chunk.chunk_size {
+            match usize::try_from(size.value) {
+                Ok(n) => builder = builder.chunk_size(n),
+                Err(_) => {
+                    self.err(errors, size.position, "`chunk-size` is too large");
+                    return None;
+                }
+            }
+        }
+        if let Some(skip) = &chunk.skip {
+            builder = builder.skip_policy(SkipPolicy::new(skip.limit, skip.kinds.clone()));
+        }
+        if let Some(retry) = &chunk.retry {
+            let mut policy = RetryPolicy::new(retry.limit);
+            policy.kinds = retry.kinds.clone();
+            if let Some(b) = retry.backoff {
+                policy.initial_backoff = b;
+            }
+            if let Some(b) = retry.max_backoff {
+                policy.max_backoff = b;
+            }
+            builder = builder.retry_policy(policy);
+        }
+        Some(builder)
+    }
+
+    /// Finds the factory of `component`, interpolates its properties and calls it.
+    fn make<T>(
+        &self,
+        component: &ComponentDefinition,
+        kind: ComponentKind,
+        errors: &mut ConfigErrors,
+        find: impl for<'r> Fn(&'r ComponentRegistry, bool, &str) -> Option<&'r Factory<T>>,
+    ) -> Option<T> {
+        let (by_ref, name) = match &component.selector {
+            ComponentSelector::Type(n) => (false, n),
+            ComponentSelector::Ref(n) => (true, n),
+        };
+        let factory = find(self.registry, by_ref, &name.value);
+        let properties = self.interpolate(&component.properties, None, errors);
+        let Some(factory) = factory else {
+            let (what, known) = if by_ref {
+                ("ref", self.registry.ref_names(kind))
+            } else {
+                ("type", self.registry.type_names(kind))
+            };
+            self.err(
+                errors,
+                name.position,
+                format!(
+                    "unknown {kind} {what} `{}` in step `{}` (registered {kind} {what}s: {})",
+                    name.value,
+                    self.step,
+                    list(known)
+                ),
+            );
+            return None;
+        };
+        let properties = properties?;
+        let what = format!(
+            "properties of {kind} `{}` in step `{}`",
+            name.value, self.step
+        );
+        let properties = Properties::new(properties, self.definition.origin.clone(), what);
+        let ctx = BuildContext {
+            job_name: &self.definition.id.value,
+            step_name: self.step,
+            parameters: self.parameters,
+            origin: &self.definition.origin,
+            validating: self.validating,
+        };
+        match factory(&properties, &ctx) {
+            Ok(component) => Some(component),
+            Err(err) => {
+                let located =
+                    std::iter::successors(std::error::Error::source(&err), |e| e.source())
+                        .find_map(|e| e.downcast_ref::<ConfigError>());
+                match located {
+                    Some(e) => errors.push(e.clone()),
+                    None => self.err(
+                        errors,
+                        component.position,
+                        format!(
+                            "cannot create {kind} `{}` of step `{}`: {err}",
+                            name.value, self.step
+                        ),
+                    ),
+                }
+                None
+            }
+        }
+    }
+
+    /// A copy of `node` with every string interpolated; errors name the key and position.
+    fn interpolate(
+        &self,
+        node: &Node,
+        key: Option<&str>,
+        errors: &mut ConfigErrors,
+    ) -> Option<Node> {
+        let scope = Scope {
+            params: Some(self.parameters),
+        };
+        let mut out = node.clone();
+        let kind = match &node.kind {
+            NodeKind::Str(s) => match interpolate(key, s, &scope) {
+                Ok(resolved) => {
+                    out.secret = resolved.secret;
+                    out.interpolated = resolved.changed;
+                    NodeKind::Str(resolved.text)
+                }
+                Err(messages) => {
+                    let key = key.unwrap_or("value");
+                    for m in messages {
+                        self.err(
+                            errors,
+                            node.position(),
+                            format!("`{key}` in step `{}`: {m}", self.step),
+                        );
+                    }
+                    return None;
+                }
+            },
+            NodeKind::Seq(items) => {
+                let mut ok = true;
+                let mut out_items = Vec::with_capacity(items.len());
+                for item in items {
+                    match self.interpolate(item, key, errors) {
+                        Some(n) => out_items.push(n),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                NodeKind::Seq(out_items)
+            }
+            NodeKind::Map(entries) => {
+                let mut ok = true;
+                let mut out_entries = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    match self.interpolate(v, Some(&k.name), errors) {
+                        Some(n) => out_entries.push((k.clone(), n)),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                NodeKind::Map(out_entries)
+            }
+            other => other.clone(),
+        };
+        out.kind = kind;
+        Some(out)
+    }
+}

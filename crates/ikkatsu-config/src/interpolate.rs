@@ -1,0 +1,223 @@
+//! Interpolation of `${...}` references in string values.
+//!
+//! * `${params.NAME}`: the job parameter `NAME` (after the defaults are merged);
+//! * `${NAME}` or `${env.NAME}`: the environment variable `NAME`;
+//! * `${...:-default}`: `default` when the parameter or variable is not set;
+//! * `${file:/path}`: the trimmed contents of the file (a secret);
+//! * `file:///path` as the whole value of a key ending in `password`, `secret` or `token`:
+//!   the trimmed contents of the file (a secret);
+//! * `$${` is a literal `${`.
+
+use std::path::Path;
+
+use ikkatsu_core::JobParameters;
+
+/// What a value may refer to.
+pub(crate) struct Scope<'a> {
+    /// The job parameters, or `None` where `${params.…}` is not allowed (in parameter
+    /// defaults).
+    pub(crate) params: Option<&'a JobParameters>,
+}
+
+/// A resolved value: the text and whether it holds a secret.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    pub(crate) text: String,
+    pub(crate) secret: bool,
+    pub(crate) changed: bool,
+}
+
+/// Whether a value under `key` is a secret by name.
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token"]
+        .iter()
+        .any(|suffix| key.ends_with(suffix))
+}
+
+/// Resolves the references in `value`, found under `key`. Errors are messages (one per
+/// unresolved reference).
+pub(crate) fn interpolate(
+    key: Option<&str>,
+    value: &str,
+    scope: &Scope<'_>,
+) -> Result<Resolved, Vec<String>> {
+    let secret_key = key.is_some_and(is_secret_key);
+    if secret_key && let Some(path) = value.strip_prefix("file://") {
+        return read_secret_file(path)
+            .map_err(|e| vec![e])
+            .map(|text| Resolved {
+                text,
+                secret: true,
+                changed: true,
+            });
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut errors = Vec::new();
+    let mut secret = false;
+    let mut changed = false;
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            changed = true;
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            changed = true;
+            let Some(end) = tail.find('}') else {
+                errors.push(format!(
+                    "unterminated reference `{after}`: close it with `}}` (write `$${{` for a literal `${{`)"
+                ));
+                rest = "";
+                break;
+            };
+            let expr = &tail[..end];
+            match resolve(expr, scope) {
+                Ok((text, from_secret)) => {
+                    secret |= from_secret || secret_key;
+                    out.push_str(&text);
+                }
+                Err(e) => errors.push(e),
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    if errors.is_empty() {
+        Ok(Resolved {
+            text: out,
+            secret,
+            changed,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Resolves one `${expr}`; returns the text and whether it is a secret.
+fn resolve(expr: &str, scope: &Scope<'_>) -> Result<(String, bool), String> {
+    if let Some(path) = expr.strip_prefix("file:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        return read_secret_file(path).map(|text| (text, true));
+    }
+    let (name, default) = match expr.split_once(":-") {
+        Some((name, default)) => (name.trim(), Some(default)),
+        None => (expr.trim(), None),
+    };
+    if let Some(param) = name.strip_prefix("params.") {
+        let Some(params) = scope.params else {
+            return Err(format!(
+                "`${{{expr}}}`: job parameters cannot be used in parameter defaults"
+            ));
+        };
+        return match (params.get_text(param), default) {
+            (Some(text), _) => Ok((text, false)),
+            (None, Some(default)) => Ok((default.to_string(), false)),
+            (None, None) => Err(format!(
+                "job parameter `{param}` is not set: give it at launch (`{param}=VALUE`), add it to `params`, or write `${{params.{param}:-DEFAULT}}`"
+            )),
+        };
+    }
+    let var = name.strip_prefix("env.").unwrap_or(name);
+    if var.is_empty() {
+        return Err(format!("empty reference `${{{expr}}}`"));
+    }
+    match (std::env::var(var), default) {
+        (Ok(text), _) => Ok((text, false)),
+        (Err(std::env::VarError::NotPresent), Some(default)) => Ok((default.to_string(), false)),
+        (Err(std::env::VarError::NotPresent), None) => Err(format!(
+            "environment variable `{var}` is not set: set it, or write `${{{var}:-DEFAULT}}`"
+        )),
+        (Err(std::env::VarError::NotUnicode(_)), _) => {
+            Err(format!("environment variable `{var}` is not valid UTF-8"))
+        }
+    }
+}
+
+fn read_secret_file(path: &str) -> Result<String, String> {
+    if path.is_empty() {
+        return Err("secret file reference has no path (write `file:///absolute/path`)".into());
+    }
+    std::fs::read_to_string(Path::new(path))
+        .map(|text| text.trim().to_string())
+        .map_err(|e| format!("cannot read secret file `{path}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ikkatsu_core::ParameterValue;
+
+    fn run(
+        key: Option<&str>,
+        value: &str,
+        params: &JobParameters,
+    ) -> Result<Resolved, Vec<String>> {
+        interpolate(
+            key,
+            value,
+            &Scope {
+                params: Some(params),
+            },
+        )
+    }
+
+    #[test]
+    fn params_env_defaults_and_escapes() {
+        let params = JobParameters::new().with("input", ParameterValue::String("in.csv".into()));
+        let r = run(
+            None,
+            "read ${params.input} $${params.input} ${params.missing:-x} $5",
+            &params,
+        )
+        .unwrap();
+        assert_eq!(r.text, "read in.csv ${params.input} x $5");
+        assert!(!r.secret);
+        let r = run(None, "${CARGO_PKG_NAME}/${env.CARGO_PKG_NAME}", &params).unwrap();
+        assert_eq!(r.text, "ikkatsu-config/ikkatsu-config");
+        let r = run(None, "${IKKATSU_SURELY_UNSET_VAR:-fallback}", &params).unwrap();
+        assert_eq!(r.text, "fallback");
+        let errs = run(
+            None,
+            "${IKKATSU_SURELY_UNSET_VAR} ${params.nope} ${oops",
+            &params,
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].contains("IKKATSU_SURELY_UNSET_VAR"));
+        assert!(errs[1].contains("`nope`"));
+        assert!(errs[2].contains("unterminated"));
+        let r = run(None, "plain", &params).unwrap();
+        assert!(!r.changed);
+    }
+
+    #[test]
+    fn secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let params = JobParameters::new();
+        let whole = format!("file://{}", path.display());
+        let r = run(Some("db-password"), &whole, &params).unwrap();
+        assert_eq!(r.text, "s3cret");
+        assert!(r.secret);
+        // Only secret-named keys read `file://` values; others keep the text.
+        assert_eq!(run(Some("path"), &whole, &params).unwrap().text, whole);
+        let r = run(
+            Some("url"),
+            &format!("x:${{file:{}}}", path.display()),
+            &params,
+        )
+        .unwrap();
+        assert_eq!(r.text, "x:s3cret");
+        assert!(r.secret);
+        let r = run(Some("api-token"), "${CARGO_PKG_NAME}", &params).unwrap();
+        assert!(r.secret);
+        assert!(run(Some("token"), "file:///nonexistent/ikkatsu", &params).is_err());
+    }
+}

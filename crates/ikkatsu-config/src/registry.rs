@@ -1,0 +1,360 @@
+//! [`ComponentRegistry`]: what the names in a job file (`type: csv`, `ref: my-reader`,
+//! listener refs, incrementers) stand for.
+//!
+//! A factory receives the component's [`Properties`] (interpolated) and a [`BuildContext`],
+//! and returns the component. Factories are called by both
+//! [`JobDefinition::validate`](crate::JobDefinition::validate) and
+//! [`JobDefinition::build`](crate::JobDefinition::build), so they must not open files or
+//! connections: components do that in [`ItemStream::open`](ikkatsu_core::ItemStream::open)
+//! or when a tasklet executes. Relative paths in properties are resolved by the components
+//! against the current working directory of the process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use ikkatsu_core::job::JobParametersIncrementer;
+use ikkatsu_core::listener::{ChunkListener, JobExecutionListener, StepExecutionListener};
+use ikkatsu_core::{ItemProcessor, ItemReader, ItemWriter, JobParameters, Record, Tasklet};
+
+use crate::properties::Properties;
+
+/// What a factory knows about where its component is used.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct BuildContext<'a> {
+    /// The job's name.
+    pub job_name: &'a str,
+    /// The step the component belongs to.
+    pub step_name: &'a str,
+    /// The job parameters: those given at launch, then the job's defaults.
+    pub parameters: &'a JobParameters,
+    /// The job file (its path as given), for messages.
+    pub origin: &'a str,
+    /// True when called by `validate`: build the component but do no expensive checks.
+    pub validating: bool,
+}
+
+impl BuildContext<'_> {
+    /// The parameters as `name → text` (what scripts see as `params`).
+    pub fn parameter_texts(&self) -> BTreeMap<String, String> {
+        self.parameters
+            .iter()
+            .map(|(name, p)| (name.clone(), p.value.to_text()))
+            .collect()
+    }
+}
+
+/// Makes a component of type `T` from its properties.
+pub type Factory<T> =
+    Arc<dyn Fn(&Properties, &BuildContext<'_>) -> ikkatsu_core::Result<T> + Send + Sync>;
+/// Makes an item reader.
+pub type ReaderFactory = Factory<Box<dyn ItemReader<Record>>>;
+/// Makes an item processor.
+pub type ProcessorFactory = Factory<Arc<dyn ItemProcessor<Record, Record>>>;
+/// Makes an item writer.
+pub type WriterFactory = Factory<Box<dyn ItemWriter<Record>>>;
+/// Makes a tasklet.
+pub type TaskletFactory = Factory<Arc<dyn Tasklet>>;
+
+/// The kinds of components a job file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentKind {
+    /// An item reader.
+    Reader,
+    /// An item processor.
+    Processor,
+    /// An item writer.
+    Writer,
+    /// A tasklet.
+    Tasklet,
+}
+
+impl ComponentKind {
+    /// `reader`, `processor`, `writer` or `tasklet`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Reader => "reader",
+            ComponentKind::Processor => "processor",
+            ComponentKind::Writer => "writer",
+            ComponentKind::Tasklet => "tasklet",
+        }
+    }
+}
+
+impl fmt::Display for ComponentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Factories by name for one kind of component: built-in types and refs.
+struct Factories<T> {
+    types: BTreeMap<String, Factory<T>>,
+    refs: BTreeMap<String, Factory<T>>,
+}
+
+impl<T> Default for Factories<T> {
+    fn default() -> Self {
+        Factories {
+            types: BTreeMap::new(),
+            refs: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Clone for Factories<T> {
+    fn clone(&self) -> Self {
+        Factories {
+            types: self.types.clone(),
+            refs: self.refs.clone(),
+        }
+    }
+}
+
+/// The components, listeners and incrementers a job file may name.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ikkatsu_config::ComponentRegistry;
+/// use ikkatsu_core::prelude::*;
+/// use ikkatsu_core::Record;
+///
+/// let mut registry = ComponentRegistry::new();
+/// registry.register_reader("numbers", |props, _ctx| {
+///     let count = props.get("count").and_then(|n| n.as_u64()).unwrap_or(3);
+///     let items: Vec<Record> = (1..=count)
+///         .map(|n| serde_json::json!({ "n": n }).as_object().cloned().unwrap_or_default())
+///         .collect();
+///     Ok(Box::new(VecItemReader::new(items)))
+/// });
+/// assert!(registry.has_type(ikkatsu_config::ComponentKind::Reader, "numbers"));
+/// ```
+#[derive(Clone, Default)]
+pub struct ComponentRegistry {
+    readers: Factories<Box<dyn ItemReader<Record>>>,
+    processors: Factories<Arc<dyn ItemProcessor<Record, Record>>>,
+    writers: Factories<Box<dyn ItemWriter<Record>>>,
+    tasklets: Factories<Arc<dyn Tasklet>>,
+    job_listeners: BTreeMap<String, Arc<dyn JobExecutionListener>>,
+    step_listeners: BTreeMap<String, Arc<dyn StepExecutionListener>>,
+    chunk_listeners: BTreeMap<String, Arc<dyn ChunkListener>>,
+    incrementers: BTreeMap<String, Arc<dyn JobParametersIncrementer>>,
+}
+
+impl fmt::Debug for ComponentRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComponentRegistry")
+            .field(
+                "reader_types",
+                &self.readers.types.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "processor_types",
+                &self.processors.types.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "writer_types",
+                &self.writers.types.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "tasklet_types",
+                &self.tasklets.types.keys().collect::<Vec<_>>(),
+            )
+            .field("job_listeners", &keys(&self.job_listeners))
+            .field("step_listeners", &keys(&self.step_listeners))
+            .field("chunk_listeners", &keys(&self.chunk_listeners))
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! registrations {
+    ($(
+        $field:ident, $item:ty,
+        $reg_type:ident, $reg_ref:ident, $doc_kind:literal;
+    )*) => {
+        $(
+            #[doc = concat!("Registers the ", $doc_kind, " type `name` (`type: name` in a job file); replaces any earlier one.")]
+            pub fn $reg_type<F>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
+            where
+                F: Fn(&Properties, &BuildContext<'_>) -> ikkatsu_core::Result<$item>
+                    + Send
+                    + Sync
+                    + 'static,
+            {
+                self.$field.types.insert(name.into(), Arc::new(factory));
+                self
+            }
+
+            #[doc = concat!("Registers a named ", $doc_kind, " factory (`ref: name` in a job file); it is called once per step that uses it.")]
+            pub fn $reg_ref<F>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
+            where
+                F: Fn(&Properties, &BuildContext<'_>) -> ikkatsu_core::Result<$item>
+                    + Send
+                    + Sync
+                    + 'static,
+            {
+                self.$field.refs.insert(name.into(), Arc::new(factory));
+                self
+            }
+        )*
+    };
+}
+
+impl ComponentRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        ComponentRegistry::default()
+    }
+
+    registrations! {
+        readers, Box<dyn ItemReader<Record>>, register_reader, register_reader_ref, "reader";
+        processors, Arc<dyn ItemProcessor<Record, Record>>, register_processor, register_processor_ref, "processor";
+        writers, Box<dyn ItemWriter<Record>>, register_writer, register_writer_ref, "writer";
+        tasklets, Arc<dyn Tasklet>, register_tasklet, register_tasklet_ref, "tasklet";
+    }
+
+    /// Registers a shared processor instance under `name` (`ref: name`).
+    pub fn register_processor_instance(
+        &mut self,
+        name: impl Into<String>,
+        processor: Arc<dyn ItemProcessor<Record, Record>>,
+    ) -> &mut Self {
+        self.register_processor_ref(name, move |_, _| Ok(processor.clone()))
+    }
+
+    /// Registers a shared tasklet instance under `name` (`ref: name`).
+    pub fn register_tasklet_instance(
+        &mut self,
+        name: impl Into<String>,
+        tasklet: Arc<dyn Tasklet>,
+    ) -> &mut Self {
+        self.register_tasklet_ref(name, move |_, _| Ok(tasklet.clone()))
+    }
+
+    /// Registers a job listener (`listeners: [{ref: name}]` at the job level).
+    pub fn register_job_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn JobExecutionListener>,
+    ) -> &mut Self {
+        self.job_listeners.insert(name.into(), listener);
+        self
+    }
+
+    /// Registers a step listener (`listeners: [{ref: name}]` in an element). A name may
+    /// also be registered as a chunk listener; the step then gets both.
+    pub fn register_step_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn StepExecutionListener>,
+    ) -> &mut Self {
+        self.step_listeners.insert(name.into(), listener);
+        self
+    }
+
+    /// Registers a chunk listener (`listeners: [{ref: name}]` in an element), called around
+    /// every chunk or tasklet iteration.
+    pub fn register_chunk_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn ChunkListener>,
+    ) -> &mut Self {
+        self.chunk_listeners.insert(name.into(), listener);
+        self
+    }
+
+    /// Registers a parameters incrementer (`incrementer: name`). `run-id` is always known.
+    pub fn register_incrementer(
+        &mut self,
+        name: impl Into<String>,
+        incrementer: Arc<dyn JobParametersIncrementer>,
+    ) -> &mut Self {
+        self.incrementers.insert(name.into(), incrementer);
+        self
+    }
+
+    /// Whether `name` is a registered type of `kind`.
+    pub fn has_type(&self, kind: ComponentKind, name: &str) -> bool {
+        self.type_names(kind).contains(name)
+    }
+
+    /// The registered type names of `kind`, sorted.
+    pub fn type_names(&self, kind: ComponentKind) -> BTreeSet<&str> {
+        match kind {
+            ComponentKind::Reader => keys(&self.readers.types),
+            ComponentKind::Processor => keys(&self.processors.types),
+            ComponentKind::Writer => keys(&self.writers.types),
+            ComponentKind::Tasklet => keys(&self.tasklets.types),
+        }
+    }
+
+    /// The registered ref names of `kind`, sorted.
+    pub fn ref_names(&self, kind: ComponentKind) -> BTreeSet<&str> {
+        match kind {
+            ComponentKind::Reader => keys(&self.readers.refs),
+            ComponentKind::Processor => keys(&self.processors.refs),
+            ComponentKind::Writer => keys(&self.writers.refs),
+            ComponentKind::Tasklet => keys(&self.tasklets.refs),
+        }
+    }
+
+    pub(crate) fn reader(&self, by_ref: bool, name: &str) -> Option<&ReaderFactory> {
+        pick(&self.readers, by_ref, name)
+    }
+
+    pub(crate) fn processor(&self, by_ref: bool, name: &str) -> Option<&ProcessorFactory> {
+        pick(&self.processors, by_ref, name)
+    }
+
+    pub(crate) fn writer(&self, by_ref: bool, name: &str) -> Option<&WriterFactory> {
+        pick(&self.writers, by_ref, name)
+    }
+
+    pub(crate) fn tasklet(&self, by_ref: bool, name: &str) -> Option<&TaskletFactory> {
+        pick(&self.tasklets, by_ref, name)
+    }
+
+    pub(crate) fn job_listener(&self, name: &str) -> Option<&Arc<dyn JobExecutionListener>> {
+        self.job_listeners.get(name)
+    }
+
+    pub(crate) fn step_listener(&self, name: &str) -> Option<&Arc<dyn StepExecutionListener>> {
+        self.step_listeners.get(name)
+    }
+
+    pub(crate) fn chunk_listener(&self, name: &str) -> Option<&Arc<dyn ChunkListener>> {
+        self.chunk_listeners.get(name)
+    }
+
+    pub(crate) fn incrementer(&self, name: &str) -> Option<&Arc<dyn JobParametersIncrementer>> {
+        self.incrementers.get(name)
+    }
+
+    pub(crate) fn job_listener_names(&self) -> BTreeSet<&str> {
+        keys(&self.job_listeners)
+    }
+
+    pub(crate) fn step_listener_names(&self) -> BTreeSet<&str> {
+        keys(&self.step_listeners)
+            .into_iter()
+            .chain(keys(&self.chunk_listeners))
+            .collect()
+    }
+
+    pub(crate) fn incrementer_names(&self) -> BTreeSet<&str> {
+        keys(&self.incrementers)
+    }
+}
+
+fn keys<V>(map: &BTreeMap<String, V>) -> BTreeSet<&str> {
+    map.keys().map(String::as_str).collect()
+}
+
+fn pick<'a, T>(factories: &'a Factories<T>, by_ref: bool, name: &str) -> Option<&'a Factory<T>> {
+    if by_ref {
+        factories.refs.get(name)
+    } else {
+        factories.types.get(name)
+    }
+}
