@@ -6,7 +6,7 @@ mod memory;
 
 use async_trait::async_trait;
 
-pub use memory::MemoryJobRepository;
+pub use memory::{MemoryJobRepository, check_can_create};
 
 use crate::error::Result;
 use crate::execution::{JobExecution, JobInstance, StepExecution};

@@ -1,0 +1,196 @@
+//! [`SqliteJobRepository`]: the job repository in a SQLite file (the default, `./ikkatsu.db`).
+
+use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ikkatsu_core::{BatchStatus, JobExecution, Result, StepExecution};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::shared::{bind_job_update, bind_step_update, job_repository_impl};
+
+type Db = sqlx::Sqlite;
+
+/// How long a statement waits for another connection's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+mod sql {
+    pub(crate) use crate::sql_qmark::*;
+    use crate::sql_qmark::{update_execution_set, update_step_set};
+
+    /// Binds: job name, job key.
+    pub(crate) const INSERT_INSTANCE: &str =
+        "INSERT OR IGNORE INTO ikkatsu_job_instance (job_name, job_key) VALUES (?, ?)";
+    /// Binds: job name, job key. The launch transaction already holds the write lock.
+    pub(crate) const LOCK_INSTANCE: &str =
+        "SELECT id, job_name, job_key FROM ikkatsu_job_instance WHERE job_name = ? AND job_key = ?";
+    pub(crate) const UPDATE_EXECUTION: &str = concat!(
+        "UPDATE ikkatsu_job_execution SET ",
+        update_execution_set!(),
+        ", version = version + 1 WHERE id = ? RETURNING status, version"
+    );
+    /// Binds: last updated, id.
+    pub(crate) const HEARTBEAT: &str =
+        "UPDATE ikkatsu_job_execution SET last_updated = ? WHERE id = ? RETURNING status";
+    pub(crate) const UPDATE_STEP: &str = concat!(
+        "UPDATE ikkatsu_step_execution SET ",
+        update_step_set!(),
+        ", version = version + 1 WHERE id = ? RETURNING version"
+    );
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("migrations/sqlite");
+    migrator.dangerous_set_table_name(crate::MIGRATIONS_TABLE);
+    migrator
+}
+
+/// Launches of one instance are serialized by taking SQLite's write lock up front
+/// (`BEGIN IMMEDIATE`), so that the check and the insert see the same state.
+async fn begin_create(
+    pool: &sqlx::Pool<Db>,
+) -> std::result::Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+async fn insert_id<'c, E>(
+    executor: E,
+    query: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
+) -> std::result::Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    Ok(query.execute(executor).await?.last_insert_rowid())
+}
+
+/// The job repository in a SQLite database file: WAL journal, 10 s busy timeout, foreign
+/// keys on, the file created when missing.
+pub struct SqliteJobRepository {
+    pool: sqlx::Pool<Db>,
+    describe: String,
+    statements: AtomicU64,
+}
+
+impl SqliteJobRepository {
+    /// Opens (creating it if missing) the database file at `path` and applies migrations.
+    pub async fn open(path: &str) -> Result<Self> {
+        let describe = format!("sqlite://{path}");
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        Self::with_options(options, 8, describe).await
+    }
+
+    /// An in-memory database (one connection, gone when the repository is dropped).
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(|err| {
+            crate::error::map_sqlx("sqlite::memory:", "configuring the connection", err)
+        })?;
+        Self::with_options(options, 1, "sqlite::memory:".to_string()).await
+    }
+
+    async fn with_options(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+        describe: String,
+    ) -> Result<Self> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(if max_connections == 1 { 1 } else { 0 })
+            .idle_timeout(if max_connections == 1 {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if max_connections == 1 {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|err| crate::error::map_sqlx(&describe, "opening the database", err))?;
+        let repository = SqliteJobRepository {
+            pool,
+            describe,
+            statements: AtomicU64::new(0),
+        };
+        repository.migrate().await?;
+        Ok(repository)
+    }
+
+    async fn store_job_execution(
+        &self,
+        execution: &JobExecution,
+        last_updated: DateTime<Utc>,
+    ) -> Result<(BatchStatus, i64)> {
+        self.counted(1);
+        let row = bind_job_update!(sqlx::query(sql::UPDATE_EXECUTION), execution, last_updated)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| {
+                self.sql_error(&format!("updating job execution {}", execution.id), err)
+            })?
+            .ok_or_else(|| self.not_found("job execution", execution.id))?;
+        self.status_and_version(&row)
+    }
+
+    fn status_and_version(&self, row: &sqlx::sqlite::SqliteRow) -> Result<(BatchStatus, i64)> {
+        let status: String = row
+            .try_get("status")
+            .map_err(|err| self.sql_error("reading the stored status", err))?;
+        let version: i64 = row
+            .try_get("version")
+            .map_err(|err| self.sql_error("reading the stored version", err))?;
+        Ok((status.parse()?, version))
+    }
+
+    async fn store_heartbeat(
+        &self,
+        job_execution_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<BatchStatus> {
+        self.counted(1);
+        let status: Option<String> = sqlx::query_scalar(sql::HEARTBEAT)
+            .bind(now)
+            .bind(job_execution_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| {
+                self.sql_error(
+                    &format!("heartbeat of job execution {job_execution_id}"),
+                    err,
+                )
+            })?;
+        status
+            .ok_or_else(|| self.not_found("job execution", job_execution_id))?
+            .parse()
+    }
+
+    async fn store_step_execution(
+        &self,
+        execution: &StepExecution,
+        last_updated: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.counted(1);
+        let version: Option<i64> = bind_step_update!(
+            sqlx::query_scalar(sql::UPDATE_STEP),
+            execution,
+            last_updated
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|err| self.sql_error(&format!("updating step execution {}", execution.id), err))?;
+        version.ok_or_else(|| self.not_found("step execution", execution.id))
+    }
+}
+
+job_repository_impl!(SqliteJobRepository);

@@ -1,0 +1,80 @@
+//! `connect` and `migrate` by URL: schemes, relative SQLite paths, masked errors.
+
+mod common;
+
+use ikkatsu_core::ErrorKind;
+
+#[tokio::test]
+async fn sqlite_relative_path_is_created_and_migrated_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let relative = dir
+        .path()
+        .strip_prefix(std::env::current_dir().unwrap())
+        .map(|p| p.join("nested.db"))
+        .unwrap_or_else(|_| dir.path().join("nested.db"));
+    let url = format!("sqlite:{}", relative.display());
+    ikkatsu_repository_sql::migrate(&url).await.unwrap();
+    assert!(dir.path().join("nested.db").exists());
+    // Connecting again finds the schema applied and the repository empty.
+    let repository = ikkatsu_repository_sql::connect(&url).await.unwrap();
+    assert!(repository.job_names().await.unwrap().is_empty());
+    assert_eq!(
+        repository.describe(),
+        format!("sqlite://{}", relative.display())
+    );
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_works() {
+    let repository = ikkatsu_repository_sql::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    assert_eq!(repository.describe(), "sqlite::memory:");
+    assert!(repository.job_names().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_scheme_names_the_masked_url() {
+    let err = ikkatsu_repository_sql::connect("redis://user:hunter2@localhost/0")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(
+        err.message().contains("redis://user:***@localhost/0"),
+        "{err}"
+    );
+    assert!(!err.message().contains("hunter2"));
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn unreachable_postgres_is_a_temporary_repository_error_without_password() {
+    let err = ikkatsu_repository_sql::connect("postgres://root:hunter2@127.0.0.1:1/test")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Repository);
+    assert!(err.is_temporary(), "{err}");
+    assert!(
+        err.message()
+            .contains("postgres://root:***@127.0.0.1:1/test"),
+        "{err}"
+    );
+    assert!(!err.message().contains("hunter2"));
+}
+
+#[cfg(not(feature = "mysql"))]
+#[tokio::test]
+async fn feature_not_compiled_in_is_named() {
+    let err = ikkatsu_repository_sql::connect("mariadb://root:pw@127.0.0.1/test")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("`mysql` feature"), "{err}");
+    assert!(
+        err.message().contains("mariadb://root:***@127.0.0.1/test"),
+        "{err}"
+    );
+}
