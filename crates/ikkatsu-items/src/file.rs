@@ -58,6 +58,8 @@ pub(crate) struct OpenedOutput {
 ///   was written after the last committed chunk, and writing continues from there.
 /// * Without one (a first run): the file is created, or truncated unless `append` is set
 ///   (then writing continues at its end).
+///
+/// Missing parent directories are created.
 pub(crate) fn open_output(
     path: &Path,
     append: bool,
@@ -77,6 +79,20 @@ pub(crate) fn open_output(
             err,
         )
     };
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|err| {
+            Error::io(
+                format_args!(
+                    "cannot create the directory `{}` for {what} output `{}`",
+                    parent.display(),
+                    path.display()
+                ),
+                err,
+            )
+        })?;
+    }
     let mut options = OpenOptions::new();
     options.write(true).create(true);
     match saved {

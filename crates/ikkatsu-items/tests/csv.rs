@@ -180,13 +180,21 @@ async fn missing_input_and_unwritable_output_name_the_path() {
     );
     assert!(err.message().contains("`path` property"), "{err}");
 
-    let in_missing_dir = dir.path().join("no-such-dir").join("out.csv");
+    // Missing parent directories are created.
+    let in_missing_dir = dir.path().join("new-dir").join("sub").join("out.csv");
     let mut writer = CsvItemWriter::new(CsvWriterConfig::new(&in_missing_dir)).unwrap();
+    writer.open(&ExecutionContext::new()).await.unwrap();
+    writer.close().await.unwrap();
+    assert!(in_missing_dir.exists());
+
+    // A directory that cannot be created (its parent is a file) is named in the error.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let under_file = blocker.join("out.csv");
+    let mut writer = CsvItemWriter::new(CsvWriterConfig::new(&under_file)).unwrap();
     let err = writer.open(&ExecutionContext::new()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(
-        err.message()
-            .contains(&in_missing_dir.display().to_string()),
+        err.message().contains(&blocker.display().to_string()),
         "{err}"
     );
 

@@ -26,17 +26,38 @@ macro_rules! job_repository_impl {
             }
 
             /// Applies the embedded migrations that are not applied yet.
+            ///
+            /// Several processes may start on a fresh database at once (SQLite has no
+            /// migration lock): a failed attempt is retried, and finds the migrations applied
+            /// by the other process.
             pub async fn migrate(&self) -> ::ikkatsu_core::Result<()> {
-                migrator()
-                    .run(&self.pool)
-                    .await
-                    .map_err(|err| {
-                        ::ikkatsu_core::Error::new(
-                            ::ikkatsu_core::ErrorKind::Repository,
-                            format!("job repository {}: applying migrations: {err}", self.describe),
-                        )
-                        .with_source(err)
-                    })
+                let migrator = migrator();
+                let mut attempt = 0u64;
+                loop {
+                    attempt += 1;
+                    match migrator.run(&self.pool).await {
+                        Ok(()) => return Ok(()),
+                        Err(
+                            ::sqlx::migrate::MigrateError::Execute(_)
+                            | ::sqlx::migrate::MigrateError::ExecuteMigration(..),
+                        ) if attempt < 5 => {
+                            ::tokio::time::sleep(::std::time::Duration::from_millis(
+                                50 * attempt,
+                            ))
+                            .await;
+                        }
+                        Err(err) => {
+                            return Err(::ikkatsu_core::Error::new(
+                                ::ikkatsu_core::ErrorKind::Repository,
+                                format!(
+                                    "job repository {}: applying migrations: {err}",
+                                    self.describe
+                                ),
+                            )
+                            .with_source(err));
+                        }
+                    }
+                }
             }
 
             /// Closes the pool; waits for checked-out connections to be returned.

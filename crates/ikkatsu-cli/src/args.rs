@@ -1,0 +1,208 @@
+//! Command-line arguments: raw flags parsed by clap, then checked.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// ikkatsu (一括, "all at once"): a batch-processing framework and command-line tool.
+///
+/// Jobs are defined in YAML (see docs/job-format.md) and recorded in a job repository
+/// (SQLite `./ikkatsu.db` unless `--repository` or IKKATSU_REPOSITORY says otherwise), so a
+/// failed, stopped or killed job restarts from its last committed chunk.
+///
+/// Exit codes: 0 COMPLETED, 1 FAILED, 2 usage/configuration error or refusal (e.g. already
+/// running), 3 STOPPED.
+#[derive(Debug, Parser)]
+#[command(name = "ikkatsu", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Job repository URL: sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "IKKATSU_REPOSITORY",
+        default_value = "sqlite://ikkatsu.db"
+    )]
+    pub repository: String,
+
+    /// Log format on standard error.
+    #[arg(long, global = true, env = "IKKATSU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info`, `debug`, `ikkatsu_core=debug` (RUST_LOG syntax).
+    #[arg(long, global = true, env = "IKKATSU_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job defined in YAML and print a summary.
+    Run(RunArgs),
+    /// List job executions, newest first.
+    Executions(ExecutionsArgs),
+    /// Show one execution with its steps, counts and exit statuses.
+    Status(StatusArgs),
+    /// Restart a FAILED or STOPPED execution from its last committed chunk.
+    Restart(RestartArgs),
+    /// Ask a running execution to stop at its next chunk boundary.
+    Stop(IdArgs),
+    /// Mark a FAILED or STOPPED execution ABANDONED (never restarted).
+    Abandon(IdArgs),
+    /// Mark running executions whose process is gone as FAILED, so they can be restarted.
+    Recover,
+    /// Check a job file without running it.
+    Validate(ValidateArgs),
+    /// Create or upgrade the job repository's tables.
+    Migrate,
+}
+
+/// `ikkatsu run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job definition (YAML).
+    pub job: PathBuf,
+    /// A job parameter: key=value[,type[,identifying]] (type: string, integer, float, bool,
+    /// date, datetime). Repeatable.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Engine timing options.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    /// How often a running execution records a heartbeat and checks for stop requests.
+    #[arg(long, env = "IKKATSU_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub heartbeat_interval: std::time::Duration,
+    /// A running execution with no heartbeat for this long is considered dead.
+    #[arg(long, env = "IKKATSU_STALE_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub stale_after: std::time::Duration,
+    /// Never show a progress line (it is shown only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `ikkatsu executions`.
+#[derive(Debug, Args)]
+pub struct ExecutionsArgs {
+    /// Only executions of this job.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Only executions in this status (COMPLETED, FAILED, STOPPED, STARTED, ...).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ikkatsu status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Execution id.
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ikkatsu restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Execution id.
+    pub id: i64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Commands taking an execution id.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Execution id.
+    pub id: i64,
+}
+
+/// `ikkatsu validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The job definition (YAML).
+    pub job: PathBuf,
+    /// Job parameters, as for `run`.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+}
+
+/// Parses `500ms`, `2s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| text.split_at(i))
+        .unwrap_or((text, "s"));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 2s, 5m)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{text}`: use ms, s, m or h"
+            ));
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` is not a valid duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Sets up `tracing` on standard error.
+pub fn init_logging(global: &GlobalArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&global.log)
+        .with_context(|| format!("invalid --log filter `{}`", global.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let result = match global.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
+    if let Err(err) = result {
+        bail!("cannot set up logging: {err}");
+    }
+    Ok(())
+}

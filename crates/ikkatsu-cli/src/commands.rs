@@ -1,0 +1,343 @@
+//! The commands, each returning the process exit code.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ikkatsu_config::{ComponentRegistry, JobDefinition};
+use ikkatsu_core::repository::ExecutionQuery;
+use ikkatsu_core::{
+    BatchStatus, CancellationToken, Error, ErrorKind, JobExecution, JobOperator, JobParameters,
+    JobRepository, OperatorSettings,
+};
+
+use crate::args::{
+    Cli, Command, EngineArgs, ExecutionsArgs, IdArgs, RestartArgs, RunArgs, StatusArgs,
+    ValidateArgs,
+};
+use crate::output::{self, ExecutionJson};
+use crate::progress::Progress;
+
+/// The job completed.
+pub const EXIT_COMPLETED: u8 = 0;
+/// The job failed (or a command failed at run time).
+pub const EXIT_FAILED: u8 = 1;
+/// Bad usage, an invalid job file, or a refused request.
+pub const EXIT_USAGE: u8 = 2;
+/// The job stopped (restartable).
+pub const EXIT_STOPPED: u8 = 3;
+
+/// Runs the chosen command.
+pub async fn dispatch(cli: Cli) -> u8 {
+    let repository_url = cli.global.repository.clone();
+    let result = match cli.command {
+        Command::Run(args) => run(&repository_url, args).await,
+        Command::Executions(args) => executions(&repository_url, args).await,
+        Command::Status(args) => status(&repository_url, args).await,
+        Command::Restart(args) => restart(&repository_url, args).await,
+        Command::Stop(args) => stop(&repository_url, args).await,
+        Command::Abandon(args) => abandon(&repository_url, args).await,
+        Command::Recover => recover(&repository_url).await,
+        Command::Validate(args) => validate(args),
+        Command::Migrate => migrate(&repository_url).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            match err.kind() {
+                ErrorKind::Repository | ErrorKind::Io | ErrorKind::Unexpected => EXIT_FAILED,
+                _ => EXIT_USAGE,
+            }
+        }
+    }
+}
+
+fn describe(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+async fn repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
+    ikkatsu_repository_sql::connect(url).await
+}
+
+fn operator(repository: Arc<dyn JobRepository>, engine: &EngineArgs) -> JobOperator {
+    JobOperator::new(repository).with_settings(OperatorSettings {
+        heartbeat_interval: engine.heartbeat_interval,
+        stale_after: engine.stale_after,
+    })
+}
+
+fn parse_params(specs: &[String]) -> Result<JobParameters, Error> {
+    let mut params = JobParameters::new();
+    for spec in specs {
+        params.insert_parsed(spec)?;
+    }
+    Ok(params)
+}
+
+fn load_definition(path: &Path) -> Result<JobDefinition, Error> {
+    JobDefinition::from_path(path).map_err(Error::from)
+}
+
+/// Cancels `token` on the first SIGINT/SIGTERM (graceful stop at the next chunk boundary);
+/// a second signal ends the process at once.
+fn stop_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut signals = 0u32;
+        loop {
+            if !wait_for_signal().await {
+                return;
+            }
+            signals += 1;
+            if signals == 1 {
+                tracing::warn!(
+                    "stop requested: finishing the current chunk, then stopping (press Ctrl-C again to abort at once)"
+                );
+                token.cancel();
+            } else {
+                eprintln!("aborted; run the job again to recover and restart it");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> bool {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return false;
+    };
+    tokio::select! {
+        _ = int.recv() => true,
+        _ = term.recv() => true,
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> bool {
+    tokio::signal::ctrl_c().await.is_ok()
+}
+
+async fn finish(
+    repository: &Arc<dyn JobRepository>,
+    execution: JobExecution,
+    json: bool,
+) -> Result<u8, Error> {
+    let steps = repository.step_executions(execution.id).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ExecutionJson::new(&execution, &steps))?
+        );
+    } else {
+        print!("{}", output::summary(&execution, &steps));
+    }
+    Ok(match execution.status {
+        BatchStatus::Completed => EXIT_COMPLETED,
+        BatchStatus::Stopped | BatchStatus::Stopping => EXIT_STOPPED,
+        _ => EXIT_FAILED,
+    })
+}
+
+async fn run(url: &str, args: RunArgs) -> Result<u8, Error> {
+    let params = parse_params(&args.params)?;
+    let definition = load_definition(&args.job)?;
+    let registry = ComponentRegistry::with_builtins();
+    // Check the definition before touching the repository, so a bad file records nothing.
+    let job = definition.build(&registry, &params).map_err(Error::from)?;
+    let repository = repository(url).await?;
+    let operator = operator(repository.clone(), &args.engine);
+    let cancel = CancellationToken::new();
+    stop_on_signals(cancel.clone());
+    let progress = Progress::start(
+        repository.clone(),
+        job.name().to_string(),
+        !args.engine.no_progress,
+    );
+    // Parameters resolved by the operator (defaults, incrementer, pending restart) may differ
+    // from the given ones: rebuild the job with them so `${params.x}` sees the final values.
+    let resolved = operator.resolve_parameters(&job, &params).await?;
+    let job = if resolved != params {
+        definition
+            .build(&registry, &resolved)
+            .map_err(Error::from)?
+    } else {
+        job
+    };
+    let result = operator.start(&job, resolved, cancel).await;
+    progress.finish().await;
+    finish(&repository, result?, args.json).await
+}
+
+async fn restart(url: &str, args: RestartArgs) -> Result<u8, Error> {
+    let repository = repository(url).await?;
+    let execution = repository.job_execution(args.id).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "job execution {} does not exist in {}; list executions with `ikkatsu executions`",
+                args.id,
+                repository.describe()
+            ),
+        )
+    })?;
+    let location = execution.job_configuration_location.clone().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidState,
+            format!(
+                "execution {} has no job file recorded; restart it from the program that defined it",
+                args.id
+            ),
+        )
+    })?;
+    let definition = load_definition(Path::new(&location))
+        .map_err(|err| err.context(format!("restarting execution {}", args.id)))?;
+    let job = definition
+        .build(&ComponentRegistry::with_builtins(), &execution.parameters)
+        .map_err(Error::from)?;
+    let operator = operator(repository.clone(), &args.engine);
+    let cancel = CancellationToken::new();
+    stop_on_signals(cancel.clone());
+    let progress = Progress::start(
+        repository.clone(),
+        job.name().to_string(),
+        !args.engine.no_progress,
+    );
+    let result = operator.restart(args.id, &job, cancel).await;
+    progress.finish().await;
+    finish(&repository, result?, args.json).await
+}
+
+async fn executions(url: &str, args: ExecutionsArgs) -> Result<u8, Error> {
+    let repository = repository(url).await?;
+    let status = args.status.as_deref().map(str::parse).transpose()?;
+    let executions = repository
+        .find_job_executions(&ExecutionQuery {
+            job_name: args.job,
+            status,
+            limit: Some(args.limit),
+        })
+        .await?;
+    if args.json {
+        let mut all_steps = Vec::with_capacity(executions.len());
+        for execution in &executions {
+            all_steps.push(repository.step_executions(execution.id).await?);
+        }
+        let items: Vec<ExecutionJson<'_>> = executions
+            .iter()
+            .zip(&all_steps)
+            .map(|(e, s)| ExecutionJson::new(e, s))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        print!("{}", output::table(&executions));
+    }
+    Ok(EXIT_COMPLETED)
+}
+
+async fn status(url: &str, args: StatusArgs) -> Result<u8, Error> {
+    let repository = repository(url).await?;
+    let execution = repository.job_execution(args.id).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "job execution {} does not exist in {}",
+                args.id,
+                repository.describe()
+            ),
+        )
+    })?;
+    let steps = repository.step_executions(execution.id).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ExecutionJson::new(&execution, &steps))?
+        );
+    } else {
+        print!("{}", output::summary(&execution, &steps));
+    }
+    Ok(EXIT_COMPLETED)
+}
+
+fn default_engine() -> EngineArgs {
+    EngineArgs {
+        heartbeat_interval: std::env::var("IKKATSU_HEARTBEAT_INTERVAL")
+            .ok()
+            .and_then(|v| crate::args::parse_duration(&v).ok())
+            .unwrap_or(std::time::Duration::from_secs(2)),
+        stale_after: std::env::var("IKKATSU_STALE_AFTER")
+            .ok()
+            .and_then(|v| crate::args::parse_duration(&v).ok())
+            .unwrap_or(std::time::Duration::from_secs(60)),
+        no_progress: true,
+    }
+}
+
+async fn stop(url: &str, args: IdArgs) -> Result<u8, Error> {
+    let repository = repository(url).await?;
+    let execution = operator(repository, &default_engine())
+        .stop(args.id)
+        .await?;
+    match execution.status {
+        BatchStatus::Stopping => println!(
+            "execution {} is STOPPING: it stops at its next chunk boundary",
+            execution.id
+        ),
+        status => println!("execution {} is {status}", execution.id),
+    }
+    Ok(EXIT_COMPLETED)
+}
+
+async fn abandon(url: &str, args: IdArgs) -> Result<u8, Error> {
+    let repository = repository(url).await?;
+    let execution = operator(repository, &default_engine())
+        .abandon(args.id)
+        .await?;
+    println!("execution {} is {}", execution.id, execution.status);
+    Ok(EXIT_COMPLETED)
+}
+
+async fn recover(url: &str) -> Result<u8, Error> {
+    let repository = repository(url).await?;
+    let recovered = operator(repository, &default_engine()).recover().await?;
+    if recovered.is_empty() {
+        println!("no running execution has lost its process");
+    }
+    for execution in recovered {
+        println!(
+            "execution {} of job `{}` marked FAILED (its process was gone); restart it with `ikkatsu restart {}`",
+            execution.id, execution.job_name, execution.id
+        );
+    }
+    Ok(EXIT_COMPLETED)
+}
+
+fn validate(args: ValidateArgs) -> Result<u8, Error> {
+    let params = parse_params(&args.params)?;
+    let definition = load_definition(&args.job)?;
+    definition
+        .validate(&ComponentRegistry::with_builtins(), &params)
+        .map_err(Error::from)?;
+    println!("{}: valid", args.job.display());
+    Ok(EXIT_COMPLETED)
+}
+
+async fn migrate(url: &str) -> Result<u8, Error> {
+    let repository = repository(url).await?;
+    println!("job repository {} is up to date", repository.describe());
+    Ok(EXIT_COMPLETED)
+}

@@ -1,0 +1,32 @@
+//! `ikkatsu`: run batch jobs defined in YAML, inspect, stop and restart their executions.
+
+mod args;
+mod commands;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    if let Err(err) = args::init_logging(&cli.global) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(commands::EXIT_USAGE);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(commands::EXIT_FAILED);
+        }
+    };
+    let code = runtime.block_on(commands::dispatch(cli));
+    // Do not wait for blocking tasks (e.g. a child process reader) at shutdown.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code)
+}
