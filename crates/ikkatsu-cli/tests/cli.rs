@@ -312,7 +312,7 @@ steps:
         args: ["30"]
 "#,
     );
-    let mut child = env
+    let child = env
         .command(&["run", job.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
