@@ -43,7 +43,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", describe(&err));
+            eprintln!("error: {}", err.report());
             match err.kind() {
                 ErrorKind::Repository | ErrorKind::Io | ErrorKind::Unexpected => EXIT_FAILED,
                 _ => EXIT_USAGE,
@@ -52,22 +52,23 @@ pub async fn dispatch(cli: Cli) -> u8 {
     }
 }
 
-fn describe(err: &Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
 async fn repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
     ikkatsu_repository_sql::connect(url).await
+}
+
+async fn require_execution(
+    repository: &Arc<dyn JobRepository>,
+    id: i64,
+) -> Result<JobExecution, Error> {
+    repository.job_execution(id).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "job execution {id} does not exist in {}; list executions with `ikkatsu executions`",
+                repository.describe()
+            ),
+        )
+    })
 }
 
 fn operator(repository: Arc<dyn JobRepository>, engine: &EngineArgs) -> JobOperator {
@@ -185,16 +186,7 @@ async fn run(url: &str, args: RunArgs) -> Result<u8, Error> {
 
 async fn restart(url: &str, args: RestartArgs) -> Result<u8, Error> {
     let repository = repository(url).await?;
-    let execution = repository.job_execution(args.id).await?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!(
-                "job execution {} does not exist in {}; list executions with `ikkatsu executions`",
-                args.id,
-                repository.describe()
-            ),
-        )
-    })?;
+    let execution = require_execution(&repository, args.id).await?;
     let location = execution.job_configuration_location.clone().ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidState,
@@ -251,16 +243,7 @@ async fn executions(url: &str, args: ExecutionsArgs) -> Result<u8, Error> {
 
 async fn status(url: &str, args: StatusArgs) -> Result<u8, Error> {
     let repository = repository(url).await?;
-    let execution = repository.job_execution(args.id).await?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!(
-                "job execution {} does not exist in {}",
-                args.id,
-                repository.describe()
-            ),
-        )
-    })?;
+    let execution = require_execution(&repository, args.id).await?;
     let steps = repository.step_executions(execution.id).await?;
     if args.json {
         println!(

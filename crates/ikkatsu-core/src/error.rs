@@ -169,6 +169,22 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The message followed by the messages of its sources that it does not already contain:
+    /// what to show a person.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            let s_text = s.to_string();
+            if !text.contains(&s_text) {
+                text.push_str(": ");
+                text.push_str(&s_text);
+            }
+            source = s.source();
+        }
+        text
+    }
 }
 
 impl From<serde_json::Error> for Error {

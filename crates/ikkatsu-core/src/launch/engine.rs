@@ -60,7 +60,7 @@ pub(crate) async fn run(
                 } else {
                     BatchStatus::Failed
                 },
-                exit_status: ExitStatus::failed().with_description(describe(&err)),
+                exit_status: ExitStatus::failed().with_description(err.report()),
             }
         });
         heartbeat_done.cancel();
@@ -77,7 +77,7 @@ pub(crate) async fn run(
                 tracing::error!(error = %err, "job listener failed after the job");
                 execution.status = BatchStatus::Failed;
                 execution.exit_status =
-                    ExitStatus::failed().with_description(describe(&err));
+                    ExitStatus::failed().with_description(err.report());
             }
         }
         repository.update_job_execution(&mut execution).await?;
@@ -119,21 +119,6 @@ async fn heartbeat_loop(
             Err(err) => tracing::warn!(execution_id, error = %err, "heartbeat failed"),
         }
     }
-}
-
-/// The message of an error with its sources.
-pub(crate) fn describe(err: &Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 async fn run_flow(
@@ -349,13 +334,13 @@ async fn run_step(
         }
         Err(err) if err.kind() == ErrorKind::Cancelled => {
             step_execution.status = BatchStatus::Stopped;
-            step_execution.exit_status = ExitStatus::stopped().with_description(describe(&err));
+            step_execution.exit_status = ExitStatus::stopped().with_description(err.report());
             tracing::info!("step stopped");
         }
         Err(err) => {
             step_execution.status = BatchStatus::Failed;
-            step_execution.exit_status = ExitStatus::failed().with_description(describe(&err));
-            tracing::error!(error = %describe(&err), "step failed");
+            step_execution.exit_status = ExitStatus::failed().with_description(err.report());
+            tracing::error!(error = %err.report(), "step failed");
         }
     }
     drop(_enter);
@@ -365,7 +350,7 @@ async fn run_step(
             Ok(None) => {}
             Err(err) => {
                 step_execution.status = BatchStatus::Failed;
-                step_execution.exit_status = ExitStatus::failed().with_description(describe(&err));
+                step_execution.exit_status = ExitStatus::failed().with_description(err.report());
             }
         }
     }
