@@ -234,7 +234,7 @@ fn wait_for_writes(env: &Env, at_least: u64, child: &mut std::process::Child) ->
 fn kill_9_then_run_again_or_restart_gives_exact_output() {
     let rows = 60_000;
     let (input_text, expected) = make_input(rows);
-    for (round, kill_after) in [(0, 1u64), (1, 20_000), (2, 45_000)] {
+    for (round, kill_after) in [(0, 1u64), (1, 15_000), (2, 35_000)] {
         let env = Env::new();
         let input = env.write("in.csv", &input_text);
         let output = env.path("out.csv");
