@@ -6,7 +6,7 @@
 //! instance), `insert_id` (runs an `INSERT` and returns the new id) and three inherent
 //! methods on the repository type — `store_job_execution`, `store_heartbeat` and
 //! `store_step_execution` — for the statements whose results the dialects return
-//! differently.
+//! differently (`returning_stores!` writes them for the dialects with `RETURNING`).
 
 /// Attempts of a launch transaction that lost a deadlock or serialization conflict.
 pub(crate) const CREATE_ATTEMPTS: u32 = 8;
@@ -453,6 +453,81 @@ macro_rules! job_repository_impl {
 }
 
 pub(crate) use job_repository_impl;
+
+/// The three `store_*` methods for dialects whose `UPDATE … RETURNING` gives back the stored
+/// status and version in the same statement (SQLite and PostgreSQL).
+macro_rules! returning_stores {
+    () => {
+        async fn store_job_execution(
+            &self,
+            execution: &JobExecution,
+            last_updated: DateTime<Utc>,
+        ) -> Result<(BatchStatus, i64)> {
+            self.counted(1);
+            let row = $crate::shared::bind_job_update!(
+                sqlx::query(sql::UPDATE_EXECUTION),
+                execution,
+                last_updated
+            )
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| {
+                self.sql_error(&format!("updating job execution {}", execution.id), err)
+            })?
+            .ok_or_else(|| self.not_found("job execution", execution.id))?;
+            let status: String = row
+                .try_get("status")
+                .map_err(|err| self.sql_error("reading the stored status", err))?;
+            let version: i64 = row
+                .try_get("version")
+                .map_err(|err| self.sql_error("reading the stored version", err))?;
+            Ok((status.parse()?, version))
+        }
+
+        async fn store_heartbeat(
+            &self,
+            job_execution_id: i64,
+            now: DateTime<Utc>,
+        ) -> Result<BatchStatus> {
+            self.counted(1);
+            let status: Option<String> = sqlx::query_scalar(sql::HEARTBEAT)
+                .bind(now)
+                .bind(job_execution_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|err| {
+                    self.sql_error(
+                        &format!("heartbeat of job execution {job_execution_id}"),
+                        err,
+                    )
+                })?;
+            status
+                .ok_or_else(|| self.not_found("job execution", job_execution_id))?
+                .parse()
+        }
+
+        async fn store_step_execution(
+            &self,
+            execution: &StepExecution,
+            last_updated: DateTime<Utc>,
+        ) -> Result<i64> {
+            self.counted(1);
+            let version: Option<i64> = $crate::shared::bind_step_update!(
+                sqlx::query_scalar(sql::UPDATE_STEP),
+                execution,
+                last_updated
+            )
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| {
+                self.sql_error(&format!("updating step execution {}", execution.id), err)
+            })?;
+            version.ok_or_else(|| self.not_found("step execution", execution.id))
+        }
+    };
+}
+
+pub(crate) use returning_stores;
 
 /// Binds the values of a job execution update (see `update_execution_set`), then the id.
 macro_rules! bind_job_update {

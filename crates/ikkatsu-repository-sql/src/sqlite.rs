@@ -9,7 +9,7 @@ use ikkatsu_core::{BatchStatus, JobExecution, Result, StepExecution};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::shared::{bind_job_update, bind_step_update, job_repository_impl};
+use crate::shared::{job_repository_impl, returning_stores};
 
 type Db = sqlx::Sqlite;
 
@@ -127,70 +127,7 @@ impl SqliteJobRepository {
         Ok(repository)
     }
 
-    async fn store_job_execution(
-        &self,
-        execution: &JobExecution,
-        last_updated: DateTime<Utc>,
-    ) -> Result<(BatchStatus, i64)> {
-        self.counted(1);
-        let row = bind_job_update!(sqlx::query(sql::UPDATE_EXECUTION), execution, last_updated)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|err| {
-                self.sql_error(&format!("updating job execution {}", execution.id), err)
-            })?
-            .ok_or_else(|| self.not_found("job execution", execution.id))?;
-        self.status_and_version(&row)
-    }
-
-    fn status_and_version(&self, row: &sqlx::sqlite::SqliteRow) -> Result<(BatchStatus, i64)> {
-        let status: String = row
-            .try_get("status")
-            .map_err(|err| self.sql_error("reading the stored status", err))?;
-        let version: i64 = row
-            .try_get("version")
-            .map_err(|err| self.sql_error("reading the stored version", err))?;
-        Ok((status.parse()?, version))
-    }
-
-    async fn store_heartbeat(
-        &self,
-        job_execution_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<BatchStatus> {
-        self.counted(1);
-        let status: Option<String> = sqlx::query_scalar(sql::HEARTBEAT)
-            .bind(now)
-            .bind(job_execution_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|err| {
-                self.sql_error(
-                    &format!("heartbeat of job execution {job_execution_id}"),
-                    err,
-                )
-            })?;
-        status
-            .ok_or_else(|| self.not_found("job execution", job_execution_id))?
-            .parse()
-    }
-
-    async fn store_step_execution(
-        &self,
-        execution: &StepExecution,
-        last_updated: DateTime<Utc>,
-    ) -> Result<i64> {
-        self.counted(1);
-        let version: Option<i64> = bind_step_update!(
-            sqlx::query_scalar(sql::UPDATE_STEP),
-            execution,
-            last_updated
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|err| self.sql_error(&format!("updating step execution {}", execution.id), err))?;
-        version.ok_or_else(|| self.not_found("step execution", execution.id))
-    }
+    returning_stores!();
 }
 
 job_repository_impl!(SqliteJobRepository);
