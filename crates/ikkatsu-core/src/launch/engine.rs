@@ -134,15 +134,9 @@ async fn run_flow(
     };
     loop {
         if cancel.is_cancelled() {
-            execution
-                .execution_context
-                .put(RESTART_AT_KEY, current.clone());
-            repository.update_job_execution(execution).await?;
-            return Ok(FlowEnd {
-                status: BatchStatus::Stopped,
-                exit_status: ExitStatus::stopped()
-                    .with_description(format!("stopped on request before `{current}`")),
-            });
+            let exit = ExitStatus::stopped()
+                .with_description(format!("stopped on request before `{current}`"));
+            return stop_flow(execution, repository, Some(&current), exit).await;
         }
         let element = flow
             .element(&current)
@@ -199,21 +193,13 @@ async fn run_flow(
                 });
             }
             Some(TransitionTarget::Stop { restart, exit_code }) => {
-                if let Some(restart) = restart {
-                    execution
-                        .execution_context
-                        .put(RESTART_AT_KEY, restart.clone());
-                    repository.update_job_execution(execution).await?;
-                }
-                return Ok(FlowEnd {
-                    status: BatchStatus::Stopped,
-                    exit_status: ExitStatus::new(
-                        exit_code
-                            .clone()
-                            .unwrap_or_else(|| ExitStatus::STOPPED.into()),
-                    )
-                    .with_description(format!("stopped by a transition after `{current}`")),
-                });
+                let exit = ExitStatus::new(
+                    exit_code
+                        .clone()
+                        .unwrap_or_else(|| ExitStatus::STOPPED.into()),
+                )
+                .with_description(format!("stopped by a transition after `{current}`"));
+                return stop_flow(execution, repository, restart.as_deref(), exit).await;
             }
             None => match status {
                 BatchStatus::Failed => {
@@ -226,15 +212,9 @@ async fn run_flow(
                     });
                 }
                 BatchStatus::Stopped => {
-                    execution
-                        .execution_context
-                        .put(RESTART_AT_KEY, current.clone());
-                    repository.update_job_execution(execution).await?;
-                    return Ok(FlowEnd {
-                        status: BatchStatus::Stopped,
-                        exit_status: ExitStatus::stopped()
-                            .with_description(format!("stopped in step `{current}`")),
-                    });
+                    let exit = ExitStatus::stopped()
+                        .with_description(format!("stopped in step `{current}`"));
+                    return stop_flow(execution, repository, Some(&current), exit).await;
                 }
                 _ => match next {
                     Some(next) => current = next.clone(),
@@ -257,6 +237,23 @@ async fn run_flow(
             },
         }
     }
+}
+
+/// Ends the flow STOPPED; a restart begins at `restart_at` (saved in the job context).
+async fn stop_flow(
+    execution: &mut JobExecution,
+    repository: &Arc<dyn JobRepository>,
+    restart_at: Option<&str>,
+    exit_status: ExitStatus,
+) -> Result<FlowEnd> {
+    if let Some(at) = restart_at {
+        execution.execution_context.put(RESTART_AT_KEY, at);
+        repository.update_job_execution(execution).await?;
+    }
+    Ok(FlowEnd {
+        status: BatchStatus::Stopped,
+        exit_status,
+    })
 }
 
 async fn run_step(
