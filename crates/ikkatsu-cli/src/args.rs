@@ -42,6 +42,15 @@ pub struct GlobalArgs {
     /// Log filter, e.g. `info`, `debug`, `ikkatsu_core=debug` (RUST_LOG syntax).
     #[arg(long, global = true, env = "IKKATSU_LOG", default_value = "info")]
     pub log: String,
+
+    /// How often a running execution records a heartbeat and checks for stop requests.
+    #[arg(long, global = true, env = "IKKATSU_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub heartbeat_interval: std::time::Duration,
+
+    /// A running execution with no heartbeat for this long is considered dead (one whose
+    /// process is gone on this host is considered dead at once).
+    #[arg(long, global = true, env = "IKKATSU_STALE_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub stale_after: std::time::Duration,
 }
 
 /// How logs are written.
@@ -88,19 +97,6 @@ pub struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub engine: EngineArgs,
-}
-
-/// Engine timing options.
-#[derive(Debug, Args, Clone)]
-pub struct EngineArgs {
-    /// How often a running execution records a heartbeat and checks for stop requests.
-    #[arg(long, env = "IKKATSU_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
-    pub heartbeat_interval: std::time::Duration,
-    /// A running execution with no heartbeat for this long is considered dead.
-    #[arg(long, env = "IKKATSU_STALE_AFTER", default_value = "60s", value_parser = parse_duration)]
-    pub stale_after: std::time::Duration,
     /// Never show a progress line (it is shown only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
@@ -141,8 +137,9 @@ pub struct RestartArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub engine: EngineArgs,
+    /// Never show a progress line (it is shown only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Commands taking an execution id.

@@ -11,7 +11,7 @@ use ikkatsu_core::{
 };
 
 use crate::args::{
-    Cli, Command, EngineArgs, ExecutionsArgs, IdArgs, RestartArgs, RunArgs, StatusArgs,
+    Cli, Command, ExecutionsArgs, GlobalArgs, IdArgs, RestartArgs, RunArgs, StatusArgs,
     ValidateArgs,
 };
 use crate::output::{self, ExecutionJson};
@@ -28,17 +28,17 @@ pub const EXIT_STOPPED: u8 = 3;
 
 /// Runs the chosen command.
 pub async fn dispatch(cli: Cli) -> u8 {
-    let repository_url = cli.global.repository.clone();
+    let global = &cli.global;
     let result = match cli.command {
-        Command::Run(args) => run(&repository_url, args).await,
-        Command::Executions(args) => executions(&repository_url, args).await,
-        Command::Status(args) => status(&repository_url, args).await,
-        Command::Restart(args) => restart(&repository_url, args).await,
-        Command::Stop(args) => stop(&repository_url, args).await,
-        Command::Abandon(args) => abandon(&repository_url, args).await,
-        Command::Recover => recover(&repository_url).await,
+        Command::Run(args) => run(global, args).await,
+        Command::Executions(args) => executions(global, args).await,
+        Command::Status(args) => status(global, args).await,
+        Command::Restart(args) => restart(global, args).await,
+        Command::Stop(args) => stop(global, args).await,
+        Command::Abandon(args) => abandon(global, args).await,
+        Command::Recover => recover(global).await,
         Command::Validate(args) => validate(args),
-        Command::Migrate => migrate(&repository_url).await,
+        Command::Migrate => migrate(global).await,
     };
     match result {
         Ok(code) => code,
@@ -71,10 +71,10 @@ async fn require_execution(
     })
 }
 
-fn operator(repository: Arc<dyn JobRepository>, engine: &EngineArgs) -> JobOperator {
+fn operator(repository: Arc<dyn JobRepository>, global: &GlobalArgs) -> JobOperator {
     JobOperator::new(repository).with_settings(OperatorSettings {
-        heartbeat_interval: engine.heartbeat_interval,
-        stale_after: engine.stale_after,
+        heartbeat_interval: global.heartbeat_interval,
+        stale_after: global.stale_after,
     })
 }
 
@@ -154,20 +154,20 @@ async fn finish(
     })
 }
 
-async fn run(url: &str, args: RunArgs) -> Result<u8, Error> {
+async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
     let params = parse_params(&args.params)?;
     let definition = load_definition(&args.job)?;
     let registry = ComponentRegistry::with_builtins();
     // Check the definition before touching the repository, so a bad file records nothing.
     let job = definition.build(&registry, &params).map_err(Error::from)?;
-    let repository = repository(url).await?;
-    let operator = operator(repository.clone(), &args.engine);
+    let repository = repository(&global.repository).await?;
+    let operator = operator(repository.clone(), global);
     let cancel = CancellationToken::new();
     stop_on_signals(cancel.clone());
     let progress = Progress::start(
         repository.clone(),
         job.name().to_string(),
-        !args.engine.no_progress,
+        !args.no_progress,
     );
     // Parameters resolved by the operator (defaults, incrementer, pending restart) may differ
     // from the given ones: rebuild the job with them so `${params.x}` sees the final values.
@@ -184,8 +184,8 @@ async fn run(url: &str, args: RunArgs) -> Result<u8, Error> {
     finish(&repository, result?, args.json).await
 }
 
-async fn restart(url: &str, args: RestartArgs) -> Result<u8, Error> {
-    let repository = repository(url).await?;
+async fn restart(global: &GlobalArgs, args: RestartArgs) -> Result<u8, Error> {
+    let repository = repository(&global.repository).await?;
     let execution = require_execution(&repository, args.id).await?;
     let location = execution.job_configuration_location.clone().ok_or_else(|| {
         Error::new(
@@ -201,21 +201,21 @@ async fn restart(url: &str, args: RestartArgs) -> Result<u8, Error> {
     let job = definition
         .build(&ComponentRegistry::with_builtins(), &execution.parameters)
         .map_err(Error::from)?;
-    let operator = operator(repository.clone(), &args.engine);
+    let operator = operator(repository.clone(), global);
     let cancel = CancellationToken::new();
     stop_on_signals(cancel.clone());
     let progress = Progress::start(
         repository.clone(),
         job.name().to_string(),
-        !args.engine.no_progress,
+        !args.no_progress,
     );
     let result = operator.restart(args.id, &job, cancel).await;
     progress.finish().await;
     finish(&repository, result?, args.json).await
 }
 
-async fn executions(url: &str, args: ExecutionsArgs) -> Result<u8, Error> {
-    let repository = repository(url).await?;
+async fn executions(global: &GlobalArgs, args: ExecutionsArgs) -> Result<u8, Error> {
+    let repository = repository(&global.repository).await?;
     let status = args.status.as_deref().map(str::parse).transpose()?;
     let executions = repository
         .find_job_executions(&ExecutionQuery {
@@ -241,8 +241,8 @@ async fn executions(url: &str, args: ExecutionsArgs) -> Result<u8, Error> {
     Ok(EXIT_COMPLETED)
 }
 
-async fn status(url: &str, args: StatusArgs) -> Result<u8, Error> {
-    let repository = repository(url).await?;
+async fn status(global: &GlobalArgs, args: StatusArgs) -> Result<u8, Error> {
+    let repository = repository(&global.repository).await?;
     let execution = require_execution(&repository, args.id).await?;
     let steps = repository.step_executions(execution.id).await?;
     if args.json {
@@ -256,25 +256,9 @@ async fn status(url: &str, args: StatusArgs) -> Result<u8, Error> {
     Ok(EXIT_COMPLETED)
 }
 
-fn default_engine() -> EngineArgs {
-    EngineArgs {
-        heartbeat_interval: std::env::var("IKKATSU_HEARTBEAT_INTERVAL")
-            .ok()
-            .and_then(|v| crate::args::parse_duration(&v).ok())
-            .unwrap_or(std::time::Duration::from_secs(2)),
-        stale_after: std::env::var("IKKATSU_STALE_AFTER")
-            .ok()
-            .and_then(|v| crate::args::parse_duration(&v).ok())
-            .unwrap_or(std::time::Duration::from_secs(60)),
-        no_progress: true,
-    }
-}
-
-async fn stop(url: &str, args: IdArgs) -> Result<u8, Error> {
-    let repository = repository(url).await?;
-    let execution = operator(repository, &default_engine())
-        .stop(args.id)
-        .await?;
+async fn stop(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
+    let repository = repository(&global.repository).await?;
+    let execution = operator(repository, global).stop(args.id).await?;
     match execution.status {
         BatchStatus::Stopping => println!(
             "execution {} is STOPPING: it stops at its next chunk boundary",
@@ -285,18 +269,16 @@ async fn stop(url: &str, args: IdArgs) -> Result<u8, Error> {
     Ok(EXIT_COMPLETED)
 }
 
-async fn abandon(url: &str, args: IdArgs) -> Result<u8, Error> {
-    let repository = repository(url).await?;
-    let execution = operator(repository, &default_engine())
-        .abandon(args.id)
-        .await?;
+async fn abandon(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
+    let repository = repository(&global.repository).await?;
+    let execution = operator(repository, global).abandon(args.id).await?;
     println!("execution {} is {}", execution.id, execution.status);
     Ok(EXIT_COMPLETED)
 }
 
-async fn recover(url: &str) -> Result<u8, Error> {
-    let repository = repository(url).await?;
-    let recovered = operator(repository, &default_engine()).recover().await?;
+async fn recover(global: &GlobalArgs) -> Result<u8, Error> {
+    let repository = repository(&global.repository).await?;
+    let recovered = operator(repository, global).recover().await?;
     if recovered.is_empty() {
         println!("no running execution has lost its process");
     }
@@ -319,8 +301,8 @@ fn validate(args: ValidateArgs) -> Result<u8, Error> {
     Ok(EXIT_COMPLETED)
 }
 
-async fn migrate(url: &str) -> Result<u8, Error> {
-    let repository = repository(url).await?;
+async fn migrate(global: &GlobalArgs) -> Result<u8, Error> {
+    let repository = repository(&global.repository).await?;
     println!("job repository {} is up to date", repository.describe());
     Ok(EXIT_COMPLETED)
 }
