@@ -31,6 +31,8 @@ pub enum ErrorKind {
     PermissionDenied,
     /// The work was cancelled (graceful stop).
     Cancelled,
+    /// The object changed since it was read (a conditional write was refused).
+    Conflict,
     /// Anything else.
     Unexpected,
 }
@@ -51,13 +53,14 @@ impl ErrorKind {
             ErrorKind::Component => "component",
             ErrorKind::PermissionDenied => "permission-denied",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Unexpected => "unexpected",
         }
     }
 
     /// Parses a kind name as written by [`ErrorKind::as_str`].
     pub fn parse(name: &str) -> Option<ErrorKind> {
-        const ALL: [ErrorKind; 13] = [
+        const ALL: [ErrorKind; 14] = [
             ErrorKind::Config,
             ErrorKind::Parse,
             ErrorKind::Io,
@@ -70,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Component,
             ErrorKind::PermissionDenied,
             ErrorKind::Cancelled,
+            ErrorKind::Conflict,
             ErrorKind::Unexpected,
         ];
         ALL.into_iter().find(|k| k.as_str() == name)

@@ -1,9 +1,59 @@
 //! # ikkatsu-storage
 //!
-//! The storage port of ikkatsu: files on local disks, in memory, and (behind features) on
-//! remote servers and object stores, all behind one interface built on OpenDAL.
+//! The storage port of ikkatsu: files on local disks, in memory, and (behind features, later)
+//! on remote servers and object stores, all behind one interface built on OpenDAL.
+//!
+//! * [`Storage`] is opened from a URL (`file:///data`, a plain path, `memory:`) and offers
+//!   stat, read (whole or streamed), write (bytes or streamed from a local file), delete,
+//!   exists and a conditional [`Storage::write_if_unchanged`] that refuses to clobber a file
+//!   changed since it was read ([`ikkatsu_core::ErrorKind::Conflict`]).
+//! * [`Storage::walk`] streams every file that [`WalkOptions`] keep (globs on the whole
+//!   relative path, depth, hidden names, symbolic links with loop detection) in flat memory.
+//! * [`validate_relative_path`] is the rule every name from a listing passes before it is
+//!   joined with a local path.
+//!
+//! Design decision: every backend is an OpenDAL operator wrapped in the same layer stack
+//! (timeout, retry of temporary errors, concurrency limit, logging), built in one place, so a
+//! new backend is one module under `backend/` and one line in its registry. The local file
+//! system gets its own walker because reading directories directly is much faster than
+//! listing them through a generic interface.
+//!
+//! # Example
+//!
+//! ```
+//! use futures::TryStreamExt;
+//! use ikkatsu_storage::{Storage, WalkOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ikkatsu_core::Result<()> {
+//! let storage = Storage::open("memory:")?;
+//! storage.write("in/a.csv", "id\n1\n").await?;
+//! storage.write("in/b.txt", "hello").await?;
+//!
+//! let csv: Vec<_> = storage
+//!     .walk(WalkOptions::new().include("**/*.csv"))?
+//!     .try_collect()
+//!     .await?;
+//! assert_eq!(csv.len(), 1);
+//! assert_eq!(csv[0].path, "in/a.csv");
+//! assert_eq!(storage.read("in/a.csv").await?.as_ref(), b"id\n1\n");
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
+mod backend;
+mod error;
 mod file_info;
+mod layers;
+mod path;
+mod storage;
+mod url;
+mod walk;
 
 pub use file_info::FileInfo;
+pub use layers::StorageOptions;
+pub use path::{join_local, validate_relative_path};
+pub use storage::{Capabilities, ConditionalWrite, Storage};
+pub use url::mask_secrets;
+pub use walk::{PathFilter, WalkOptions};

@@ -1,0 +1,49 @@
+//! The local file system (`file:///path`, `file:relative`, a plain path).
+
+use std::path::Path;
+
+use ikkatsu_core::{Error, ErrorKind, Result};
+use opendal::Operator;
+use opendal::services::Fs;
+
+use super::Opened;
+
+/// Opens the directory `root`, which must exist: a mistyped source directory must not look
+/// like an empty one.
+pub(crate) fn open(root: &Path, shown: &str) -> Result<Opened> {
+    match std::fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "storage {shown}: {} is not a directory; give a directory",
+                    root.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "storage {shown}: the directory {} does not exist; create it or fix the URL",
+                    root.display()
+                ),
+            )
+            .with_source(e));
+        }
+        Err(e) => return Err(Error::io(format!("storage {shown}: {}", root.display()), e)),
+    }
+    let root_text = root.to_str().ok_or_else(|| {
+        Error::config(format!(
+            "storage {shown}: the root {} is not UTF-8",
+            root.display()
+        ))
+    })?;
+    let operator = Operator::new(Fs::default().root(root_text))
+        .map_err(|e| crate::error::parse_error(e, "open", "", shown))?;
+    Ok(Opened {
+        operator,
+        local_root: Some(root.to_path_buf()),
+    })
+}
