@@ -17,4 +17,5 @@
 #![deny(missing_docs)]
 
 pub mod repository;
+pub mod status_store;
 pub mod storage;

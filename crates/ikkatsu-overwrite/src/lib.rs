@@ -1,0 +1,59 @@
+//! # ikkatsu-overwrite
+//!
+//! The parts of ikkatsu's overwrite flow that remember what was done:
+//!
+//! * the [status store](status_store): which files are done or failed, and so which files
+//!   of a walk still need processing ([`StatusStore`], opened from a URL by
+//!   [`open_status_store`]: `memory:`, a redb file, `redis://`, `postgres://`, `mysql://`);
+//! * the [`backlog`]: the files to process, as a gzip JSON Lines file that the
+//!   process phase streams and can resume at a position.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ikkatsu_core::Result<()> {
+//! use ikkatsu_overwrite::{StatusStoreOptions, open_status_store};
+//! use ikkatsu_storage::FileInfo;
+//!
+//! let store = open_status_store("memory:", StatusStoreOptions::new("my-flow")).await?;
+//! let walk = vec![FileInfo::new("a.txt", 1), FileInfo::new("b.txt", 2)];
+//! assert_eq!(store.needs_processing(walk.clone()).await?.len(), 2);
+//!
+//! // a.txt was transformed and uploaded (now 3 bytes); b.txt failed.
+//! store.report_done(&walk[0], &FileInfo::new("a.txt", 3)).await?;
+//! assert_eq!(store.report_error(&walk[1], "exit code 1").await?, 1);
+//!
+//! // The next walk sees a.txt as uploaded: only b.txt is retried (below max_errors).
+//! let next = vec![FileInfo::new("a.txt", 3), FileInfo::new("b.txt", 2)];
+//! let todo = store.needs_processing(next).await?;
+//! assert_eq!(todo, vec![FileInfo::new("b.txt", 2)]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Cargo features
+//!
+//! | feature | default | adds |
+//! |---------|---------|------|
+//! | `embedded` | yes | [`EmbeddedStatusStore`](status_store) (redb file) |
+//! | `redis` | no | `RedisStatusStore` (redis 1, tokio, connection manager) |
+//! | `postgres` | no | `SqlStatusStore` on PostgreSQL (sqlx) |
+//! | `mysql` | no | `SqlStatusStore` on MySQL / MariaDB (sqlx) |
+//!
+//! The memory store and the backlog are always built. The backlog format is documented in
+//! `docs/backlog.md`.
+#![deny(missing_docs)]
+
+pub mod backlog;
+pub mod status_store;
+
+pub use backlog::{BacklogEntries, BacklogHeader, BacklogReader, BacklogWriter, write_backlog};
+#[cfg(feature = "embedded")]
+pub use status_store::EmbeddedStatusStore;
+#[cfg(feature = "redis")]
+pub use status_store::RedisStatusStore;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use status_store::SqlStatusStore;
+pub use status_store::{
+    FileState, FileStatus, MemoryStatusStore, StatusCounts, StatusStore, StatusStoreOptions,
+    StatusStoreUrl, changed_since, mask_url, open_status_store,
+};

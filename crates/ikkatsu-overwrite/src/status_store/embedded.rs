@@ -1,0 +1,299 @@
+//! [`EmbeddedStatusStore`]: a persistent store in one redb file, no server needed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ikkatsu_core::{Error, ErrorKind, Result};
+use ikkatsu_storage::FileInfo;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{
+    FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, decode_status,
+    encode_status, store_error,
+};
+
+/// Key: (namespace, source path); value: the [`FileStatus`] as compact JSON.
+const TABLE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ikkatsu_file_status");
+
+/// A status store in a redb database file (URL `redb:///PATH`, `file:///PATH` or a plain
+/// path): persistent, transactional, no server. One process at a time may open the file.
+///
+/// Every call is one transaction: a batch of [`StatusStore::needs_processing`] is one read
+/// transaction, each report one durable write transaction.
+#[derive(Clone)]
+pub struct EmbeddedStatusStore {
+    db: Arc<Database>,
+    path: PathBuf,
+    describe: String,
+    options: StatusStoreOptions,
+}
+
+impl std::fmt::Debug for EmbeddedStatusStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStatusStore")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl EmbeddedStatusStore {
+    /// Opens (creating if missing, with its parent folders) the store file at `path`.
+    pub async fn open(path: impl Into<PathBuf>, options: StatusStoreOptions) -> Result<Self> {
+        options.validate()?;
+        let path = path.into();
+        let describe = format!("redb://{}", path.display());
+        let open_path = path.clone();
+        let open_describe = describe.clone();
+        let db = blocking(&describe, move || {
+            if let Some(parent) = open_path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|err| {
+                    Error::io(
+                        format!(
+                            "status store {open_describe}: creating {}",
+                            parent.display()
+                        ),
+                        err,
+                    )
+                })?;
+            }
+            let db = Database::create(&open_path).map_err(|err| {
+                let hint = match err {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        " (another process or store has it open: one process at a time)"
+                    }
+                    _ => "",
+                };
+                Error::new(
+                    ErrorKind::Repository,
+                    format!("status store {open_describe}: opening the file{hint}: {err}"),
+                )
+                .with_source(err)
+            })?;
+            let txn = db
+                .begin_write()
+                .map_err(|err| store_error(&open_describe, "creating the table", err, false))?;
+            txn.open_table(TABLE)
+                .map_err(|err| store_error(&open_describe, "creating the table", err, false))?;
+            txn.commit()
+                .map_err(|err| store_error(&open_describe, "creating the table", err, false))?;
+            Ok(db)
+        })
+        .await?;
+        Ok(EmbeddedStatusStore {
+            db: Arc::new(db),
+            path,
+            describe,
+            options,
+        })
+    }
+
+    /// A store on the same open file with other options (another namespace): one process
+    /// opens the file once and shares it between flows.
+    pub fn share(&self, options: StatusStoreOptions) -> Result<Self> {
+        options.validate()?;
+        Ok(EmbeddedStatusStore {
+            db: Arc::clone(&self.db),
+            path: self.path.clone(),
+            describe: self.describe.clone(),
+            options,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads and replaces one record in a write transaction.
+    async fn update<F>(&self, path: String, what: &'static str, change: F) -> Result<FileStatus>
+    where
+        F: FnOnce(Option<FileStatus>) -> FileStatus + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        let describe = self.describe.clone();
+        let namespace = self.options.namespace.clone();
+        blocking(&self.describe, move || {
+            let fail = |err: redb::Error| store_error(&describe, what, err, false);
+            let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+            let status = {
+                let mut table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+                let previous = match table
+                    .get((namespace.as_str(), path.as_str()))
+                    .map_err(|e| fail(e.into()))?
+                {
+                    Some(value) => Some(decode_status(&describe, &path, value.value())?),
+                    None => None,
+                };
+                let status = change(previous);
+                let bytes = encode_status(&status)?;
+                table
+                    .insert((namespace.as_str(), path.as_str()), bytes.as_slice())
+                    .map_err(|e| fail(e.into()))?;
+                status
+            };
+            txn.commit().map_err(|e| fail(e.into()))?;
+            Ok(status)
+        })
+        .await
+    }
+}
+
+/// Runs blocking redb work off the async threads.
+async fn blocking<T, F>(describe: &str, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| store_error(describe, "the storage thread", err, false))?
+}
+
+#[async_trait]
+impl StatusStore for EmbeddedStatusStore {
+    async fn needs_processing(&self, files: Vec<FileInfo>) -> Result<Vec<FileInfo>> {
+        if files.is_empty() {
+            return Ok(files);
+        }
+        let db = Arc::clone(&self.db);
+        let describe = self.describe.clone();
+        let namespace = self.options.namespace.clone();
+        let max_errors = self.options.max_errors;
+        blocking(&self.describe, move || {
+            let fail = |err: redb::Error| store_error(&describe, "looking up files", err, false);
+            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+            let mut out = Vec::with_capacity(files.len());
+            for file in files {
+                let needed = match table
+                    .get((namespace.as_str(), file.path.as_str()))
+                    .map_err(|e| fail(e.into()))?
+                {
+                    Some(value) => decode_status(&describe, &file.path, value.value())?
+                        .needs_processing(&file, max_errors),
+                    None => true,
+                };
+                if needed {
+                    out.push(file);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn report_done(&self, source: &FileInfo, uploaded: &FileInfo) -> Result<()> {
+        let uploaded = uploaded.clone();
+        self.update(source.path.clone(), "recording a success", move |_| {
+            FileStatus::done(&uploaded, Utc::now())
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {
+        let failed = file.clone();
+        let error = error.to_string();
+        let status = self
+            .update(file.path.clone(), "recording a failure", move |previous| {
+                FileStatus::after_error(previous, &failed, &error, Utc::now())
+            })
+            .await?;
+        Ok(status.error_count)
+    }
+
+    async fn status(&self, path: &str) -> Result<Option<FileStatus>> {
+        let db = Arc::clone(&self.db);
+        let describe = self.describe.clone();
+        let namespace = self.options.namespace.clone();
+        let path = path.to_string();
+        blocking(&self.describe, move || {
+            let fail = |err: redb::Error| store_error(&describe, "reading a record", err, false);
+            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+            match table
+                .get((namespace.as_str(), path.as_str()))
+                .map_err(|e| fail(e.into()))?
+            {
+                Some(value) => Ok(Some(decode_status(&describe, &path, value.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<StatusCounts> {
+        let db = Arc::clone(&self.db);
+        let describe = self.describe.clone();
+        let namespace = self.options.namespace.clone();
+        blocking(&self.describe, move || {
+            let fail = |err: redb::Error| store_error(&describe, "counting records", err, false);
+            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+            let mut counts = StatusCounts::default();
+            for entry in table
+                .range((namespace.as_str(), "")..)
+                .map_err(|e| fail(e.into()))?
+            {
+                let (key, value) = entry.map_err(|e| fail(e.into()))?;
+                let (ns, path) = key.value();
+                if ns != namespace {
+                    break;
+                }
+                match decode_status(&describe, path, value.value())?.state {
+                    FileState::Done => counts.done += 1,
+                    FileState::Failed => counts.failed += 1,
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    fn options(&self) -> &StatusStoreOptions {
+        &self.options
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let describe = self.describe.clone();
+        let namespace = self.options.namespace.clone();
+        blocking(&self.describe, move || {
+            let fail =
+                |err: redb::Error| store_error(&describe, "clearing the namespace", err, false);
+            let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+                let mut doomed = Vec::new();
+                for entry in table
+                    .range((namespace.as_str(), "")..)
+                    .map_err(|e| fail(e.into()))?
+                {
+                    let (key, _) = entry.map_err(|e| fail(e.into()))?;
+                    let (ns, path) = key.value();
+                    if ns != namespace {
+                        break;
+                    }
+                    doomed.push(path.to_string());
+                }
+                for path in doomed {
+                    table
+                        .remove((namespace.as_str(), path.as_str()))
+                        .map_err(|e| fail(e.into()))?;
+                }
+            }
+            txn.commit().map_err(|e| fail(e.into()))?;
+            Ok(())
+        })
+        .await
+    }
+}

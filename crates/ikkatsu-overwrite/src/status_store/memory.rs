@@ -1,0 +1,118 @@
+//! [`MemoryStatusStore`]: records in process memory, lost at exit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ikkatsu_core::Result;
+use ikkatsu_storage::FileInfo;
+
+use super::{FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions};
+
+type Records = HashMap<String, HashMap<String, FileStatus>>;
+
+/// A status store in process memory (URL `memory:`): for tests, dry runs and one-off runs
+/// that need no resume.
+///
+/// Stores made with [`MemoryStatusStore::share`] see the same records, each in its own
+/// namespace.
+#[derive(Debug, Clone)]
+pub struct MemoryStatusStore {
+    records: Arc<Mutex<Records>>,
+    options: StatusStoreOptions,
+}
+
+impl MemoryStatusStore {
+    /// An empty store.
+    pub fn new(options: StatusStoreOptions) -> Self {
+        MemoryStatusStore {
+            records: Arc::new(Mutex::new(HashMap::new())),
+            options,
+        }
+    }
+
+    /// A store on the same records as `self`, with other options (another namespace).
+    pub fn share(&self, options: StatusStoreOptions) -> Self {
+        MemoryStatusStore {
+            records: Arc::clone(&self.records),
+            options,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        // A panic while holding the lock cannot leave a record half-written: every update
+        // is a single insert.
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl StatusStore for MemoryStatusStore {
+    async fn needs_processing(&self, files: Vec<FileInfo>) -> Result<Vec<FileInfo>> {
+        let records = self.lock();
+        let namespace = records.get(&self.options.namespace);
+        Ok(files
+            .into_iter()
+            .filter(|file| match namespace.and_then(|ns| ns.get(&file.path)) {
+                Some(status) => status.needs_processing(file, self.options.max_errors),
+                None => true,
+            })
+            .collect())
+    }
+
+    async fn report_done(&self, source: &FileInfo, uploaded: &FileInfo) -> Result<()> {
+        let mut records = self.lock();
+        records
+            .entry(self.options.namespace.clone())
+            .or_default()
+            .insert(source.path.clone(), FileStatus::done(uploaded, Utc::now()));
+        Ok(())
+    }
+
+    async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {
+        let mut records = self.lock();
+        let namespace = records.entry(self.options.namespace.clone()).or_default();
+        let previous = namespace.remove(&file.path);
+        let status = FileStatus::after_error(previous, file, error, Utc::now());
+        let count = status.error_count;
+        namespace.insert(file.path.clone(), status);
+        Ok(count)
+    }
+
+    async fn status(&self, path: &str) -> Result<Option<FileStatus>> {
+        Ok(self
+            .lock()
+            .get(&self.options.namespace)
+            .and_then(|ns| ns.get(path))
+            .cloned())
+    }
+
+    async fn counts(&self) -> Result<StatusCounts> {
+        let mut counts = StatusCounts::default();
+        if let Some(ns) = self.lock().get(&self.options.namespace) {
+            for status in ns.values() {
+                match status.state {
+                    FileState::Done => counts.done += 1,
+                    FileState::Failed => counts.failed += 1,
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    fn options(&self) -> &StatusStoreOptions {
+        &self.options
+    }
+
+    fn describe(&self) -> String {
+        "memory:".to_string()
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.lock().remove(&self.options.namespace);
+        Ok(())
+    }
+}

@@ -1,0 +1,551 @@
+//! The status store: which files of a flow are done, which failed (and how often), and so
+//! which files of a walk still need processing.
+//!
+//! One trait, [`StatusStore`], with one backend per module:
+//!
+//! | URL | backend | feature |
+//! |-----|---------|---------|
+//! | `memory:` | [`MemoryStatusStore`] (process memory, for tests and dry runs) | always |
+//! | `redb:///path/status.redb`, `file:///path/status.redb`, `path/status.redb` | `EmbeddedStatusStore` (redb file, no server) | `embedded` (default) |
+//! | `redis://host:port/db`, `rediss://…` | `RedisStatusStore` | `redis` |
+//! | `postgres://…`, `postgresql://…` | `SqlStatusStore` | `postgres` |
+//! | `mysql://…`, `mariadb://…` | `SqlStatusStore` | `mysql` |
+//!
+//! [`open_status_store`] picks the backend from the URL.
+//!
+//! ## When a file needs processing
+//!
+//! A file needs processing if the store has no record of it; or it was done and the walked
+//! file differs from the file recorded as uploaded by [`StatusStore::report_done`]; or it
+//! failed and either changed since the last failure or failed fewer than
+//! [`StatusStoreOptions::max_errors`] times. "Differs" is decided by [`changed_since`]: the
+//! sizes differ, or both sides have a modification time and the times differ, or both
+//! sides have an etag and the etags differ.
+//!
+//! The error count counts the failures since the last success: [`StatusStore::report_done`]
+//! resets it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ikkatsu_core::{Error, Result};
+use ikkatsu_storage::FileInfo;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "embedded")]
+mod embedded;
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod sql;
+
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedStatusStore;
+pub use memory::MemoryStatusStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStatusStore;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use sql::{STATUS_MIGRATIONS_TABLE, SqlStatusStore};
+
+/// The default number of failures after which an unchanged file is no longer retried.
+pub const DEFAULT_MAX_ERRORS: u32 = 3;
+
+/// The default namespace when a flow gives none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Settings shared by every backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusStoreOptions {
+    /// Separates the records of several flows sharing one store (usually the flow name).
+    /// Not empty, at most 64 bytes, no `:`, no control characters.
+    pub namespace: String,
+    /// An unchanged file that failed this many times is skipped.
+    pub max_errors: u32,
+}
+
+impl Default for StatusStoreOptions {
+    fn default() -> Self {
+        StatusStoreOptions {
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            max_errors: DEFAULT_MAX_ERRORS,
+        }
+    }
+}
+
+impl StatusStoreOptions {
+    /// Options for `namespace` with the default `max_errors`.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        StatusStoreOptions {
+            namespace: namespace.into(),
+            ..StatusStoreOptions::default()
+        }
+    }
+
+    /// Sets [`StatusStoreOptions::max_errors`].
+    pub fn with_max_errors(mut self, max_errors: u32) -> Self {
+        self.max_errors = max_errors;
+        self
+    }
+
+    /// Checks the namespace.
+    pub fn validate(&self) -> Result<()> {
+        let ns = &self.namespace;
+        if ns.is_empty() || ns.len() > 64 || ns.contains(':') || ns.chars().any(char::is_control) {
+            return Err(Error::config(format!(
+                "status store namespace `{}` is invalid: use 1 to 64 bytes without `:` or control characters (for example the flow name)",
+                ns.escape_debug()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The state of a file the store knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    /// Processed and uploaded.
+    Done,
+    /// The last attempt failed.
+    Failed,
+}
+
+impl FileState {
+    /// `done` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Done => "done",
+            FileState::Failed => "failed",
+        }
+    }
+
+    /// Parses [`FileState::as_str`].
+    pub fn parse(text: &str) -> Option<FileState> {
+        match text {
+            "done" => Some(FileState::Done),
+            "failed" => Some(FileState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What the store records about one file (keyed by the source path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStatus {
+    /// Done or failed.
+    pub state: FileState,
+    /// The file as uploaded by the last success, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<FileInfo>,
+    /// The source file as it was at the last failure, while the state is failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FileInfo>,
+    /// Failures since the last success.
+    pub error_count: u32,
+    /// The text of the last failure since the last success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the record was last written.
+    pub updated: DateTime<Utc>,
+}
+
+impl FileStatus {
+    /// The record after a success: `uploaded` kept, errors cleared.
+    pub fn done(uploaded: &FileInfo, now: DateTime<Utc>) -> Self {
+        FileStatus {
+            state: FileState::Done,
+            uploaded: Some(uploaded.clone()),
+            failed: None,
+            error_count: 0,
+            last_error: None,
+            updated: now,
+        }
+    }
+
+    /// The record after a failure of `file`, given the previous record.
+    pub fn after_error(
+        previous: Option<FileStatus>,
+        file: &FileInfo,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (uploaded, count) = match previous {
+            Some(p) => (p.uploaded, p.error_count),
+            None => (None, 0),
+        };
+        FileStatus {
+            state: FileState::Failed,
+            uploaded,
+            failed: Some(file.clone()),
+            error_count: count.saturating_add(1),
+            last_error: Some(error.to_string()),
+            updated: now,
+        }
+    }
+
+    /// Whether `file` (as walked now) needs processing given this record.
+    pub fn needs_processing(&self, file: &FileInfo, max_errors: u32) -> bool {
+        match self.state {
+            FileState::Done => match &self.uploaded {
+                Some(uploaded) => changed_since(uploaded, file),
+                None => true,
+            },
+            FileState::Failed => match &self.failed {
+                Some(failed) if !changed_since(failed, file) => self.error_count < max_errors,
+                _ => true,
+            },
+        }
+    }
+}
+
+/// Whether `now` describes different content than `recorded`: the sizes differ, or both
+/// have a modification time and the times differ, or both have an etag and they differ.
+pub fn changed_since(recorded: &FileInfo, now: &FileInfo) -> bool {
+    if recorded.size != now.size {
+        return true;
+    }
+    if let (Some(a), Some(b)) = (&recorded.modified, &now.modified)
+        && a != b
+    {
+        return true;
+    }
+    if let (Some(a), Some(b)) = (&recorded.etag, &now.etag)
+        && a != b
+    {
+        return true;
+    }
+    false
+}
+
+/// How many files a store knows, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Files recorded as done.
+    pub done: u64,
+    /// Files whose last attempt failed.
+    pub failed: u64,
+}
+
+/// Where the overwrite flow records what it did, per source path.
+///
+/// Every method may be called concurrently from many workers.
+#[async_trait]
+pub trait StatusStore: Send + Sync {
+    /// The files of `files` that need processing (see the [module docs](self)), in the
+    /// order given. Callers pass the walk in batches (a thousand or so per call).
+    async fn needs_processing(&self, files: Vec<FileInfo>) -> Result<Vec<FileInfo>>;
+
+    /// Records that `source` was processed and written as `uploaded` (the file's info after
+    /// the upload: what the next walk will see). Clears the error count.
+    async fn report_done(&self, source: &FileInfo, uploaded: &FileInfo) -> Result<()>;
+
+    /// Records a failure of `file` with its message; returns the number of failures since
+    /// the last success, this one included.
+    async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32>;
+
+    /// The record of the file at `path`, if any.
+    async fn status(&self, path: &str) -> Result<Option<FileStatus>>;
+
+    /// How many files of this namespace are done and failed.
+    async fn counts(&self) -> Result<StatusCounts>;
+
+    /// The options the store was opened with.
+    fn options(&self) -> &StatusStoreOptions;
+
+    /// The store's location for messages (URL with secrets masked).
+    fn describe(&self) -> String;
+
+    /// Removes every record of this namespace (for tests and `--reset`).
+    async fn clear(&self) -> Result<()>;
+
+    /// Releases connections and files. The store must not be used afterwards.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The backend a status store URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StatusStoreUrl {
+    /// `memory:`.
+    Memory,
+    /// `redb://PATH`, `file://PATH` or a plain path.
+    Embedded {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
+    /// `redis://…` or `rediss://…`.
+    Redis {
+        /// The URL as given.
+        url: String,
+    },
+    /// `postgres://…` or `postgresql://…`.
+    Postgres {
+        /// The URL as given.
+        url: String,
+    },
+    /// `mysql://…` or `mariadb://…` (rewritten to `mysql://`).
+    MySql {
+        /// The URL with the `mysql://` scheme.
+        url: String,
+    },
+}
+
+impl StatusStoreUrl {
+    /// Parses `url`; an unknown scheme is a [`ErrorKind::Config`](ikkatsu_core::ErrorKind::Config) error naming the masked URL.
+    pub fn parse(url: &str) -> Result<Self> {
+        let trimmed = url.trim();
+        let lower = trimmed.to_ascii_lowercase();
+        let path_of = |rest: &str| -> Result<StatusStoreUrl> {
+            if rest.is_empty() {
+                return Err(Error::config(format!(
+                    "status store URL `{}` names no file: write redb:///PATH/status.redb or a plain path",
+                    mask_url(url)
+                )));
+            }
+            Ok(StatusStoreUrl::Embedded { path: rest.into() })
+        };
+        if lower == "memory:" || lower == "memory://" || lower == "mem:" {
+            return Ok(StatusStoreUrl::Memory);
+        }
+        for scheme in ["redb://", "file://", "redb:"] {
+            if lower.starts_with(scheme) {
+                return path_of(&trimmed[scheme.len()..]);
+            }
+        }
+        if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+            return Ok(StatusStoreUrl::Redis {
+                url: trimmed.to_string(),
+            });
+        }
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            return Ok(StatusStoreUrl::Postgres {
+                url: trimmed.to_string(),
+            });
+        }
+        if lower.starts_with("mysql://") {
+            return Ok(StatusStoreUrl::MySql {
+                url: trimmed.to_string(),
+            });
+        }
+        if lower.starts_with("mariadb://") {
+            return Ok(StatusStoreUrl::MySql {
+                url: format!("mysql://{}", &trimmed["mariadb://".len()..]),
+            });
+        }
+        let scheme_like = trimmed.split_once(':').is_some_and(|(s, _)| {
+            s.len() > 1
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        });
+        if trimmed.is_empty() || scheme_like {
+            return Err(Error::config(format!(
+                "status store URL `{}` is not supported: use memory:, redb:///PATH, a file path, redis://HOST:PORT/DB, postgres://USER@HOST/DB or mysql://USER@HOST/DB",
+                mask_url(url)
+            )));
+        }
+        path_of(trimmed)
+    }
+
+    /// The cargo feature of `ikkatsu-overwrite` that compiles this backend in.
+    pub fn feature(&self) -> Option<&'static str> {
+        match self {
+            StatusStoreUrl::Memory => None,
+            StatusStoreUrl::Embedded { .. } => Some("embedded"),
+            StatusStoreUrl::Redis { .. } => Some("redis"),
+            StatusStoreUrl::Postgres { .. } => Some("postgres"),
+            StatusStoreUrl::MySql { .. } => Some("mysql"),
+        }
+    }
+}
+
+/// Opens the status store at `url` (see [`StatusStoreUrl`]) for `options`; SQL stores apply
+/// their migrations.
+pub async fn open_status_store(
+    url: &str,
+    options: StatusStoreOptions,
+) -> Result<Arc<dyn StatusStore>> {
+    options.validate()?;
+    let parsed = StatusStoreUrl::parse(url)?;
+    #[allow(unreachable_patterns)]
+    match parsed {
+        StatusStoreUrl::Memory => Ok(Arc::new(MemoryStatusStore::new(options))),
+        #[cfg(feature = "embedded")]
+        StatusStoreUrl::Embedded { path } => {
+            Ok(Arc::new(EmbeddedStatusStore::open(path, options).await?))
+        }
+        #[cfg(feature = "redis")]
+        StatusStoreUrl::Redis { url } => {
+            Ok(Arc::new(RedisStatusStore::connect(&url, options).await?))
+        }
+        #[cfg(feature = "postgres")]
+        StatusStoreUrl::Postgres { url } => {
+            Ok(Arc::new(SqlStatusStore::connect(&url, options).await?))
+        }
+        #[cfg(feature = "mysql")]
+        StatusStoreUrl::MySql { url } => {
+            Ok(Arc::new(SqlStatusStore::connect(&url, options).await?))
+        }
+        other => Err(Error::config(format!(
+            "status store URL `{}` needs the `{}` feature of ikkatsu-overwrite, which this build lacks",
+            mask_url(url),
+            other.feature().unwrap_or("?")
+        ))),
+    }
+}
+
+/// `url` with the password of its user info and any `password=` query value replaced by
+/// `***`.
+pub fn mask_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let start = scheme_end + 3;
+        let authority_end = out[start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@') {
+            let userinfo = &out[start..start + at];
+            match userinfo.find(':') {
+                Some(colon) => out.replace_range(start + colon + 1..start + at, "***"),
+                // Redis puts a lone password in the user part: `redis://:pw@…` is handled
+                // above, `redis://pw@…` is masked whole.
+                None if out.starts_with("redis") => out.replace_range(start..start + at, "***"),
+                None => {}
+            }
+        }
+    }
+    if let Some(query_start) = out.find('?') {
+        let (head, query) = out.split_at(query_start + 1);
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", masked.join("&"));
+    }
+    out
+}
+
+/// A store error of kind [`ErrorKind::Repository`](ikkatsu_core::ErrorKind::Repository) naming the store and the operation.
+#[cfg(any(feature = "embedded", feature = "redis"))]
+pub(crate) fn store_error(
+    describe: &str,
+    what: &str,
+    err: impl std::error::Error + Send + Sync + 'static,
+    temporary: bool,
+) -> Error {
+    Error::new(
+        ikkatsu_core::ErrorKind::Repository,
+        format!("status store {describe}: {what}: {err}"),
+    )
+    .with_source(err)
+    .set_temporary(temporary)
+}
+
+/// Decodes a record stored as JSON.
+#[cfg(feature = "embedded")]
+pub(crate) fn decode_status(describe: &str, path: &str, bytes: &[u8]) -> Result<FileStatus> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        Error::new(
+            ikkatsu_core::ErrorKind::Parse,
+            format!("status store {describe}: the record of `{path}` is not valid: {err}"),
+        )
+        .with_source(err)
+    })
+}
+
+/// Encodes a record as compact JSON.
+#[cfg(feature = "embedded")]
+pub(crate) fn encode_status(status: &FileStatus) -> Result<Vec<u8>> {
+    serde_json::to_vec(status).map_err(|err| {
+        Error::new(
+            ikkatsu_core::ErrorKind::Unexpected,
+            format!("encoding a status record: {err}"),
+        )
+        .with_source(err)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            StatusStoreUrl::parse("memory:").unwrap(),
+            StatusStoreUrl::Memory
+        );
+        assert_eq!(
+            StatusStoreUrl::parse("redb:///tmp/a.redb").unwrap(),
+            StatusStoreUrl::Embedded {
+                path: "/tmp/a.redb".into()
+            }
+        );
+        assert_eq!(
+            StatusStoreUrl::parse("file:///tmp/a.redb").unwrap(),
+            StatusStoreUrl::Embedded {
+                path: "/tmp/a.redb".into()
+            }
+        );
+        assert_eq!(
+            StatusStoreUrl::parse("state/a.redb").unwrap(),
+            StatusStoreUrl::Embedded {
+                path: "state/a.redb".into()
+            }
+        );
+        assert_eq!(
+            StatusStoreUrl::parse("mariadb://u@h/db").unwrap(),
+            StatusStoreUrl::MySql {
+                url: "mysql://u@h/db".into()
+            }
+        );
+        let err = StatusStoreUrl::parse("ftp://user:secret@host/x").unwrap_err();
+        assert!(err.to_string().contains("ftp://user:***@host/x"), "{err}");
+        assert!(!err.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn masks_secrets() {
+        assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(mask_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(mask_url("redis://pw@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(
+            mask_url("mysql://h/db?password=x&a=b"),
+            "mysql://h/db?password=***&a=b"
+        );
+    }
+
+    #[test]
+    fn namespace_validation() {
+        assert!(StatusStoreOptions::new("flow-1").validate().is_ok());
+        assert!(StatusStoreOptions::new("").validate().is_err());
+        assert!(StatusStoreOptions::new("a:b").validate().is_err());
+    }
+
+    #[test]
+    fn change_detection() {
+        let t = Utc::now();
+        let mut a = FileInfo::new("x", 1);
+        a.modified = Some(t);
+        let mut b = a.clone();
+        assert!(!changed_since(&a, &b));
+        b.modified = None;
+        assert!(!changed_since(&a, &b), "a missing time decides nothing");
+        b.size = 2;
+        assert!(changed_since(&a, &b));
+        let mut c = a.clone();
+        c.modified = Some(t + chrono::Duration::seconds(1));
+        assert!(changed_since(&a, &c));
+        let mut d = a.clone();
+        d.etag = Some("e".into());
+        let mut e = a.clone();
+        e.etag = Some("f".into());
+        assert!(changed_since(&d, &e));
+    }
+}

@@ -1,0 +1,315 @@
+//! [`RedisStatusStore`]: one Redis hash per file, key `ikkatsu:{namespace}:{path}`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ikkatsu_core::{Error, ErrorKind, Result};
+use ikkatsu_storage::FileInfo;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{
+    FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, mask_url, store_error,
+};
+
+/// The hash fields, in the order `HMGET` asks for them.
+const FIELDS: [&str; 6] = ["state", "uploaded", "failed", "errors", "error", "updated"];
+
+/// Keys scanned or deleted per round-trip by [`StatusStore::counts`] and
+/// [`StatusStore::clear`].
+const SCAN_BATCH: usize = 1_000;
+
+/// A status store in Redis (URL `redis://[:PASSWORD@]HOST:PORT/DB` or `rediss://…`).
+///
+/// Each file is a hash at `ikkatsu:{namespace}:{path}` with the fields `state`
+/// (`done`/`failed`), `uploaded` and `failed` (compact JSON [`FileInfo`]), `errors`,
+/// `error` and `updated` (RFC 3339). A batch of [`StatusStore::needs_processing`] is one
+/// pipelined round-trip of `HMGET`s; each report is one `MULTI`/`EXEC` round-trip.
+/// [`StatusStore::counts`] scans the namespace's keys (linear in their number).
+#[derive(Clone)]
+pub struct RedisStatusStore {
+    connection: ConnectionManager,
+    describe: String,
+    prefix: String,
+    options: StatusStoreOptions,
+}
+
+impl std::fmt::Debug for RedisStatusStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStatusStore")
+            .field("url", &self.describe)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl RedisStatusStore {
+    /// Connects to the Redis server at `url`; fails at once if it cannot be reached.
+    pub async fn connect(url: &str, options: StatusStoreOptions) -> Result<Self> {
+        options.validate()?;
+        let describe = mask_url(url);
+        let client = redis::Client::open(url).map_err(|err| {
+            Error::new(
+                ErrorKind::Config,
+                format!("status store URL `{describe}` is not a valid Redis URL: {err}"),
+            )
+            .with_source(err)
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_connection_timeout(Some(Duration::from_secs(10)))
+            .set_response_timeout(Some(Duration::from_secs(60)));
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|err| {
+                store_error(
+                    &describe,
+                    "connecting (is the Redis server running and the URL right?)",
+                    err,
+                    true,
+                )
+            })?;
+        let prefix = format!("ikkatsu:{}:", options.namespace);
+        Ok(RedisStatusStore {
+            connection,
+            describe,
+            prefix,
+            options,
+        })
+    }
+
+    /// The key of the file at `path`.
+    pub fn key(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
+    }
+
+    fn error(&self, what: &str, err: redis::RedisError) -> Error {
+        let temporary = err.is_io_error() || err.is_timeout() || err.is_connection_dropped();
+        store_error(&self.describe, what, err, temporary)
+    }
+
+    fn decode(&self, path: &str, fields: Vec<Option<String>>) -> Result<Option<FileStatus>> {
+        let bad = |what: &str| {
+            Error::new(
+                ErrorKind::Parse,
+                format!(
+                    "status store {}: key `{}` has an invalid {what}",
+                    self.describe,
+                    self.key(path)
+                ),
+            )
+        };
+        let mut fields = fields.into_iter();
+        let mut next = || fields.next().flatten();
+        let Some(state) = next() else {
+            return Ok(None);
+        };
+        let state = FileState::parse(&state).ok_or_else(|| bad("state"))?;
+        let info = |text: Option<String>, what: &str| -> Result<Option<FileInfo>> {
+            text.map(|t| serde_json::from_str(&t).map_err(|_| bad(what)))
+                .transpose()
+        };
+        let uploaded = info(next(), "uploaded file info")?;
+        let failed = info(next(), "failed file info")?;
+        let error_count = match next() {
+            Some(n) => n.parse().map_err(|_| bad("error count"))?,
+            None => 0,
+        };
+        let last_error = next();
+        let updated = match next() {
+            Some(t) => DateTime::parse_from_rfc3339(&t)
+                .map_err(|_| bad("update time"))?
+                .with_timezone(&Utc),
+            None => DateTime::<Utc>::UNIX_EPOCH,
+        };
+        Ok(Some(FileStatus {
+            state,
+            uploaded,
+            failed,
+            error_count,
+            last_error,
+            updated,
+        }))
+    }
+
+    /// One `SCAN` page of this namespace's keys: the next cursor (0 at the end) and keys.
+    async fn scan_page(&self, cursor: u64) -> Result<(u64, Vec<String>)> {
+        let pattern = format!("{}*", glob_escape(&self.prefix));
+        let mut connection = self.connection.clone();
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_BATCH)
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.error("scanning keys", err))
+    }
+}
+
+/// `text` with Redis glob characters escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn to_json(info: &FileInfo) -> Result<String> {
+    serde_json::to_string(info).map_err(|err| {
+        Error::new(ErrorKind::Unexpected, format!("encoding file info: {err}")).with_source(err)
+    })
+}
+
+#[async_trait]
+impl StatusStore for RedisStatusStore {
+    async fn needs_processing(&self, files: Vec<FileInfo>) -> Result<Vec<FileInfo>> {
+        if files.is_empty() {
+            return Ok(files);
+        }
+        let mut pipe = redis::pipe();
+        for file in &files {
+            pipe.cmd("HMGET").arg(self.key(&file.path)).arg(&FIELDS[..]);
+        }
+        let mut connection = self.connection.clone();
+        let rows: Vec<Vec<Option<String>>> = pipe
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.error("looking up files", err))?;
+        let mut out = Vec::with_capacity(files.len());
+        for (file, fields) in files.into_iter().zip(rows) {
+            let needed = match self.decode(&file.path, fields)? {
+                Some(status) => status.needs_processing(&file, self.options.max_errors),
+                None => true,
+            };
+            if needed {
+                out.push(file);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn report_done(&self, source: &FileInfo, uploaded: &FileInfo) -> Result<()> {
+        let key = self.key(&source.path);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(&key)
+            .ignore()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("state")
+            .arg(FileState::Done.as_str())
+            .arg("uploaded")
+            .arg(to_json(uploaded)?)
+            .arg("errors")
+            .arg(0)
+            .arg("updated")
+            .arg(Utc::now().to_rfc3339())
+            .ignore();
+        let mut connection = self.connection.clone();
+        pipe.query_async::<()>(&mut connection)
+            .await
+            .map_err(|err| self.error(&format!("recording the success of `{}`", source.path), err))
+    }
+
+    async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {
+        let key = self.key(&file.path);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HINCRBY")
+            .arg(&key)
+            .arg("errors")
+            .arg(1)
+            .cmd("HSET")
+            .arg(&key)
+            .arg("state")
+            .arg(FileState::Failed.as_str())
+            .arg("failed")
+            .arg(to_json(file)?)
+            .arg("error")
+            .arg(error)
+            .arg("updated")
+            .arg(Utc::now().to_rfc3339())
+            .ignore();
+        let mut connection = self.connection.clone();
+        let (count,): (u32,) = pipe
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.error(&format!("recording a failure of `{}`", file.path), err))?;
+        Ok(count)
+    }
+
+    async fn status(&self, path: &str) -> Result<Option<FileStatus>> {
+        let mut connection = self.connection.clone();
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key(path))
+            .arg(&FIELDS[..])
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.error(&format!("reading the record of `{path}`"), err))?;
+        self.decode(path, fields)
+    }
+
+    async fn counts(&self) -> Result<StatusCounts> {
+        let mut counts = StatusCounts::default();
+        let mut connection = self.connection.clone();
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan_page(cursor).await?;
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("HGET").arg(key).arg("state");
+                }
+                let states: Vec<Option<String>> = pipe
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|err| self.error("counting records", err))?;
+                for state in states.into_iter().flatten() {
+                    match FileState::parse(&state) {
+                        Some(FileState::Done) => counts.done += 1,
+                        Some(FileState::Failed) => counts.failed += 1,
+                        None => {}
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(counts);
+            }
+            cursor = next;
+        }
+    }
+
+    fn options(&self) -> &StatusStoreOptions {
+        &self.options
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let mut connection = self.connection.clone();
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan_page(cursor).await?;
+            if !keys.is_empty() {
+                redis::cmd("UNLINK")
+                    .arg(keys)
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(|err| self.error("deleting keys", err))?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
