@@ -44,9 +44,17 @@
 #![deny(missing_docs)]
 
 pub mod backlog;
+pub mod flow;
+pub mod journal;
+pub mod process_fn;
 pub mod status_store;
 
 pub use backlog::{BacklogEntries, BacklogHeader, BacklogReader, BacklogWriter, write_backlog};
+pub use flow::{
+    Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
+    ScanSummary,
+};
+pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
 #[cfg(feature = "embedded")]
 pub use status_store::EmbeddedStatusStore;
 #[cfg(feature = "redis")]

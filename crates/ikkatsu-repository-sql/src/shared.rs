@@ -39,7 +39,9 @@ macro_rules! job_repository_impl {
                         Ok(()) => return Ok(()),
                         Err(
                             ::sqlx::migrate::MigrateError::Execute(_)
-                            | ::sqlx::migrate::MigrateError::ExecuteMigration(..),
+                            | ::sqlx::migrate::MigrateError::ExecuteMigration(..)
+                            // Another process is applying a migration right now.
+                            | ::sqlx::migrate::MigrateError::Dirty(_),
                         ) if attempt < 5 => {
                             ::tokio::time::sleep(::std::time::Duration::from_millis(
                                 50 * attempt,

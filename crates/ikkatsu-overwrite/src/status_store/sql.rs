@@ -264,9 +264,12 @@ impl SqlStatusStore {
             };
             match result {
                 Ok(()) => return Ok(()),
+                // `Dirty`: another process is applying the migration right now (its history
+                // row is marked unfinished until it is done); wait for it.
                 Err(
                     sqlx::migrate::MigrateError::Execute(_)
-                    | sqlx::migrate::MigrateError::ExecuteMigration(..),
+                    | sqlx::migrate::MigrateError::ExecuteMigration(..)
+                    | sqlx::migrate::MigrateError::Dirty(_),
                 ) if attempt < 5 => {
                     tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                 }
