@@ -159,31 +159,11 @@ pub struct ValidateArgs {
     pub params: Vec<String>,
 }
 
-/// Parses `500ms`, `2s`, `5m`, `1h` or plain seconds.
+/// Parses `500ms`, `2s`, `5m`, `1h30m` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| text.split_at(i))
-        .unwrap_or((text, "s"));
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 2s, 5m)"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit `{other}` in `{text}`: use ms, s, m or h"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a valid duration"));
-    }
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    text.parse::<ikkatsu_core::duration::HumanDuration>()
+        .map(|d| d.as_duration())
+        .map_err(|err| err.to_string())
 }
 
 /// Sets up `tracing` on standard error.

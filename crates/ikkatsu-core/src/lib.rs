@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod context;
+pub mod duration;
 pub mod error;
 pub mod execution;
 pub mod item;

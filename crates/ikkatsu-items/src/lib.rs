@@ -61,7 +61,7 @@
 #![deny(missing_docs)]
 
 pub mod csv;
-pub mod duration;
+pub use ikkatsu_core::duration;
 mod file;
 pub mod jsonl;
 pub mod log;
