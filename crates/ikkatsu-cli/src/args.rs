@@ -83,6 +83,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Create or upgrade the job repository's tables.
     Migrate,
+    /// Transform files in place (or into --target): walk, keep what still needs work, then
+    /// download → command → upload with a pool of workers, recording every file.
+    Overwrite(Box<OverwriteArgs>),
 }
 
 /// `ikkatsu run`.
@@ -157,6 +160,76 @@ pub struct ValidateArgs {
     /// Job parameters, as for `run`.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+}
+
+/// `ikkatsu overwrite`.
+#[derive(Debug, Args)]
+pub struct OverwriteArgs {
+    /// Storage URL of the files to transform: `file:///data`, a path, or `memory:`.
+    pub source: String,
+    /// Only files whose relative path matches one of these globs (`**/*.csv`). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave files matching one of these globs alone. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Deepest directory level to walk (1: files directly in SOURCE).
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// Follow symbolic links (loops are detected).
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// Also take hidden files and directories (names starting with `.`).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Command run per file; `{in}` is the downloaded file, `{out}` the file to upload.
+    /// Run without a shell unless --shell. Exit code 75 means "temporary, retry".
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: String,
+    /// Run --exec through `sh -c` (paths are quoted).
+    #[arg(long)]
+    pub shell: bool,
+    /// Kill the command after this long (then retried as a temporary failure).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Write results here (same relative paths) instead of over the source.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Status store: `memory:`, a redb file path, `redis://…`, `postgres://…`, `mysql://…`
+    /// (default: `ikkatsu-status.redb` beside a SQLite job repository).
+    #[arg(long, value_name = "URL", env = "IKKATSU_STATUS")]
+    pub status: Option<String>,
+    /// Namespace of this flow in the status store (default: from SOURCE and --target).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Files processed at once (default: 2 × cores).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Failures after which a file is left alone until it changes (default 3).
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u32>,
+    /// Retries of a temporary error per operation (default 3).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Where the backlog, journal and temporary files live
+    /// (default `.ikkatsu/overwrite/NAMESPACE`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The backlog file (default `STATE_DIR/backlog.jsonl.gz`).
+    #[arg(long, value_name = "PATH")]
+    pub backlog: Option<PathBuf>,
+    /// Only scan: write the backlog and report how many files need work.
+    #[arg(long)]
+    pub scan_only: bool,
+    /// Scan and list what would be processed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Never show a progress bar (it is shown only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Parses `500ms`, `2s`, `5m`, `1h30m` or plain seconds.

@@ -39,6 +39,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Recover => recover(global).await,
         Command::Validate(args) => validate(args),
         Command::Migrate => migrate(global).await,
+        Command::Overwrite(args) => crate::overwrite::overwrite(global, *args).await,
     };
     match result {
         Ok(code) => code,
@@ -92,7 +93,7 @@ fn load_definition(path: &Path) -> Result<JobDefinition, Error> {
 
 /// Cancels `token` on the first SIGINT/SIGTERM (graceful stop at the next chunk boundary);
 /// a second signal ends the process at once.
-fn stop_on_signals(token: CancellationToken) {
+pub(crate) fn stop_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
         let mut signals = 0u32;
         loop {

@@ -11,6 +11,7 @@
 //! | tasklet   | `shell`   | [`ShellTasklet`]                            | [`ShellTaskletConfig`] |
 //! | tasklet   | `log`     | [`LogTasklet`]                              | [`LogTaskletConfig`] |
 //! | tasklet   | `noop`    | [`LogTasklet`] without a message            | none |
+//! | tasklet   | `overwrite` | [`OverwriteTasklet`] (crate `ikkatsu-overwrite`) | [`OverwriteConfig`] |
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use ikkatsu_items::log::{LogTasklet, LogTaskletConfig};
 use ikkatsu_items::mapping::{FieldMappingConfig, FieldMappingItemProcessor};
 use ikkatsu_items::script::{ScriptItemProcessor, ScriptProcessorConfig};
 use ikkatsu_items::shell::{ShellTasklet, ShellTaskletConfig};
+use ikkatsu_overwrite::{OverwriteConfig, OverwriteTasklet};
 use serde::Deserialize;
 
 use crate::registry::ComponentRegistry;
@@ -74,6 +76,10 @@ impl ComponentRegistry {
         .register_tasklet("log", |props, _| {
             let config: LogTaskletConfig = props.deserialize()?;
             Ok(Arc::new(LogTasklet::new(config)?))
+        })
+        .register_tasklet("overwrite", |props, _| {
+            let config: OverwriteConfig = props.deserialize()?;
+            Ok(Arc::new(OverwriteTasklet::new(config)?))
         })
         .register_tasklet("noop", |props, _| {
             let NoProperties {} = props.deserialize()?;

@@ -41,6 +41,8 @@ pub struct OverwriteOptions {
     pub state_dir: PathBuf,
     /// Only report what would be processed; change nothing.
     pub dry_run: bool,
+    /// The backlog file (default `<state_dir>/backlog.jsonl.gz`).
+    pub backlog: Option<PathBuf>,
 }
 
 impl OverwriteOptions {
@@ -61,12 +63,15 @@ impl OverwriteOptions {
             batch_size: 1000,
             state_dir: state_dir.into(),
             dry_run: false,
+            backlog: None,
         }
     }
 
     /// The backlog file.
     pub fn backlog_path(&self) -> PathBuf {
-        self.state_dir.join("backlog.jsonl.gz")
+        self.backlog
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("backlog.jsonl.gz"))
     }
 
     /// The file listing failed paths (JSON Lines `{"path":..,"error":..}`).
@@ -268,6 +273,7 @@ impl OverwriteFlow {
         let mut recovered = 0;
         for entry in journal.pending()? {
             let path = &entry.source.path;
+            self.target().clean_interrupted_write(path).await?;
             let now = match self.target().stat(path).await {
                 Ok(info) => Some(info),
                 Err(err) if err.kind() == ErrorKind::NotFound => None,

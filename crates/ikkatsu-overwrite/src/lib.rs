@@ -44,12 +44,15 @@
 #![deny(missing_docs)]
 
 pub mod backlog;
+pub mod config;
 pub mod flow;
 pub mod journal;
 pub mod process_fn;
 pub mod status_store;
+pub mod step;
 
 pub use backlog::{BacklogEntries, BacklogHeader, BacklogReader, BacklogWriter, write_backlog};
+pub use config::OverwriteConfig;
 pub use flow::{
     Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
     ScanSummary,
@@ -65,3 +68,4 @@ pub use status_store::{
     FileState, FileStatus, MemoryStatusStore, StatusCounts, StatusStore, StatusStoreOptions,
     StatusStoreUrl, changed_since, mask_url, open_status_store,
 };
+pub use step::{COMPLETED_WITH_FAILURES, DEFAULT_STATUS_STORE, OverwriteTasklet};

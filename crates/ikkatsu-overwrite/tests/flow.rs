@@ -299,6 +299,8 @@ async fn an_upload_journalled_before_a_crash_is_not_transformed_again() {
     }
     write(&root, "done-before-crash.txt", "v1\nprocessed\n");
     std::fs::create_dir_all(state.join("work/file-leftover")).unwrap();
+    // The crashed upload's temporary copy beside the file.
+    write(&root, ".not-uploaded.txt.ikkatsu-999999-0.tmp", "partial");
 
     let summary = flow.process(&cancel, None).await.unwrap();
     assert_eq!(summary.recovered, 1);
@@ -313,6 +315,12 @@ async fn an_upload_journalled_before_a_crash_is_not_transformed_again() {
     }
     assert!(journal.pending().unwrap().is_empty());
     assert!(!state.join("work").exists());
+    let mut left: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["done-before-crash.txt", "not-uploaded.txt"]);
 }
 
 #[tokio::test]

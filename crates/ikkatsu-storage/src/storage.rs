@@ -351,6 +351,40 @@ impl Storage {
         self.stat(path).await
     }
 
+    /// Removes what a [`Storage::write_if_unchanged`] of `path` interrupted by a crash left
+    /// beside it (its hidden temporary copies). Returns how many were removed.
+    pub async fn clean_interrupted_write(&self, path: &str) -> Result<u64> {
+        let path = self.checked(path)?;
+        if self.inner.capabilities.conditional_write != ConditionalWrite::StatCompareRename {
+            return Ok(0);
+        }
+        let (dir, _) = split_dir(path);
+        let prefix = temp_sibling_prefix(path);
+        let entries = match self
+            .inner
+            .op
+            .list(if dir.is_empty() { "/" } else { dir })
+            .await
+        {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.err(e, "list", dir)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let name = entry.path().trim_start_matches('/');
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                self.inner
+                    .op
+                    .delete(name)
+                    .await
+                    .map_err(|e| self.err(e, "delete", name))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     async fn upload_if_match(&self, local: &Path, path: &str, etag: &str) -> Result<()> {
         let mut file = tokio::fs::File::open(local)
             .await
@@ -416,14 +450,28 @@ impl Storage {
     }
 }
 
+/// `path` split into its directory (with the trailing `/`, or empty) and its name.
+fn split_dir(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// The prefix of every temporary name [`temp_sibling`] makes for `path`.
+fn temp_sibling_prefix(path: &str) -> String {
+    let (dir, name) = split_dir(path);
+    format!("{dir}.{name}.ikkatsu-")
+}
+
 /// A hidden name beside `path` for content being written.
 fn temp_sibling(path: &str) -> String {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let (dir, name) = match path.rfind('/') {
-        Some(i) => (&path[..=i], &path[i + 1..]),
-        None => ("", path),
-    };
-    format!("{dir}.{name}.ikkatsu-{}-{n}.tmp", std::process::id())
+    format!(
+        "{}{}-{n}.tmp",
+        temp_sibling_prefix(path),
+        std::process::id()
+    )
 }
 
 /// Builds a [`FileInfo`] from OpenDAL metadata.

@@ -1,0 +1,181 @@
+//! `ikkatsu overwrite`: the overwrite flow from the command line.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ikkatsu_core::duration::HumanDuration;
+use ikkatsu_core::{CancellationToken, Error};
+use ikkatsu_overwrite::{OverwriteConfig, Progress, ProgressCallback};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::args::{GlobalArgs, OverwriteArgs};
+use crate::commands::{EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED, stop_on_signals};
+
+/// The status store used when none is given: an embedded file beside a SQLite job
+/// repository (in the working directory otherwise).
+fn default_status(repository: &str) -> String {
+    let name = ikkatsu_overwrite::DEFAULT_STATUS_STORE;
+    let path = repository
+        .strip_prefix("sqlite://")
+        .or_else(|| repository.strip_prefix("sqlite:"));
+    match path.and_then(|p| Path::new(p).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name).display().to_string(),
+        _ => name.to_string(),
+    }
+}
+
+fn progress_callback(total: u64, show_bar: bool) -> (ProgressCallback, Option<ProgressBar>) {
+    if show_bar {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} files  {per_sec}  eta {eta}  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let handle = bar.clone();
+        let callback: ProgressCallback = Arc::new(move |p: &Progress| {
+            handle.set_position(p.handled());
+            if p.failed + p.conflicts > 0 {
+                handle.set_message(format!("{} failed, {} conflicts", p.failed, p.conflicts));
+            }
+        });
+        return (callback, Some(bar));
+    }
+    let last = Mutex::new(Instant::now());
+    let callback: ProgressCallback = Arc::new(move |p: &Progress| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_secs(5) || p.handled() == p.total {
+            *last = Instant::now();
+            tracing::info!(
+                handled = p.handled(),
+                total = p.total,
+                done = p.done,
+                failed = p.failed,
+                conflicts = p.conflicts,
+                rate = format!("{:.1}/s", p.rate()),
+                eta_seconds = p.eta_seconds().map(|s| s.round() as u64),
+                "overwrite progress"
+            );
+        }
+    });
+    (callback, None)
+}
+
+/// Runs `ikkatsu overwrite`.
+pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, Error> {
+    let config = OverwriteConfig {
+        source: args.source,
+        target: args.target,
+        include: args.include,
+        exclude: args.exclude,
+        max_depth: args.max_depth,
+        follow_symlinks: args.follow_symlinks,
+        hidden: args.hidden,
+        exec: args.exec,
+        shell: args.shell,
+        timeout: args.timeout.map(HumanDuration::from),
+        status: args.status,
+        namespace: args.namespace,
+        concurrency: args.concurrency,
+        max_errors: args.max_errors,
+        retries: args.retries,
+        state_dir: args.state_dir,
+        backlog: args.backlog,
+        dry_run: args.dry_run,
+    };
+    config.validate()?;
+    let flow = config.build(&default_status(&global.repository)).await?;
+    let cancel = CancellationToken::new();
+    stop_on_signals(cancel.clone());
+    let scan = flow.scan(&cancel).await?;
+    let backlog = flow.options().backlog_path();
+    if !args.json {
+        println!(
+            "scanned {}: {} files match, {} need processing (backlog {})",
+            config.source,
+            scan.matched,
+            scan.queued,
+            backlog.display()
+        );
+    }
+    if args.scan_only {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "source": config.source,
+                    "namespace": config.namespace(),
+                    "backlog": backlog,
+                    "scan": scan,
+                }))?
+            );
+        }
+        return Ok(EXIT_COMPLETED);
+    }
+    let show_bar = !args.no_progress && !args.json && std::io::stderr().is_terminal();
+    let (callback, bar) = progress_callback(scan.queued, show_bar);
+    let summary = flow.process(&cancel, Some(callback)).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let summary = summary?;
+    let p = &summary.progress;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "source": config.source,
+                "target": config.target,
+                "namespace": config.namespace(),
+                "backlog": backlog,
+                "scan": scan,
+                "process": summary,
+            }))?
+        );
+    } else {
+        println!(
+            "{}: {} done, {} skipped, {} conflicts, {} failed of {} in {:.1}s ({:.1} files/s){}",
+            if summary.stopped {
+                "stopped"
+            } else {
+                "finished"
+            },
+            p.done,
+            p.skipped,
+            p.conflicts,
+            p.failed,
+            p.total,
+            p.elapsed_seconds,
+            p.rate(),
+            if summary.recovered > 0 {
+                format!("; {} interrupted uploads recovered", summary.recovered)
+            } else {
+                String::new()
+            }
+        );
+        for failure in &summary.failures {
+            println!(
+                "  {} {}: {}",
+                if failure.conflict {
+                    "conflict"
+                } else {
+                    "failed"
+                },
+                failure.path,
+                failure.error
+            );
+        }
+        if p.failed + p.conflicts > summary.failures.len() as u64 {
+            println!("  all failures: {}", summary.failures_file.display());
+        }
+    }
+    Ok(if summary.stopped {
+        EXIT_STOPPED
+    } else if p.failed + p.conflicts > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_COMPLETED
+    })
+}

@@ -1,0 +1,237 @@
+//! `ikkatsu overwrite` end to end: real processes, a local tree, the embedded status store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ikkatsu");
+
+/// Appends a line: a file transformed twice would show it twice.
+const APPEND: &str = "cat {in} > {out} && echo processed >> {out}";
+
+fn ikkatsu(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env(
+            "IKKATSU_REPOSITORY",
+            format!("sqlite://{}", dir.join("ikkatsu.db").display()),
+        )
+        .env_remove("IKKATSU_STATUS")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let out = ikkatsu(dir, args).output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("panicked"), "{all}");
+    out
+}
+
+fn make_tree(root: &Path, files: usize) -> Vec<PathBuf> {
+    let mut matching = Vec::new();
+    for i in 0..files {
+        let dir = root
+            .join(format!("d{}", i % 7))
+            .join(format!("e {}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("ファイル {i}.txt"));
+        std::fs::write(&path, format!("line {i}\n")).unwrap();
+        matching.push(path);
+        std::fs::write(dir.join(format!("other {i}.dat")), "keep\n").unwrap();
+    }
+    matching
+}
+
+fn processed_count(files: &[PathBuf]) -> usize {
+    files
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .map(|t| t.contains("processed"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+fn assert_exactly_once(root: &Path, files: &[PathBuf]) {
+    for (i, path) in files.iter().enumerate() {
+        let _ = i;
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            text.matches("processed").count(),
+            1,
+            "{} transformed exactly once: {text:?}",
+            path.display()
+        );
+    }
+    for entry in walk(root) {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.ends_with(".tmp"),
+            "temporary file left: {}",
+            entry.display()
+        );
+        if name.ends_with(".dat") {
+            assert_eq!(std::fs::read_to_string(&entry).unwrap(), "keep\n");
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn overwrite_twice_then_touch_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let files = make_tree(&root, 30);
+    let args = [
+        "overwrite",
+        "data",
+        "--include",
+        "**/*.txt",
+        "--exec",
+        APPEND,
+        "--shell",
+        "--json",
+    ];
+    let out = run(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["scan"]["matched"], 30);
+    assert_eq!(json["process"]["progress"]["done"], 30);
+    assert_exactly_once(&root, &files);
+    assert!(
+        dir.path().join("ikkatsu-status.redb").exists(),
+        "embedded store beside the repository"
+    );
+
+    let out = run(dir.path(), &args);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["scan"]["queued"], 0, "a second run does nothing");
+    assert_exactly_once(&root, &files);
+
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&files[4], "rewritten\n").unwrap();
+    let out = run(dir.path(), &args);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["scan"]["queued"], 1);
+    assert_eq!(
+        std::fs::read_to_string(&files[4]).unwrap(),
+        "rewritten\nprocessed\n"
+    );
+    assert_exactly_once(&root, &files);
+}
+
+#[test]
+fn failures_are_reported_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    make_tree(&root, 6);
+    let out = run(
+        dir.path(),
+        &[
+            "overwrite",
+            "data",
+            "--include",
+            "**/*.txt",
+            "--exec",
+            "grep -q 'line 3' {in} && exit 9; cp {in} {out}",
+            "--shell",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("5 done"), "{stdout}");
+    assert!(stdout.contains("1 failed"), "{stdout}");
+    assert!(stdout.contains("ファイル 3.txt"), "{stdout}");
+    assert!(stdout.contains("code 9"), "{stdout}");
+
+    let bad = run(dir.path(), &["overwrite", "data", "--exec", "cp {in}"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("{out}"));
+    let bad = run(
+        dir.path(),
+        &["overwrite", "nowhere", "--exec", "cp {in} {out}"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nowhere"));
+}
+
+#[test]
+fn kill_9_during_processing_then_resume_transforms_each_file_once() {
+    let total = 120;
+    for kill_after in [1usize, 40, 90] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let files = make_tree(&root, total);
+        let exec = "cat {in} > {out} && sleep 0.05 && echo processed >> {out}";
+        let args = [
+            "overwrite",
+            "data",
+            "--include",
+            "**/*.txt",
+            "--exec",
+            exec,
+            "--shell",
+            "--concurrency",
+            "4",
+        ];
+        let mut child = ikkatsu(dir.path(), &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut reached = false;
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if processed_count(&files) >= kill_after {
+                reached = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(reached, "kill point {kill_after}: the run ended first");
+        let resumed = run(dir.path(), &args);
+        assert_eq!(
+            resumed.status.code(),
+            Some(0),
+            "kill point {kill_after}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        assert_exactly_once(&root, &files);
+        assert_eq!(processed_count(&files), total);
+        let state = dir.path().join(".ikkatsu/overwrite");
+        for ns in std::fs::read_dir(&state).unwrap() {
+            let ns = ns.unwrap().path();
+            assert!(!ns.join("work").exists(), "work directory removed");
+            assert_eq!(std::fs::read_dir(ns.join("journal")).unwrap().count(), 0);
+        }
+    }
+}

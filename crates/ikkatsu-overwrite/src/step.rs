@@ -1,0 +1,92 @@
+//! The `overwrite` step: the overwrite flow as a tasklet of a job, so that it gets the job
+//! repository's restart, listeners and scheduling. A restart scans again and processes what
+//! the status store says is left; files finished before the stop are not touched again.
+
+use async_trait::async_trait;
+use ikkatsu_core::{
+    Error, ErrorKind, ExitStatus, RepeatStatus, Result, StepContext, StepExecution, Tasklet,
+};
+
+use crate::config::OverwriteConfig;
+
+/// Exit code of an overwrite step that finished with some files failed or in conflict.
+pub const COMPLETED_WITH_FAILURES: &str = "COMPLETED WITH FAILURES";
+
+/// The status store used when the step names none: an embedded store in the working
+/// directory, beside the default job repository.
+pub const DEFAULT_STATUS_STORE: &str = "ikkatsu-status.redb";
+
+/// Runs an overwrite flow (scan, then process) as one tasklet iteration.
+///
+/// Counts: `read_count` is the files queued by the scan, `write_count` the files
+/// transformed, `filter_count` the files skipped, `process_skip_count` the files failed or in
+/// conflict. The execution context keeps the scan and process counters under `overwrite.*`.
+#[derive(Debug, Clone)]
+pub struct OverwriteTasklet {
+    config: OverwriteConfig,
+    default_status: String,
+}
+
+impl OverwriteTasklet {
+    /// A tasklet for `config`.
+    pub fn new(config: OverwriteConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(OverwriteTasklet {
+            config,
+            default_status: DEFAULT_STATUS_STORE.to_string(),
+        })
+    }
+
+    /// The status store used when the config names none.
+    pub fn with_default_status(mut self, url: impl Into<String>) -> Self {
+        self.default_status = url.into();
+        self
+    }
+}
+
+#[async_trait]
+impl Tasklet for OverwriteTasklet {
+    async fn execute(
+        &self,
+        execution: &mut StepExecution,
+        ctx: &StepContext,
+    ) -> Result<RepeatStatus> {
+        let flow = self.config.build(&self.default_status).await?;
+        let scan = flow.scan(&ctx.cancel).await?;
+        let context = &mut execution.execution_context;
+        context.put("overwrite.matched", scan.matched);
+        context.put("overwrite.queued", scan.queued);
+        execution.counts.read_count += scan.queued;
+        let summary = flow.process(&ctx.cancel, None).await?;
+        let p = &summary.progress;
+        execution.counts.write_count += p.done;
+        execution.counts.filter_count += p.skipped;
+        execution.counts.process_skip_count += p.failed + p.conflicts;
+        let context = &mut execution.execution_context;
+        context.put("overwrite.done", p.done);
+        context.put("overwrite.skipped", p.skipped);
+        context.put("overwrite.failed", p.failed);
+        context.put("overwrite.conflicts", p.conflicts);
+        context.put("overwrite.recovered", summary.recovered);
+        if summary.stopped {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                format!(
+                    "overwrite stopped after {} of {} files; restart to continue",
+                    p.handled(),
+                    p.total
+                ),
+            ));
+        }
+        if p.failed + p.conflicts > 0 {
+            execution.exit_status =
+                ExitStatus::new(COMPLETED_WITH_FAILURES).with_description(format!(
+                    "{} failed, {} in conflict; see {}",
+                    p.failed,
+                    p.conflicts,
+                    summary.failures_file.display()
+                ));
+        }
+        Ok(RepeatStatus::Finished)
+    }
+}
