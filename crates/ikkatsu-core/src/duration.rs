@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Visitor};
 
-use ikkatsu_core::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A duration read from configuration: an integer number of seconds (`90`), or a string of
 /// one or more `<number><unit>` parts (`"90s"`, `"5m"`, `"1h30m"`, `"1h 30m"`, `"250ms"`)
