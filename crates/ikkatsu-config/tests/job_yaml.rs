@@ -539,10 +539,18 @@ fn shipped_examples_are_valid() {
     let mut registry = ComponentRegistry::with_builtins();
     registry.register_job_listener("audit", Arc::new(Audit(AtomicUsize::new(0))));
 
-    let quickstart = JobDefinition::from_path(root.join("examples/quickstart.yaml")).unwrap();
-    quickstart
-        .validate(&registry, &JobParameters::new())
-        .unwrap();
+    let mut examples = 0;
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let definition = JobDefinition::from_path(&path).unwrap();
+            definition
+                .validate(&registry, &JobParameters::new())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            examples += 1;
+        }
+    }
+    assert!(examples >= 2, "examples/*.yaml are found");
 
     let doc = std::fs::read_to_string(root.join("docs/job-format.md")).unwrap();
     let start = doc.find("## A full example").unwrap();
