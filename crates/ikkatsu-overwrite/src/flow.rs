@@ -145,6 +145,9 @@ pub struct ProcessSummary {
     pub failures_file: PathBuf,
     /// Whether the run was stopped before the end of the backlog.
     pub stopped: bool,
+    /// Backlog entries, from its start, that are all handled: where a resumed process phase
+    /// may start ([`OverwriteFlow::process_from`]).
+    pub position: u64,
 }
 
 /// One failed file.
@@ -302,11 +305,22 @@ impl OverwriteFlow {
         cancel: &CancellationToken,
         progress: Option<ProgressCallback>,
     ) -> Result<ProcessSummary> {
+        self.process_from(0, cancel, progress).await
+    }
+
+    /// Processes the backlog from entry `start_at` on (a position reported by an earlier,
+    /// stopped run). Entries before it are not looked at.
+    pub async fn process_from(
+        &self,
+        start_at: u64,
+        cancel: &CancellationToken,
+        progress: Option<ProgressCallback>,
+    ) -> Result<ProcessSummary> {
         let recovered = self.recover().await?;
         let work_dir = self.options.work_dir();
         empty_dir(&work_dir)?;
         let backlog = self.options.backlog_path();
-        let total = BacklogReader::count(&backlog)?;
+        let total = BacklogReader::count(&backlog)?.saturating_sub(start_at);
         let journal = Journal::open(self.options.journal_dir())?;
         let failures_path = self.options.failures_path();
         let failures_file = Mutex::new(
@@ -321,7 +335,8 @@ impl OverwriteFlow {
             },
             Vec::<Failure>::new(),
         ));
-        let reader = BacklogReader::open(&backlog)?;
+        let mut reader = BacklogReader::open(&backlog)?;
+        let mut position = reader.skip(start_at)?;
         let stop = cancel.clone();
         let files = reader
             .into_stream()
@@ -340,6 +355,7 @@ impl OverwriteFlow {
                     break;
                 }
             };
+            let batch_len = todo.len() as u64;
             futures::stream::iter(todo)
                 .for_each_concurrent(self.options.concurrency.max(1), |file| {
                     let journal = &journal;
@@ -408,6 +424,9 @@ impl OverwriteFlow {
                     }
                 })
                 .await;
+            if !cancel.is_cancelled() {
+                position += batch_len;
+            }
         }
         let _ = std::fs::remove_dir_all(&work_dir);
         if let Some(err) = backlog_error {
@@ -423,6 +442,7 @@ impl OverwriteFlow {
             recovered,
             failures,
             failures_file: failures_path,
+            position,
         })
     }
 

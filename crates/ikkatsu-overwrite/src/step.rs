@@ -9,6 +9,9 @@ use ikkatsu_core::{
 
 use crate::config::OverwriteConfig;
 
+/// Execution-context key of the backlog position a restarted step continues from.
+const POSITION_KEY: &str = "overwrite.position";
+
 /// Exit code of an overwrite step that finished with some files failed or in conflict.
 pub const COMPLETED_WITH_FAILURES: &str = "COMPLETED WITH FAILURES";
 
@@ -16,7 +19,9 @@ pub const COMPLETED_WITH_FAILURES: &str = "COMPLETED WITH FAILURES";
 /// directory, beside the default job repository.
 pub const DEFAULT_STATUS_STORE: &str = "ikkatsu-status.redb";
 
-/// Runs an overwrite flow (scan, then process) as one tasklet iteration.
+/// Runs an overwrite flow (scan, then process) as one tasklet iteration. The scan result
+/// and the backlog position are kept in the execution context: a step stopped during the
+/// process phase continues in the same backlog when restarted.
 ///
 /// Counts: `read_count` is the files queued by the scan, `write_count` the files
 /// transformed, `filter_count` the files skipped, `process_skip_count` the files failed or in
@@ -52,12 +57,27 @@ impl Tasklet for OverwriteTasklet {
         ctx: &StepContext,
     ) -> Result<RepeatStatus> {
         let flow = self.config.build(&self.default_status).await?;
-        let scan = flow.scan(&ctx.cancel).await?;
-        let context = &mut execution.execution_context;
-        context.put("overwrite.matched", scan.matched);
-        context.put("overwrite.queued", scan.queued);
-        execution.counts.read_count += scan.queued;
-        let summary = flow.process(&ctx.cancel, None).await?;
+        // A restart after a stop in the process phase continues in the same backlog.
+        let resume_at = execution
+            .execution_context
+            .get_u64(POSITION_KEY)
+            .filter(|_| flow.options().backlog_path().exists());
+        let start_at = match resume_at {
+            Some(position) => position,
+            None => {
+                let scan = flow.scan(&ctx.cancel).await?;
+                let context = &mut execution.execution_context;
+                context.put("overwrite.matched", scan.matched);
+                context.put("overwrite.queued", scan.queued);
+                context.put(POSITION_KEY, 0u64);
+                execution.counts.read_count += scan.queued;
+                0
+            }
+        };
+        let summary = flow.process_from(start_at, &ctx.cancel, None).await?;
+        execution
+            .execution_context
+            .put(POSITION_KEY, summary.position);
         let p = &summary.progress;
         execution.counts.write_count += p.done;
         execution.counts.filter_count += p.skipped;

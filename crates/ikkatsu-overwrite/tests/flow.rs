@@ -370,3 +370,60 @@ async fn dry_run_and_copy_to_another_target() {
         "keyed by source path"
     );
 }
+
+#[tokio::test]
+async fn a_stopped_run_resumes_from_its_backlog_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let state = dir.path().join("state");
+    for i in 0..40 {
+        write(&root, &format!("f{i:02}.txt"), &format!("{i}\n"));
+    }
+    let status = open_status_store("memory:", StatusStoreOptions::new("p"))
+        .await
+        .unwrap();
+    let mut opts = options(&state);
+    opts.batch_size = 5;
+    opts.concurrency = 2;
+    let flow = OverwriteFlow::new(
+        Storage::open(&format!("file://{}", root.display())).unwrap(),
+        status,
+        append_line(),
+        opts,
+    );
+    let cancel = CancellationToken::new();
+    assert_eq!(flow.scan(&cancel).await.unwrap().queued, 40);
+    let stopper = cancel.clone();
+    let first = flow
+        .process(
+            &cancel,
+            Some(Arc::new(move |p: &ikkatsu_overwrite::Progress| {
+                if p.done >= 12 {
+                    stopper.cancel();
+                }
+            })),
+        )
+        .await
+        .unwrap();
+    assert!(first.stopped);
+    assert!(
+        first.position >= 10 && first.position < 40,
+        "{}",
+        first.position
+    );
+    assert_eq!(first.position % 5, 0, "whole batches only");
+    let rest = flow
+        .process_from(first.position, &CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert!(!rest.stopped);
+    assert_eq!(rest.position, 40);
+    assert_eq!(rest.progress.total, 40 - first.position);
+    assert_eq!(first.progress.done + rest.progress.done, 40);
+    for i in 0..40 {
+        assert_eq!(
+            std::fs::read_to_string(root.join(format!("f{i:02}.txt"))).unwrap(),
+            format!("{i}\nprocessed\n")
+        );
+    }
+}
