@@ -36,17 +36,67 @@ pub trait ItemStream: Send {
 }
 
 /// Produces items one at a time; `None` means the input is exhausted.
+///
+/// A chunk step asks for items a chunk at a time through [`ItemReader::read_chunk`], whose
+/// default calls [`ItemReader::read`] once per item. Readers that can produce items in
+/// batches more cheaply (one call instead of one future per item) override it.
 #[async_trait]
 pub trait ItemReader<T>: ItemStream {
     /// The next item, or `None` at the end of the input.
     async fn read(&mut self) -> Result<Option<T>>;
+
+    /// Appends up to `max` items to `items`, in input order; returns `true` when the end of
+    /// the input was reached (a later call returns no more items), `false` after `max`
+    /// items.
+    ///
+    /// Must behave exactly like calling [`read`](ItemReader::read) up to `max` times: on an
+    /// error, the items read before it are already appended and the error is returned; the
+    /// caller may skip the failed item and call again to continue with the next one. It
+    /// never reads ahead (after `max` items the position is right after the last item
+    /// appended, so [`ItemStream::update`] saves the same position as with `read`).
+    async fn read_chunk(&mut self, max: usize, items: &mut Vec<T>) -> Result<bool>
+    where
+        T: Send,
+    {
+        for _ in 0..max {
+            match self.read().await? {
+                Some(item) => items.push(item),
+                None => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Transforms an item; `None` filters it out (counted in `filter_count`).
+///
+/// A chunk step without retries hands the items of a chunk over through
+/// [`ItemProcessor::process_chunk`], whose default calls [`ItemProcessor::process`] once
+/// per item; processors that can work through many items in one call override it.
 #[async_trait]
 pub trait ItemProcessor<I, O>: Send + Sync {
     /// Processes one item.
     async fn process(&self, item: I) -> Result<Option<O>>;
+
+    /// Processes the items of `items` in order, pushing each item's result to `results`,
+    /// until `items` is exhausted. Must behave exactly like calling
+    /// [`process`](ItemProcessor::process) for each item: when an item fails, stop there
+    /// and return its error, with the results of the items before it pushed and the items
+    /// after it left in `items` (the caller may skip the failed item and call again).
+    async fn process_chunk(
+        &self,
+        items: &mut (dyn Iterator<Item = I> + Send),
+        results: &mut Vec<Option<O>>,
+    ) -> Result<()>
+    where
+        I: Send,
+        O: Send,
+    {
+        for item in items {
+            results.push(self.process(item).await?);
+        }
+        Ok(())
+    }
 }
 
 /// Writes a chunk of items. Everything written is made durable in [`ItemStream::update`].
@@ -64,6 +114,15 @@ pub struct PassThroughItemProcessor;
 impl<T: Send + 'static> ItemProcessor<T, T> for PassThroughItemProcessor {
     async fn process(&self, item: T) -> Result<Option<T>> {
         Ok(Some(item))
+    }
+
+    async fn process_chunk(
+        &self,
+        items: &mut (dyn Iterator<Item = T> + Send),
+        results: &mut Vec<Option<T>>,
+    ) -> Result<()> {
+        results.extend(items.map(Some));
+        Ok(())
     }
 }
 

@@ -86,6 +86,17 @@ where
     async fn process(&self, item: I) -> Result<Option<O>> {
         (self.f)(item)
     }
+
+    async fn process_chunk(
+        &self,
+        items: &mut (dyn Iterator<Item = I> + Send),
+        results: &mut Vec<Option<O>>,
+    ) -> Result<()> {
+        for item in items {
+            results.push((self.f)(item)?);
+        }
+        Ok(())
+    }
 }
 
 /// The names most programs need.

@@ -1,20 +1,24 @@
-//! CSV files: [`CsvItemReader`] / [`CsvItemWriter`] for [`Record`]s (YAML jobs), and
-//! [`TypedCsvItemReader`] / [`TypedCsvItemWriter`] for Rust types implementing serde's
-//! `Deserialize` / `Serialize`.
+//! CSV files: [`CsvItemReader`] / [`CsvItemWriter`] for [`Record`]s (YAML jobs),
+//! [`CsvRowItemReader`] / [`CsvRowItemWriter`] for [`CsvRow`]s (a row's fields as text by
+//! column name, the cheapest item to read and write), and [`TypedCsvItemReader`] /
+//! [`TypedCsvItemWriter`] for Rust types implementing serde's `Deserialize` / `Serialize`.
 //!
-//! Both readers save their position (byte offset, line and record number) in the step's
-//! execution context after every chunk and resume exactly at the next row on restart. Both
+//! All readers save their position (byte offset, line and record number) in the step's
+//! execution context after every chunk and resume exactly at the next row on restart. All
 //! writers save the number of bytes written and durable so far; on restart the file is
 //! truncated to that size and writing continues from there, so the output has neither
 //! duplicates nor gaps.
 //!
-//! The typed variants reuse one `csv::ByteRecord` buffer for all rows (no allocation per row
-//! beyond what `T` itself owns).
+//! The readers read a chunk's rows in one [`ItemReader::read_chunk`] call, into one reused
+//! row buffer; the writers build every row in one reused buffer. A [`CsvRow`] costs one
+//! allocation (two beyond 16 fields), a typed item what `T` itself owns, a [`Record`] two
+//! per field plus its map.
 
 use std::fs::File;
 use std::io::Seek;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -136,19 +140,43 @@ fn ascii_byte(c: char, property: &str, path: &Path) -> Result<u8> {
     }
 }
 
-/// Converts a `csv::Error` into a core error naming the file and line.
-fn csv_error(path: &Path, err: csv::Error, names: Option<&[String]>) -> Error {
-    let field_name = |index: u64| -> String {
-        let name = names
-            .and_then(|names| names.get(index as usize))
-            .map(|name| format!(" (`{name}`)"))
-            .unwrap_or_default();
-        format!("field {}{name}", index + 1)
-    };
-    let line = |pos: Option<&csv::Position>| match pos {
+/// `field 3 (`name`)`: a field by its 0-based index, with its column name when known.
+fn field_name(index: u64, names: Option<&[String]>) -> String {
+    let name = names
+        .and_then(|names| names.get(index as usize))
+        .map(|name| format!(" (`{name}`)"))
+        .unwrap_or_default();
+    format!("field {}{name}", index + 1)
+}
+
+/// `path:line`, or the path alone without a position.
+fn file_line(path: &Path, pos: Option<&csv::Position>) -> String {
+    match pos {
         Some(pos) => format!("{}:{}", path.display(), pos.line()),
         None => path.display().to_string(),
-    };
+    }
+}
+
+/// The message of a field that is not valid UTF-8 (`valid_up_to` counts from the field's
+/// start).
+fn utf8_message(
+    path: &Path,
+    pos: Option<&csv::Position>,
+    names: Option<&[String]>,
+    field: usize,
+    valid_up_to: usize,
+) -> String {
+    format!(
+        "{}: {} is not valid UTF-8 (valid up to byte {valid_up_to})",
+        file_line(path, pos),
+        field_name(field as u64, names),
+    )
+}
+
+/// Converts a `csv::Error` into a core error naming the file and line.
+fn csv_error(path: &Path, err: csv::Error, names: Option<&[String]>) -> Error {
+    let field_name = |index: u64| field_name(index, names);
+    let line = |pos: Option<&csv::Position>| file_line(path, pos);
     let message = match err.kind() {
         csv::ErrorKind::Io(io) => {
             let kind = io.kind();
@@ -168,12 +196,9 @@ fn csv_error(path: &Path, err: csv::Error, names: Option<&[String]>) -> Error {
             "{}: wrong number of fields: expected {expected_len}, found {len}",
             line(pos.as_ref())
         ),
-        csv::ErrorKind::Utf8 { pos, err: utf8 } => format!(
-            "{}: {} is not valid UTF-8 (valid up to byte {})",
-            line(pos.as_ref()),
-            field_name(utf8.field() as u64),
-            utf8.valid_up_to()
-        ),
+        csv::ErrorKind::Utf8 { pos, err: utf8 } => {
+            utf8_message(path, pos.as_ref(), names, utf8.field(), utf8.valid_up_to())
+        }
         csv::ErrorKind::Deserialize { pos, err: de } => match de.field() {
             Some(index) => format!(
                 "{}: {}: {}",
@@ -188,7 +213,43 @@ fn csv_error(path: &Path, err: csv::Error, names: Option<&[String]>) -> Error {
     Error::new(ErrorKind::Parse, message).with_source(err)
 }
 
-/// The reading machinery shared by [`CsvItemReader`] and [`TypedCsvItemReader`].
+/// A reusable row buffer the csv reader reads into.
+trait RowBuffer {
+    fn read_from(&mut self, reader: &mut csv::Reader<File>) -> csv::Result<bool>;
+    fn field_count(&self) -> usize;
+    fn row_position(&self) -> Option<&csv::Position>;
+}
+
+impl RowBuffer for csv::StringRecord {
+    fn read_from(&mut self, reader: &mut csv::Reader<File>) -> csv::Result<bool> {
+        reader.read_record(self)
+    }
+
+    fn field_count(&self) -> usize {
+        self.len()
+    }
+
+    fn row_position(&self) -> Option<&csv::Position> {
+        self.position()
+    }
+}
+
+impl RowBuffer for csv::ByteRecord {
+    fn read_from(&mut self, reader: &mut csv::Reader<File>) -> csv::Result<bool> {
+        reader.read_byte_record(self)
+    }
+
+    fn field_count(&self) -> usize {
+        self.len()
+    }
+
+    fn row_position(&self) -> Option<&csv::Position> {
+        self.position()
+    }
+}
+
+/// The reading machinery shared by [`CsvItemReader`], [`CsvRowItemReader`] and
+/// [`TypedCsvItemReader`].
 struct CsvSource {
     config: CsvReaderConfig,
     delimiter: u8,
@@ -267,14 +328,22 @@ impl CsvSource {
         }
     }
 
-    fn reader(&mut self) -> Result<&mut csv::Reader<File>> {
-        let path = &self.config.path;
-        self.reader.as_mut().ok_or_else(|| {
-            Error::new(
+    /// Reads the next row into `row`: `false` at the end of the input. Read errors name the
+    /// file and line; the field count is checked against explicit column names.
+    fn read_row(&mut self, row: &mut impl RowBuffer) -> Result<bool> {
+        let Some(reader) = self.reader.as_mut() else {
+            return Err(Error::new(
                 ErrorKind::InvalidState,
-                format!("CSV reader `{}` read before open", path.display()),
-            )
-        })
+                format!("CSV reader `{}` read before open", self.path().display()),
+            ));
+        };
+        match row.read_from(reader) {
+            Ok(false) => return Ok(false),
+            Ok(true) => {}
+            Err(err) => return Err(csv_error(&self.config.path, err, self.names.as_deref())),
+        }
+        self.check_len(row.field_count(), row.row_position())?;
+        Ok(true)
     }
 
     /// Checks a row's field count against explicit column names (the csv crate only checks
@@ -305,6 +374,8 @@ impl CsvSource {
 pub struct CsvItemReader {
     source: CsvSource,
     row: csv::StringRecord,
+    /// The record keys by column index (the column names, then `columnN`), made once.
+    keys: Vec<String>,
 }
 
 impl CsvItemReader {
@@ -313,6 +384,7 @@ impl CsvItemReader {
         Ok(CsvItemReader {
             source: CsvSource::new(config)?,
             row: csv::StringRecord::new(),
+            keys: Vec::new(),
         })
     }
 
@@ -322,11 +394,35 @@ impl CsvItemReader {
         self.source.keys = ContextKeys::new(prefix);
         self
     }
+
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        if !self.source.read_row(&mut self.row)? {
+            return Ok(None);
+        }
+        extend_keys(&mut self.keys, self.source.names.as_deref(), self.row.len());
+        let mut record = Record::with_capacity(self.row.len());
+        for (key, field) in self.keys.iter().zip(self.row.iter()) {
+            record.insert(key.clone(), Value::String(field.to_owned()));
+        }
+        Ok(Some(record))
+    }
+}
+
+/// Extends `keys` to `len` column names: `names` where given, else `column1`, `column2`, ...
+fn extend_keys(keys: &mut Vec<String>, names: Option<&[String]>, len: usize) {
+    while keys.len() < len {
+        let index = keys.len();
+        keys.push(match names.and_then(|n| n.get(index)) {
+            Some(name) => name.clone(),
+            None => format!("column{}", index + 1),
+        });
+    }
 }
 
 #[async_trait]
 impl ItemStream for CsvItemReader {
     async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        self.keys.clear();
         self.source.open(context)
     }
 
@@ -344,29 +440,28 @@ impl ItemStream for CsvItemReader {
 #[async_trait]
 impl ItemReader<Record> for CsvItemReader {
     async fn read(&mut self) -> Result<Option<Record>> {
-        let reader = self.source.reader()?;
-        match reader.read_record(&mut self.row) {
-            Ok(false) => return Ok(None),
-            Ok(true) => {}
-            Err(err) => {
-                return Err(csv_error(
-                    &self.source.config.path,
-                    err,
-                    self.source.names.as_deref(),
-                ));
-            }
-        }
-        self.source.check_len(self.row.len(), self.row.position())?;
-        let mut record = Record::with_capacity(self.row.len());
-        for (index, field) in self.row.iter().enumerate() {
-            let key = match self.source.names.as_ref().and_then(|n| n.get(index)) {
-                Some(name) => name.clone(),
-                None => format!("column{}", index + 1),
-            };
-            record.insert(key, Value::String(field.to_owned()));
-        }
-        Ok(Some(record))
+        self.next_record()
     }
+
+    async fn read_chunk(&mut self, max: usize, items: &mut Vec<Record>) -> Result<bool> {
+        read_chunk_with(max, items, || self.next_record())
+    }
+}
+
+/// [`ItemReader::read_chunk`] for a reader whose items come from a synchronous `next`.
+fn read_chunk_with<T>(
+    max: usize,
+    items: &mut Vec<T>,
+    mut next: impl FnMut() -> Result<Option<T>>,
+) -> Result<bool> {
+    items.reserve(max);
+    for _ in 0..max {
+        match next()? {
+            Some(item) => items.push(item),
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 /// Reads a CSV file as values of `T`, deserialized with serde from each row (by column name
@@ -430,26 +525,26 @@ impl<T> ItemStream for TypedCsvItemReader<T> {
     }
 }
 
-#[async_trait]
-impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedCsvItemReader<T> {
-    async fn read(&mut self) -> Result<Option<T>> {
-        let reader = self.source.reader()?;
-        match reader.read_byte_record(&mut self.row) {
-            Ok(false) => return Ok(None),
-            Ok(true) => {}
-            Err(err) => {
-                return Err(csv_error(
-                    &self.source.config.path,
-                    err,
-                    self.source.names.as_deref(),
-                ));
-            }
+impl<T: DeserializeOwned> TypedCsvItemReader<T> {
+    fn next_item(&mut self) -> Result<Option<T>> {
+        if !self.source.read_row(&mut self.row)? {
+            return Ok(None);
         }
-        self.source.check_len(self.row.len(), self.row.position())?;
         self.row
             .deserialize::<T>(self.header.as_ref())
             .map(Some)
             .map_err(|err| csv_error(&self.source.config.path, err, self.source.names.as_deref()))
+    }
+}
+
+#[async_trait]
+impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedCsvItemReader<T> {
+    async fn read(&mut self) -> Result<Option<T>> {
+        self.next_item()
+    }
+
+    async fn read_chunk(&mut self, max: usize, items: &mut Vec<T>) -> Result<bool> {
+        read_chunk_with(max, items, || self.next_item())
     }
 }
 
@@ -509,12 +604,11 @@ impl CsvSink {
 
     fn writer(&mut self) -> Result<&mut csv::Writer<File>> {
         let path = &self.config.path;
-        self.writer.as_mut().ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidState,
-                format!("CSV writer `{}` written before open", path.display()),
-            )
-        })
+        self.writer.as_mut().ok_or_else(|| not_open(path))
+    }
+
+    fn not_open(&self) -> Error {
+        not_open(self.path())
     }
 
     fn error(&self, err: csv::Error) -> Error {
@@ -568,6 +662,13 @@ impl CsvSink {
     }
 }
 
+fn not_open(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::InvalidState,
+        format!("CSV writer `{}` written before open", path.display()),
+    )
+}
+
 /// Writes [`Record`]s as CSV rows. Strings are written as they are, `null` as an empty
 /// field, numbers and booleans as JSON text, arrays and objects as JSON.
 ///
@@ -577,6 +678,10 @@ impl CsvSink {
 pub struct CsvItemWriter {
     sink: CsvSink,
     columns: Option<Vec<String>>,
+    /// The row being written, reused for every record.
+    row: csv::ByteRecord,
+    /// The JSON text of a non-string value, reused.
+    text: Vec<u8>,
 }
 
 impl CsvItemWriter {
@@ -586,6 +691,8 @@ impl CsvItemWriter {
         Ok(CsvItemWriter {
             sink: CsvSink::new(config)?,
             columns,
+            row: csv::ByteRecord::new(),
+            text: Vec::new(),
         })
     }
 
@@ -650,21 +757,37 @@ impl ItemWriter<Record> for CsvItemWriter {
         let Some(columns) = self.columns.as_ref() else {
             return Ok(());
         };
-        let writer = self.sink.writer()?;
+        let Some(writer) = self.sink.writer.as_mut() else {
+            return Err(self.sink.not_open());
+        };
         let mut result = Ok(());
-        'items: for item in items {
+        for item in items {
+            self.row.clear();
+            // Records usually hold the columns in column order: take the values in map
+            // order while the keys match, and look a column up only when they do not.
+            let mut entries = item.iter();
             for column in columns {
-                let written = match item.get(column) {
-                    None | Some(Value::Null) => writer.write_field(b""),
-                    Some(Value::String(text)) => writer.write_field(text.as_bytes()),
-                    Some(other) => writer.write_field(other.to_string().as_bytes()),
+                let value = match entries.next() {
+                    Some((key, value)) if key == column => Some(value),
+                    _ => item.get(column),
                 };
-                if let Err(err) = written {
-                    result = Err(err);
-                    break 'items;
+                match value {
+                    None | Some(Value::Null) => self.row.push_field(b""),
+                    Some(Value::String(text)) => self.row.push_field(text.as_bytes()),
+                    Some(other) => {
+                        self.text.clear();
+                        // Writing JSON into a Vec cannot fail.
+                        if let Err(err) = serde_json::to_writer(&mut self.text, other) {
+                            return Err(Error::new(
+                                ErrorKind::Unexpected,
+                                format!("cannot render a CSV field as JSON: {err}"),
+                            ));
+                        }
+                        self.row.push_field(&self.text);
+                    }
                 }
             }
-            if let Err(err) = writer.write_record(None::<&[u8]>) {
+            if let Err(err) = writer.write_byte_record(&self.row) {
                 result = Err(err);
                 break;
             }
@@ -726,6 +849,499 @@ impl<T: Serialize + Sync> ItemWriter<T> for TypedCsvItemWriter<T> {
         if !items.is_empty() {
             // The csv writer writes the header with the first row.
             self.sink.header_pending = false;
+        }
+        result.map_err(|err| self.sink.error(err))
+    }
+}
+
+/// One CSV row as a Rust item: its fields as text in one buffer, and the column names,
+/// shared by all rows of a file (an [`Arc`]). What [`CsvRowItemReader`] reads and
+/// [`CsvRowItemWriter`] writes.
+///
+/// Cheaper than a [`Record`] (one allocation per row, two beyond 16 fields, instead of two
+/// per field plus a hash map) and needs no type of its own like [`TypedCsvItemReader`].
+/// Fields are read by column name or index, and replaced in place.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use ikkatsu_items::csv::CsvRow;
+/// let headers: Arc<[String]> = Arc::from(vec!["id".to_string(), "city".to_string()]);
+/// let mut row = CsvRow::new(headers, ["7", "lyon"]);
+/// assert_eq!(row.get("city"), Some("lyon"));
+/// let city = row.get("city").map(str::to_uppercase).unwrap_or_default();
+/// assert!(row.set("city", &city));
+/// assert_eq!(row.iter().collect::<Vec<_>>(), ["7", "LYON"]);
+/// assert!(!row.set("country", "FR")); // no such column
+/// ```
+#[derive(Debug, Clone)]
+pub struct CsvRow {
+    headers: Arc<[String]>,
+    /// All fields, concatenated.
+    data: String,
+    /// The end of every field in `data`.
+    ends: FieldEnds,
+}
+
+impl PartialEq for CsvRow {
+    fn eq(&self, other: &Self) -> bool {
+        self.headers == other.headers
+            && self.data == other.data
+            && self.ends.iter().eq(other.ends.iter())
+    }
+}
+
+impl Eq for CsvRow {}
+
+/// Field ends kept in the row itself (no allocation) up to this many fields.
+const INLINE_ENDS: usize = 16;
+
+/// The end offsets of a row's fields: inline for up to [`INLINE_ENDS`] fields of a row
+/// under 4 GiB, else on the heap.
+#[derive(Debug, Clone)]
+enum FieldEnds {
+    Inline { len: u8, ends: [u32; INLINE_ENDS] },
+    Heap(Vec<usize>),
+}
+
+impl FieldEnds {
+    fn new() -> Self {
+        FieldEnds::Inline {
+            len: 0,
+            ends: [0; INLINE_ENDS],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            FieldEnds::Inline { len, .. } => usize::from(*len),
+            FieldEnds::Heap(ends) => ends.len(),
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<usize> {
+        match self {
+            FieldEnds::Inline { len, ends } => ends[..usize::from(*len)]
+                .get(index)
+                .map(|&end| end as usize),
+            FieldEnds::Heap(ends) => ends.get(index).copied(),
+        }
+    }
+
+    fn iter(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        (0..self.len()).map(|index| self.get(index).unwrap_or_default())
+    }
+
+    fn push(&mut self, end: usize) {
+        match self {
+            FieldEnds::Inline { len, ends } => {
+                let count = usize::from(*len);
+                match u32::try_from(end) {
+                    Ok(end) if count < INLINE_ENDS => {
+                        ends[count] = end;
+                        *len += 1;
+                    }
+                    _ => {
+                        let mut heap: Vec<usize> =
+                            ends[..count].iter().map(|&end| end as usize).collect();
+                        heap.push(end);
+                        *self = FieldEnds::Heap(heap);
+                    }
+                }
+            }
+            FieldEnds::Heap(ends) => ends.push(end),
+        }
+    }
+
+    /// Moves the ends of the fields from `index` on by `new_len - old_len` bytes.
+    fn resize_field(&mut self, index: usize, old_len: usize, new_len: usize) {
+        let shift = |end: usize| end + new_len - old_len;
+        if let FieldEnds::Inline { len, ends } = self {
+            let count = usize::from(*len);
+            let last = ends[..count].last().map_or(0, |&end| end as usize);
+            if index < count && u32::try_from(shift(last)).is_ok() {
+                for end in &mut ends[index..count] {
+                    // Fits: the last end is the largest.
+                    *end = shift(*end as usize) as u32;
+                }
+                return;
+            }
+            *self = FieldEnds::Heap(ends[..count].iter().map(|&end| end as usize).collect());
+        }
+        if let FieldEnds::Heap(ends) = self {
+            for end in ends.iter_mut().skip(index) {
+                *end = shift(*end);
+            }
+        }
+    }
+}
+
+impl CsvRow {
+    /// A row of `fields` with the column names `headers`, in the same order. A row may
+    /// have more fields than names (the extra ones are only reachable by index) or fewer.
+    pub fn new<I, S>(headers: Arc<[String]>, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut data = String::new();
+        let mut ends = FieldEnds::new();
+        for field in fields {
+            data.push_str(field.as_ref());
+            ends.push(data.len());
+        }
+        CsvRow {
+            headers,
+            data,
+            ends,
+        }
+    }
+
+    /// The column names.
+    pub fn headers(&self) -> &Arc<[String]> {
+        &self.headers
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the row has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.ends.len() == 0
+    }
+
+    /// The index of the column `name` (the first one, if names repeat).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.headers.iter().position(|header| header == name)
+    }
+
+    fn range(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        let end = self.ends.get(index)?;
+        let start = match index {
+            0 => 0,
+            _ => self.ends.get(index - 1)?,
+        };
+        Some(start..end)
+    }
+
+    /// The field at `index`.
+    pub fn field(&self, index: usize) -> Option<&str> {
+        self.range(index).map(|range| &self.data[range])
+    }
+
+    /// The field in column `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.field(self.index_of(name)?)
+    }
+
+    /// The field at `index`, to change in place without changing its length (for example
+    /// with [`str::make_ascii_uppercase`]).
+    pub fn field_mut(&mut self, index: usize) -> Option<&mut str> {
+        let range = self.range(index)?;
+        Some(&mut self.data[range])
+    }
+
+    /// The field in column `name`, to change in place (see [`CsvRow::field_mut`]).
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut str> {
+        let index = self.index_of(name)?;
+        self.field_mut(index)
+    }
+
+    /// Replaces the field at `index` with `value`; `false` (and no change) when the row
+    /// has no such field.
+    pub fn set_field(&mut self, index: usize, value: &str) -> bool {
+        let Some(range) = self.range(index) else {
+            return false;
+        };
+        let old_len = range.len();
+        self.data.replace_range(range, value);
+        if value.len() != old_len {
+            self.ends.resize_field(index, old_len, value.len());
+        }
+        true
+    }
+
+    /// Replaces the field in column `name` with `value`; `false` (and no change) when
+    /// there is no such column or the row has no field for it.
+    pub fn set(&mut self, name: &str, value: &str) -> bool {
+        match self.index_of(name) {
+            Some(index) => self.set_field(index, value),
+            None => false,
+        }
+    }
+
+    /// The fields, in column order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |end| {
+            let field = &self.data[start..end];
+            start = end;
+            field
+        })
+    }
+
+    /// The row as a [`Record`] (what [`CsvItemReader`] would have read): string values
+    /// keyed by column name, fields without a name keyed `column1`, `column2`, ...
+    pub fn to_record(&self) -> Record {
+        let mut record = Record::with_capacity(self.len());
+        for (index, field) in self.iter().enumerate() {
+            let key = match self.headers.get(index) {
+                Some(name) => name.clone(),
+                None => format!("column{}", index + 1),
+            };
+            record.insert(key, Value::String(field.to_owned()));
+        }
+        record
+    }
+}
+
+/// Reads a CSV file as [`CsvRow`]s: one per row, with the column names of the header row
+/// (or the `headers` property, or `column1`, `column2`, ...) shared by all rows.
+///
+/// Restartable like [`CsvItemReader`], with the same context keys and error messages.
+pub struct CsvRowItemReader {
+    source: CsvSource,
+    row: csv::ByteRecord,
+    /// The column names given to rows (names, then `columnN` for unnamed columns).
+    headers: Option<Arc<[String]>>,
+}
+
+impl CsvRowItemReader {
+    /// A reader for `config`; the file is opened in [`ItemStream::open`].
+    pub fn new(config: CsvReaderConfig) -> Result<Self> {
+        Ok(CsvRowItemReader {
+            source: CsvSource::new(config)?,
+            row: csv::ByteRecord::new(),
+            headers: None,
+        })
+    }
+
+    /// Sets the prefix of the keys saved in the step's execution context (default
+    /// `csv.reader`).
+    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.source.keys = ContextKeys::new(prefix);
+        self
+    }
+
+    /// The shared column names for a row of `len` fields.
+    fn headers(&mut self, len: usize) -> Arc<[String]> {
+        match &self.headers {
+            Some(headers) if headers.len() >= len => headers.clone(),
+            _ => {
+                let mut names = Vec::new();
+                extend_keys(&mut names, self.source.names.as_deref(), len);
+                let headers: Arc<[String]> = names.into();
+                self.headers = Some(headers.clone());
+                headers
+            }
+        }
+    }
+
+    fn next_row(&mut self) -> Result<Option<CsvRow>> {
+        if !self.source.read_row(&mut self.row)? {
+            return Ok(None);
+        }
+        let mut ends = FieldEnds::new();
+        let mut end = 0;
+        for field in &self.row {
+            end += field.len();
+            ends.push(end);
+        }
+        // Every field must be valid UTF-8 on its own: the whole row, and no character
+        // across a field boundary.
+        let data = match std::str::from_utf8(self.row.as_slice()) {
+            Ok(data) if ends.iter().all(|end| data.is_char_boundary(end)) => data.to_owned(),
+            _ => return Err(self.utf8_error()),
+        };
+        let headers = self.headers(ends.len());
+        Ok(Some(CsvRow {
+            headers,
+            data,
+            ends,
+        }))
+    }
+
+    /// The error for a row with a field that is not valid UTF-8, naming the first such
+    /// field like the csv crate does for a `Record`.
+    fn utf8_error(&self) -> Error {
+        let (field, valid_up_to) = self
+            .row
+            .iter()
+            .enumerate()
+            .find_map(|(index, bytes)| {
+                std::str::from_utf8(bytes)
+                    .err()
+                    .map(|err| (index, err.valid_up_to()))
+            })
+            .unwrap_or((0, 0));
+        Error::new(
+            ErrorKind::Parse,
+            utf8_message(
+                self.source.path(),
+                self.row.position(),
+                self.source.names.as_deref(),
+                field,
+                valid_up_to,
+            ),
+        )
+    }
+}
+
+#[async_trait]
+impl ItemStream for CsvRowItemReader {
+    async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        self.headers = None;
+        self.source.open(context)
+    }
+
+    async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        self.source.update(context);
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.source.reader = None;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ItemReader<CsvRow> for CsvRowItemReader {
+    async fn read(&mut self) -> Result<Option<CsvRow>> {
+        self.next_row()
+    }
+
+    async fn read_chunk(&mut self, max: usize, items: &mut Vec<CsvRow>) -> Result<bool> {
+        read_chunk_with(max, items, || self.next_row())
+    }
+}
+
+/// The column names of some rows, and where each configured column is among them.
+type Selection = (Arc<[String]>, Vec<Option<usize>>);
+
+/// Writes [`CsvRow`]s as CSV rows.
+///
+/// With the `columns` property, those columns are written, looked up by name in every row
+/// (missing ones empty). Without it, every row is written as it is and the header row holds
+/// the column names of the first row written.
+///
+/// Restart-safe like [`CsvItemWriter`] (same context keys).
+pub struct CsvRowItemWriter {
+    sink: CsvSink,
+    /// The header row's names (from `columns`, the saved context, or the first row).
+    header: Option<Vec<String>>,
+    /// For `columns`: the column names these indexes were computed for, and the index of
+    /// each configured column in such rows.
+    selection: Option<Selection>,
+    /// The row being written, reused.
+    row: csv::ByteRecord,
+}
+
+impl CsvRowItemWriter {
+    /// A writer for `config`; the file is created (or truncated) in [`ItemStream::open`].
+    pub fn new(config: CsvWriterConfig) -> Result<Self> {
+        Ok(CsvRowItemWriter {
+            header: config.columns.clone(),
+            sink: CsvSink::new(config)?,
+            selection: None,
+            row: csv::ByteRecord::new(),
+        })
+    }
+
+    /// Sets the prefix of the keys saved in the step's execution context (default
+    /// `csv.writer`).
+    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.sink.keys = ContextKeys::new(prefix);
+        self
+    }
+
+    fn write_header_if_pending(&mut self) -> Result<()> {
+        if !self.sink.header_pending {
+            return Ok(());
+        }
+        let Some(header) = self.header.as_ref() else {
+            return Ok(());
+        };
+        let result = match self.sink.writer.as_mut() {
+            Some(writer) => writer.write_record(header),
+            None => return Ok(()),
+        };
+        result.map_err(|err| self.sink.error(err))?;
+        self.sink.header_pending = false;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ItemStream for CsvRowItemWriter {
+    async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        self.sink.open(context, false)?;
+        self.selection = None;
+        if self.sink.config.columns.is_none()
+            && let Some(columns) = context.get::<Vec<String>>(&self.sink.keys.key("columns"))?
+        {
+            self.header = Some(columns);
+        }
+        self.write_header_if_pending()
+    }
+
+    async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        self.sink.update(context)?;
+        if let Some(header) = &self.header {
+            context.put(self.sink.keys.key("columns"), header);
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.sink.close()
+    }
+}
+
+#[async_trait]
+impl ItemWriter<CsvRow> for CsvRowItemWriter {
+    async fn write(&mut self, items: &[CsvRow]) -> Result<()> {
+        if self.header.is_none()
+            && let Some(first) = items.first()
+        {
+            self.header = Some(first.headers().iter().take(first.len()).cloned().collect());
+        }
+        self.write_header_if_pending()?;
+        let Some(writer) = self.sink.writer.as_mut() else {
+            return Err(self.sink.not_open());
+        };
+        let columns = self.sink.config.columns.as_deref();
+        let mut result = Ok(());
+        for item in items {
+            let written = match columns {
+                None => {
+                    self.row.clear();
+                    for field in item.iter() {
+                        self.row.push_field(field.as_bytes());
+                    }
+                    writer.write_byte_record(&self.row)
+                }
+                Some(columns) => {
+                    let indexes = match &self.selection {
+                        Some((headers, indexes)) if Arc::ptr_eq(headers, item.headers()) => indexes,
+                        _ => {
+                            let indexes = columns.iter().map(|c| item.index_of(c)).collect();
+                            &self.selection.insert((item.headers().clone(), indexes)).1
+                        }
+                    };
+                    self.row.clear();
+                    for index in indexes {
+                        let field = index.and_then(|i| item.field(i)).unwrap_or("");
+                        self.row.push_field(field.as_bytes());
+                    }
+                    writer.write_byte_record(&self.row)
+                }
+            };
+            if let Err(err) = written {
+                result = Err(err);
+                break;
+            }
         }
         result.map_err(|err| self.sink.error(err))
     }

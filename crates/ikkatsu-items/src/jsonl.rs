@@ -165,9 +165,8 @@ impl<T> ItemStream for TypedJsonLinesItemReader<T> {
     }
 }
 
-#[async_trait]
-impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemReader<T> {
-    async fn read(&mut self) -> Result<Option<T>> {
+impl<T: DeserializeOwned> TypedJsonLinesItemReader<T> {
+    fn next_item(&mut self) -> Result<Option<T>> {
         loop {
             let Some(reader) = self.reader.as_mut() else {
                 return Err(Error::new(
@@ -199,6 +198,23 @@ impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemR
                 Err(err) => Err(self.parse_error(&err, line).with_source(err)),
             };
         }
+    }
+}
+
+#[async_trait]
+impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemReader<T> {
+    async fn read(&mut self) -> Result<Option<T>> {
+        self.next_item()
+    }
+
+    async fn read_chunk(&mut self, max: usize, items: &mut Vec<T>) -> Result<bool> {
+        for _ in 0..max {
+            match self.next_item()? {
+                Some(item) => items.push(item),
+                None => return Ok(true),
+            }
+        }
+        Ok(false)
     }
 }
 

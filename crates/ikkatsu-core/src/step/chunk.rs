@@ -194,10 +194,8 @@ where
     I: Clone + Send + Sync + 'static,
     O: Send + Sync + 'static,
 {
+    /// Processes one item with retries (without retries, items go through `process_chunk`).
     async fn process_item(&self, item: I, ctx: &StepContext) -> Result<Option<O>> {
-        if self.retry.limit == 0 {
-            return self.processor.process(item).await;
-        }
         self.retry
             .run(&ctx.cancel, || self.processor.process(item.clone()))
             .await
@@ -212,6 +210,7 @@ where
     ) -> Result<()> {
         let mut inputs: Vec<I> = Vec::with_capacity(self.chunk_size);
         let mut outputs: Vec<O> = Vec::with_capacity(self.chunk_size);
+        let mut results: Vec<Option<O>> = Vec::new();
         let mut chunk_no = 0u64;
         loop {
             if ctx.cancel.is_cancelled() {
@@ -232,19 +231,16 @@ where
                 if inputs.is_empty() {
                     return Ok(eof);
                 }
-                for item in inputs.drain(..) {
-                    match self.process_item(item, ctx).await {
-                        Ok(Some(out)) => outputs.push(out),
-                        Ok(None) => execution.counts.filter_count += 1,
-                        Err(err)
-                            if self
-                                .skip
-                                .should_skip(&err, execution.counts.skip_count()) =>
-                        {
-                            tracing::warn!(step = %self.name, error = %err, "item skipped in processing");
-                            execution.counts.process_skip_count += 1;
+                if self.retry.limit == 0 {
+                    self.process_chunk(execution, &mut inputs, &mut results, &mut outputs)
+                        .await?;
+                } else {
+                    for item in inputs.drain(..) {
+                        match self.process_item(item, ctx).await {
+                            Ok(Some(out)) => outputs.push(out),
+                            Ok(None) => execution.counts.filter_count += 1,
+                            Err(err) => self.skip_processing_error(execution, err)?,
                         }
-                        Err(err) => return Err(err),
                     }
                 }
                 if !outputs.is_empty() {
@@ -305,6 +301,53 @@ where
         }
     }
 
+    /// Counts a processing error as a skip when the skip policy allows, else returns it.
+    fn skip_processing_error(&self, execution: &mut StepExecution, err: Error) -> Result<()> {
+        if self.skip.should_skip(&err, execution.counts.skip_count()) {
+            tracing::warn!(step = %self.name, error = %err, "item skipped in processing");
+            execution.counts.process_skip_count += 1;
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+
+    /// Processes all of `inputs` (without retries) through the processor's
+    /// `process_chunk`, item results and skips counted as item by item.
+    async fn process_chunk(
+        &self,
+        execution: &mut StepExecution,
+        inputs: &mut Vec<I>,
+        results: &mut Vec<Option<O>>,
+        outputs: &mut Vec<O>,
+    ) -> Result<()> {
+        let mut items = inputs.drain(..);
+        while items.len() > 0 {
+            let before = items.len();
+            let result = self.processor.process_chunk(&mut items, results).await;
+            for out in results.drain(..) {
+                match out {
+                    Some(out) => outputs.push(out),
+                    None => execution.counts.filter_count += 1,
+                }
+            }
+            match result {
+                Ok(()) if items.len() == before => {
+                    return Err(Error::new(
+                        ErrorKind::Unexpected,
+                        format!(
+                            "step `{}`: the processor's process_chunk took no items",
+                            self.name
+                        ),
+                    ));
+                }
+                Ok(()) => {}
+                Err(err) => self.skip_processing_error(execution, err)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Fills `inputs` with up to a chunk of items; returns whether the input is exhausted.
     async fn read_chunk(
         &self,
@@ -313,12 +356,22 @@ where
         inputs: &mut Vec<I>,
     ) -> Result<bool> {
         while inputs.len() < self.chunk_size {
-            match reader.read().await {
-                Ok(Some(item)) => {
-                    execution.counts.read_count += 1;
-                    inputs.push(item);
+            let before = inputs.len();
+            let result = reader.read_chunk(self.chunk_size - before, inputs).await;
+            execution.counts.read_count += (inputs.len() - before) as u64;
+            match result {
+                Ok(true) => return Ok(true),
+                Ok(false) if inputs.len() == before => {
+                    return Err(Error::new(
+                        ErrorKind::Unexpected,
+                        format!(
+                            "step `{}`: the reader's read_chunk returned no items before the \
+                             end of the input",
+                            self.name
+                        ),
+                    ));
                 }
-                Ok(None) => return Ok(true),
+                Ok(false) => {}
                 Err(err) if self.skip.should_skip(&err, execution.counts.skip_count()) => {
                     tracing::warn!(step = %self.name, error = %err, "item skipped on read");
                     execution.counts.read_skip_count += 1;
