@@ -11,12 +11,17 @@
 //!   and log tasklets;
 //! * [`config`] — YAML job definitions and the component registry;
 //! * [`repository`] — SQL job repositories (SQLite by default; PostgreSQL and MySQL behind the
-//!   `postgres` and `mysql` features).
+//!   `postgres` and `mysql` features);
+//! * [`storage`] — the storage port (local files, memory) with a streaming walker;
+//! * [`overwrite`] — the overwrite flow: status stores, backlog, worker pool, the
+//!   `overwrite` step.
 //!
 //! # Feature flags
 //! * `sqlite` (default): the embedded SQLite job repository.
 //! * `postgres`: the PostgreSQL job repository.
-//! * `mysql`: the MySQL/MariaDB job repository.
+//! * `mysql`: the MySQL/MariaDB job repository and status store (`postgres` likewise adds
+//!   the PostgreSQL status store).
+//! * `redis`: the Redis status store.
 //!
 //! # Example
 //!
@@ -49,7 +54,9 @@
 pub use ikkatsu_config as config;
 pub use ikkatsu_core as core;
 pub use ikkatsu_items as items;
+pub use ikkatsu_overwrite as overwrite;
 pub use ikkatsu_repository_sql as repository;
+pub use ikkatsu_storage as storage;
 
 /// The names most programs need.
 pub mod prelude {
