@@ -23,17 +23,32 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The application config read when no `--config` is given, if it exists.
+pub const DEFAULT_APP_CONFIG: &str = "ikkatsu-config.yaml";
+
+/// The job repository used when nothing else names one.
+pub const DEFAULT_REPOSITORY: &str = "sqlite://ikkatsu.db";
+
 /// Options of every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Job repository URL: sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB.
-    #[arg(
-        long,
-        global = true,
-        env = "IKKATSU_REPOSITORY",
-        default_value = "sqlite://ikkatsu.db"
-    )]
-    pub repository: String,
+    /// Job repository URL: sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB
+    /// (default: the application config's `repository`, else sqlite://ikkatsu.db).
+    #[arg(long, global = true, env = "IKKATSU_REPOSITORY")]
+    pub repository: Option<String>,
+
+    /// Application config (named storages and status stores, the repository); default
+    /// `ikkatsu-config.yaml` in the working directory when it exists.
+    #[arg(long, global = true, env = "IKKATSU_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The repository URL in effect (flag, environment, application config or default).
+    #[arg(skip)]
+    pub repository_url: String,
+
+    /// The application config in effect.
+    #[arg(skip)]
+    pub app: ikkatsu_config::AppConfig,
 
     /// Log format on standard error.
     #[arg(long, global = true, env = "IKKATSU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -165,7 +180,8 @@ pub struct ValidateArgs {
 /// `ikkatsu overwrite`.
 #[derive(Debug, Args)]
 pub struct OverwriteArgs {
-    /// Storage URL of the files to transform: `file:///data`, a path, or `memory:`.
+    /// Storage URL of the files to transform: `file:///data`, a path, `memory:`, or `@name`
+    /// of a storage in the application config.
     pub source: String,
     /// Only files whose relative path matches one of these globs (`**/*.csv`). Repeatable.
     #[arg(long, value_name = "GLOB")]
@@ -192,11 +208,12 @@ pub struct OverwriteArgs {
     /// Kill the command after this long (then retried as a temporary failure).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
-    /// Write results here (same relative paths) instead of over the source.
+    /// Write results here (same relative paths) instead of over the source (URL or `@name`).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
-    /// Status store: `memory:`, a redb file path, `redis://…`, `postgres://…`, `mysql://…`
-    /// (default: `ikkatsu-status.redb` beside a SQLite job repository).
+    /// Status store: `memory:`, a redb file path, `redis://…`, `postgres://…`, `mysql://…`, or
+    /// `@name` from the application config (default: `ikkatsu-status.redb` beside a SQLite
+    /// job repository).
     #[arg(long, value_name = "URL", env = "IKKATSU_STATUS")]
     pub status: Option<String>,
     /// Namespace of this flow in the status store (default: from SOURCE and --target).

@@ -27,7 +27,11 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_STOPPED: u8 = 3;
 
 /// Runs the chosen command.
-pub async fn dispatch(cli: Cli) -> u8 {
+pub async fn dispatch(mut cli: Cli) -> u8 {
+    if let Err(err) = load_app_config(&mut cli.global) {
+        eprintln!("error: {}", err.report());
+        return EXIT_USAGE;
+    }
     let global = &cli.global;
     let result = match cli.command {
         Command::Run(args) => run(global, args).await,
@@ -51,6 +55,25 @@ pub async fn dispatch(cli: Cli) -> u8 {
             }
         }
     }
+}
+
+/// Reads the application config and settles the repository URL.
+fn load_app_config(global: &mut GlobalArgs) -> Result<(), Error> {
+    let path = match &global.config {
+        Some(path) => Some(path.clone()),
+        None => {
+            Some(std::path::PathBuf::from(crate::args::DEFAULT_APP_CONFIG)).filter(|p| p.exists())
+        }
+    };
+    if let Some(path) = path {
+        global.app = ikkatsu_config::AppConfig::from_path(&path).map_err(Error::from)?;
+    }
+    global.repository_url = global
+        .repository
+        .clone()
+        .or_else(|| global.app.repository.clone())
+        .unwrap_or_else(|| crate::args::DEFAULT_REPOSITORY.to_string());
+    Ok(())
 }
 
 async fn repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
@@ -161,7 +184,7 @@ async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
     let registry = ComponentRegistry::with_builtins();
     // Check the definition before touching the repository, so a bad file records nothing.
     let job = definition.build(&registry, &params).map_err(Error::from)?;
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     let operator = operator(repository.clone(), global);
     let cancel = CancellationToken::new();
     stop_on_signals(cancel.clone());
@@ -186,7 +209,7 @@ async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
 }
 
 async fn restart(global: &GlobalArgs, args: RestartArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     let execution = require_execution(&repository, args.id).await?;
     let location = execution.job_configuration_location.clone().ok_or_else(|| {
         Error::new(
@@ -216,7 +239,7 @@ async fn restart(global: &GlobalArgs, args: RestartArgs) -> Result<u8, Error> {
 }
 
 async fn executions(global: &GlobalArgs, args: ExecutionsArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     let status = args.status.as_deref().map(str::parse).transpose()?;
     let executions = repository
         .find_job_executions(&ExecutionQuery {
@@ -243,7 +266,7 @@ async fn executions(global: &GlobalArgs, args: ExecutionsArgs) -> Result<u8, Err
 }
 
 async fn status(global: &GlobalArgs, args: StatusArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     let execution = require_execution(&repository, args.id).await?;
     let steps = repository.step_executions(execution.id).await?;
     if args.json {
@@ -258,7 +281,7 @@ async fn status(global: &GlobalArgs, args: StatusArgs) -> Result<u8, Error> {
 }
 
 async fn stop(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     let execution = operator(repository, global).stop(args.id).await?;
     match execution.status {
         BatchStatus::Stopping => println!(
@@ -271,14 +294,14 @@ async fn stop(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
 }
 
 async fn abandon(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     let execution = operator(repository, global).abandon(args.id).await?;
     println!("execution {} is {}", execution.id, execution.status);
     Ok(EXIT_COMPLETED)
 }
 
 async fn recover(global: &GlobalArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     let recovered = operator(repository, global).recover().await?;
     if recovered.is_empty() {
         println!("no running execution has lost its process");
@@ -303,7 +326,7 @@ fn validate(args: ValidateArgs) -> Result<u8, Error> {
 }
 
 async fn migrate(global: &GlobalArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository).await?;
+    let repository = repository(&global.repository_url).await?;
     println!("job repository {} is up to date", repository.describe());
     Ok(EXIT_COMPLETED)
 }

@@ -65,9 +65,10 @@ fn progress_callback(total: u64, show_bar: bool) -> (ProgressCallback, Option<Pr
 
 /// Runs `ikkatsu overwrite`.
 pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, Error> {
+    let app = &global.app;
     let config = OverwriteConfig {
-        source: args.source,
-        target: args.target,
+        source: app.storage_url(&args.source)?,
+        target: args.target.map(|t| app.storage_url(&t)).transpose()?,
         include: args.include,
         exclude: args.exclude,
         max_depth: args.max_depth,
@@ -76,7 +77,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         exec: args.exec,
         shell: args.shell,
         timeout: args.timeout.map(HumanDuration::from),
-        status: args.status,
+        status: args.status.map(|s| app.status_store_url(&s)).transpose()?,
         namespace: args.namespace,
         concurrency: args.concurrency,
         max_errors: args.max_errors,
@@ -86,7 +87,9 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         dry_run: args.dry_run,
     };
     config.validate()?;
-    let flow = config.build(&default_status(&global.repository)).await?;
+    let flow = config
+        .build(&default_status(&global.repository_url))
+        .await?;
     let cancel = CancellationToken::new();
     stop_on_signals(cancel.clone());
     let scan = flow.scan(&cancel).await?;

@@ -247,13 +247,24 @@ fn overwrite_step_in_a_yaml_job() {
     let param = format!("dir={}", data.display());
     let args = ["run", job.to_str().unwrap(), "-p", &param, "--json"];
     let out = run(dir.path(), &args);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["steps"][0]["read_count"], 1);
     assert_eq!(json["steps"][0]["write_count"], 1);
     assert_eq!(json["steps"][1]["name"], "report");
-    assert_eq!(std::fs::read_to_string(data.join("a.csv")).unwrap(), "x,y\n1,2\n");
-    assert_eq!(std::fs::read_to_string(data.join("archive/old.csv")).unwrap(), "x\r\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("a.csv")).unwrap(),
+        "x,y\n1,2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("archive/old.csv")).unwrap(),
+        "x\r\n"
+    );
 
     // The next run (a new instance) finds nothing left to do.
     let out = run(dir.path(), &args);
@@ -261,4 +272,64 @@ fn overwrite_step_in_a_yaml_job() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["steps"][0]["read_count"], 0);
     assert_eq!(json["steps"][0]["write_count"], 0);
+}
+
+#[test]
+fn named_storages_and_status_stores_from_the_application_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("inbox");
+    let files = make_tree(&root, 3);
+    std::fs::write(
+        dir.path().join("ikkatsu-config.yaml"),
+        format!(
+            "repository: sqlite://{}\nstorages:\n  inbox: file://{}\nstatus-stores:\n  local: {}\n",
+            dir.path().join("jobs.db").display(),
+            root.display(),
+            dir.path().join("named.redb").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = ikkatsu(
+        dir.path(),
+        &[
+            "overwrite",
+            "@inbox",
+            "--include",
+            "**/*.txt",
+            "--status",
+            "@local",
+            "--exec",
+            APPEND,
+            "--shell",
+        ],
+    );
+    let out = cmd.env_remove("IKKATSU_REPOSITORY").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_exactly_once(&root, &files);
+    assert!(dir.path().join("named.redb").exists());
+
+    let out = ikkatsu(
+        dir.path(),
+        &["overwrite", "@outbox", "--exec", "cp {in} {out}"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("@outbox") && err.contains("inbox"), "{err}");
+
+    std::fs::write(
+        dir.path().join("ikkatsu-config.yaml"),
+        "storages:\n  x: 1\nbogus: 2\n",
+    )
+    .unwrap();
+    let out = ikkatsu(dir.path(), &["executions"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ikkatsu-config.yaml:3"), "{err}");
 }

@@ -430,57 +430,69 @@ impl StepBuilder<'_> {
         let scope = Scope {
             params: Some(self.parameters),
         };
-        let mut out = node.clone();
-        let kind = match &node.kind {
-            NodeKind::Str(s) => match interpolate(key, s, &scope) {
-                Ok(resolved) => {
-                    out.secret = resolved.secret;
-                    out.interpolated = resolved.changed;
-                    NodeKind::Str(resolved.text)
-                }
-                Err(messages) => {
-                    let key = key.unwrap_or("value");
-                    for m in messages {
-                        self.err(
-                            errors,
-                            node.position(),
-                            format!("`{key}` in step `{}`: {m}", self.step),
-                        );
-                    }
-                    return None;
-                }
-            },
-            NodeKind::Seq(items) => {
-                let mut ok = true;
-                let mut out_items = Vec::with_capacity(items.len());
-                for item in items {
-                    match self.interpolate(item, key, errors) {
-                        Some(n) => out_items.push(n),
-                        None => ok = false,
-                    }
-                }
-                if !ok {
-                    return None;
-                }
-                NodeKind::Seq(out_items)
-            }
-            NodeKind::Map(entries) => {
-                let mut ok = true;
-                let mut out_entries = Vec::with_capacity(entries.len());
-                for (k, v) in entries {
-                    match self.interpolate(v, Some(&k.name), errors) {
-                        Some(n) => out_entries.push((k.clone(), n)),
-                        None => ok = false,
-                    }
-                }
-                if !ok {
-                    return None;
-                }
-                NodeKind::Map(out_entries)
-            }
-            other => other.clone(),
-        };
-        out.kind = kind;
-        Some(out)
+        interpolate_tree(node, key, &scope, &mut |position, key, message| {
+            self.err(
+                errors,
+                position,
+                format!("`{key}` in step `{}`: {message}", self.step),
+            );
+        })
     }
+}
+
+/// A copy of `node` with every string interpolated in `scope`; each unresolved reference is
+/// reported to `report` with its position, the key it is under, and the message.
+pub(crate) fn interpolate_tree(
+    node: &Node,
+    key: Option<&str>,
+    scope: &Scope<'_>,
+    report: &mut dyn FnMut(crate::error::Position, &str, String),
+) -> Option<Node> {
+    let mut out = node.clone();
+    let kind = match &node.kind {
+        NodeKind::Str(s) => match interpolate(key, s, scope) {
+            Ok(resolved) => {
+                out.secret = resolved.secret;
+                out.interpolated = resolved.changed;
+                NodeKind::Str(resolved.text)
+            }
+            Err(messages) => {
+                for m in messages {
+                    report(node.position(), key.unwrap_or("value"), m);
+                }
+                return None;
+            }
+        },
+        NodeKind::Seq(items) => {
+            let mut out_items = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for item in items {
+                match interpolate_tree(item, key, scope, report) {
+                    Some(n) => out_items.push(n),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            NodeKind::Seq(out_items)
+        }
+        NodeKind::Map(entries) => {
+            let mut out_entries = Vec::with_capacity(entries.len());
+            let mut ok = true;
+            for (k, v) in entries {
+                match interpolate_tree(v, Some(&k.name), scope, report) {
+                    Some(n) => out_entries.push((k.clone(), n)),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            NodeKind::Map(out_entries)
+        }
+        other => other.clone(),
+    };
+    out.kind = kind;
+    Some(out)
 }

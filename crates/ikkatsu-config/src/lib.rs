@@ -65,6 +65,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod app;
 mod build;
 pub mod builtins;
 mod de;
@@ -76,6 +77,7 @@ mod properties;
 pub mod registry;
 mod secret;
 
+pub use app::AppConfig;
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use job::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, ElementKind,
