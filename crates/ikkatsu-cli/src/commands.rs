@@ -41,7 +41,7 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
         Command::Stop(args) => stop(global, args).await,
         Command::Abandon(args) => abandon(global, args).await,
         Command::Recover => recover(global).await,
-        Command::Validate(args) => validate(args),
+        Command::Validate(args) => validate(global, args),
         Command::Migrate => migrate(global).await,
         Command::Overwrite(args) => crate::overwrite::overwrite(global, *args).await,
     };
@@ -181,7 +181,7 @@ async fn finish(
 async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
     let params = parse_params(&args.params)?;
     let definition = load_definition(&args.job)?;
-    let registry = ComponentRegistry::with_builtins();
+    let registry = ComponentRegistry::with_app_config(global.app.clone());
     // Check the definition before touching the repository, so a bad file records nothing.
     let job = definition.build(&registry, &params).map_err(Error::from)?;
     let repository = repository(&global.repository_url).await?;
@@ -223,7 +223,10 @@ async fn restart(global: &GlobalArgs, args: RestartArgs) -> Result<u8, Error> {
     let definition = load_definition(Path::new(&location))
         .map_err(|err| err.context(format!("restarting execution {}", args.id)))?;
     let job = definition
-        .build(&ComponentRegistry::with_builtins(), &execution.parameters)
+        .build(
+            &ComponentRegistry::with_app_config(global.app.clone()),
+            &execution.parameters,
+        )
         .map_err(Error::from)?;
     let operator = operator(repository.clone(), global);
     let cancel = CancellationToken::new();
@@ -315,11 +318,14 @@ async fn recover(global: &GlobalArgs) -> Result<u8, Error> {
     Ok(EXIT_COMPLETED)
 }
 
-fn validate(args: ValidateArgs) -> Result<u8, Error> {
+fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<u8, Error> {
     let params = parse_params(&args.params)?;
     let definition = load_definition(&args.job)?;
     definition
-        .validate(&ComponentRegistry::with_builtins(), &params)
+        .validate(
+            &ComponentRegistry::with_app_config(global.app.clone()),
+            &params,
+        )
         .map_err(Error::from)?;
     println!("{}: valid", args.job.display());
     Ok(EXIT_COMPLETED)

@@ -333,3 +333,31 @@ fn named_storages_and_status_stores_from_the_application_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ikkatsu-config.yaml:3"), "{err}");
 }
+
+#[test]
+fn overwrite_step_resolves_named_storages() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("inbox");
+    let files = make_tree(&root, 2);
+    std::fs::write(
+        dir.path().join("ikkatsu-config.yaml"),
+        format!("storages:\n  inbox: {}\n", root.display()),
+    )
+    .unwrap();
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        format!(
+            "id: named\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"@inbox\"\n        include: [\"**/*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n"
+        ),
+    )
+    .unwrap();
+    let out = run(dir.path(), &["run", job.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_exactly_once(&root, &files);
+}

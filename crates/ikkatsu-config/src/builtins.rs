@@ -26,6 +26,7 @@ use ikkatsu_items::shell::{ShellTasklet, ShellTaskletConfig};
 use ikkatsu_overwrite::{OverwriteConfig, OverwriteTasklet};
 use serde::Deserialize;
 
+use crate::app::AppConfig;
 use crate::registry::ComponentRegistry;
 
 /// `noop` takes no properties.
@@ -37,8 +38,16 @@ impl ComponentRegistry {
     /// A registry with the built-in component types of `ikkatsu-items` (see the table in
     /// the module [`builtins`](crate::builtins)).
     pub fn with_builtins() -> Self {
+        ComponentRegistry::with_app_config(AppConfig::default())
+    }
+
+    /// The built-ins, with `@name` storage and status-store references of the `overwrite`
+    /// step resolved through the application config `app`.
+    pub fn with_app_config(app: AppConfig) -> Self {
         let mut registry = ComponentRegistry::new();
         registry.register_builtins();
+        // Replaces the `overwrite` type registered without an application config.
+        register_overwrite(&mut registry, app);
         registry
     }
 
@@ -77,13 +86,26 @@ impl ComponentRegistry {
             let config: LogTaskletConfig = props.deserialize()?;
             Ok(Arc::new(LogTasklet::new(config)?))
         })
-        .register_tasklet("overwrite", |props, _| {
-            let config: OverwriteConfig = props.deserialize()?;
-            Ok(Arc::new(OverwriteTasklet::new(config)?))
-        })
         .register_tasklet("noop", |props, _| {
             let NoProperties {} = props.deserialize()?;
             Ok(Arc::new(LogTasklet::new(LogTaskletConfig::default())?))
-        })
+        });
+        register_overwrite(self, AppConfig::default());
+        self
     }
+}
+
+/// Registers the `overwrite` tasklet, resolving its `@name` references through `app`.
+fn register_overwrite(registry: &mut ComponentRegistry, app: AppConfig) {
+    let app = Arc::new(app);
+    registry.register_tasklet("overwrite", move |props, _| {
+        let mut config: OverwriteConfig = props.deserialize()?;
+        config.source = app.storage_url(&config.source)?;
+        config.target = config.target.map(|t| app.storage_url(&t)).transpose()?;
+        config.status = config
+            .status
+            .map(|s| app.status_store_url(&s))
+            .transpose()?;
+        Ok(Arc::new(OverwriteTasklet::new(config)?))
+    });
 }
