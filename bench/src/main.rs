@@ -8,7 +8,10 @@
 //! Run through `scripts/bench`, which builds this project in release mode.
 
 mod chunk_csv;
+mod overwrite_process;
+mod overwrite_scan;
 mod report;
+mod status_redis;
 
 use std::process::ExitCode;
 
@@ -26,6 +29,17 @@ benches:
       --ikkatsu-items   ikkatsu's Record-based CSV reader/writer (default) or the
                         serde-typed ones
       --keep-dir        keep the temporary directory with input and outputs
+  overwrite-scan [--files N] [--runs K] [--no-rss]
+      Overwrite-flow scan (walk **/*.txt + fresh redb status store + backlog) of a cached
+      tree of N empty files (default 1000000; half *.txt) vs `find DIR -type f -name '*.txt'`,
+      then peak RSS of the scan in child processes at N and N/10 files.
+  overwrite-process [--files N] [--concurrency C] [--status-store embedded|memory]
+      Overwrite flow (scan + process, redb status store, read -> uppercase -> write) over N
+      ~1 KB files (default 100000) vs a hand-written tokio loop (temp file + rename).
+      --status-store memory: the in-memory store instead of redb (diagnostic)
+  status-redis [--keys N] [--url URL] [--batch B] [--concurrency C] [--fill-concurrency F]
+      needs_processing throughput of the Redis status store over N keys (default 1000000,
+      half recorded as done first) in batches of B (1000), C batches in flight (4).
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +51,17 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match bench.as_str() {
         "chunk-csv" => chunk_csv::Options::parse(&rest).and_then(|opts| chunk_csv::run(&opts)),
+        "overwrite-scan" => {
+            overwrite_scan::Options::parse(&rest).and_then(|opts| overwrite_scan::run(&opts))
+        }
+        // Hidden: one ikkatsu scan in a child process, for its peak RSS.
+        "overwrite-scan-child" => overwrite_scan::run_child_main(&rest),
+        "overwrite-process" => {
+            overwrite_process::Options::parse(&rest).and_then(|opts| overwrite_process::run(&opts))
+        }
+        "status-redis" => {
+            status_redis::Options::parse(&rest).and_then(|opts| status_redis::run(&opts))
+        }
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -5,7 +5,9 @@
 //!
 //! `--ikkatsu-items record` (default) uses `CsvItemReader`/`CsvItemWriter`, whose items are
 //! `Record`s (what YAML-defined jobs run on); `--ikkatsu-items typed` uses the serde-typed
-//! `TypedCsvItemReader`/`TypedCsvItemWriter` with the same struct as the peer.
+//! `TypedCsvItemReader`/`TypedCsvItemWriter` with the same struct as the peer;
+//! `--ikkatsu-items row` uses `CsvRowItemReader`/`CsvRowItemWriter`, whose items are
+//! `CsvRow`s (the fields of a row as text, by column name).
 //!
 //! Built only with the `ikkatsu` feature (default), which needs ../crates to compile; without
 //! it (`scripts/bench --without-ikkatsu`) the contender fails with a message.
@@ -41,8 +43,8 @@ mod imp {
     use ikkatsu_core::prelude::*;
     use ikkatsu_core::{Record, Step};
     use ikkatsu_items::csv::{
-        CsvItemReader, CsvItemWriter, CsvReaderConfig, CsvWriterConfig, TypedCsvItemReader,
-        TypedCsvItemWriter,
+        CsvItemReader, CsvItemWriter, CsvReaderConfig, CsvRow, CsvRowItemReader, CsvRowItemWriter,
+        CsvWriterConfig, TypedCsvItemReader, TypedCsvItemWriter,
     };
     use serde::{Deserialize, Serialize};
     use serde_json::Value;
@@ -92,6 +94,19 @@ mod imp {
                     .writer(TypedCsvItemWriter::<Person>::new(CsvWriterConfig::new(
                         output,
                     ))?)
+                    .chunk_size(CHUNK_SIZE)
+                    .build()?,
+            ),
+            ItemsKind::Row => Arc::new(
+                ChunkStep::<CsvRow, CsvRow>::builder("uppercase-city")
+                    .reader(CsvRowItemReader::new(CsvReaderConfig::new(input))?)
+                    .processor(FnItemProcessor::new(|mut row: CsvRow| {
+                        if let Some(city) = row.get("city").map(str::to_uppercase) {
+                            row.set("city", &city);
+                        }
+                        Ok(Some(row))
+                    }))
+                    .writer(CsvRowItemWriter::new(CsvWriterConfig::new(output))?)
                     .chunk_size(CHUNK_SIZE)
                     .build()?,
             ),

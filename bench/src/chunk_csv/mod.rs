@@ -45,6 +45,8 @@ pub enum ItemsKind {
     Record,
     /// `TypedCsvItemReader`/`TypedCsvItemWriter` over a serde struct.
     Typed,
+    /// `CsvRowItemReader`/`CsvRowItemWriter` over `CsvRow`s (fields by column name).
+    Row,
 }
 
 impl Options {
@@ -102,9 +104,10 @@ impl Options {
                     opts.ikkatsu_items = match value()?.as_str() {
                         "record" => ItemsKind::Record,
                         "typed" => ItemsKind::Typed,
+                        "row" => ItemsKind::Row,
                         other => {
                             return Err(format!(
-                                "--ikkatsu-items `{other}`: expected `record` or `typed`"
+                                "--ikkatsu-items `{other}`: expected `record`, `typed` or `row`"
                             ));
                         }
                     }
