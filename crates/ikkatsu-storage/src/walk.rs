@@ -165,7 +165,7 @@ impl Storage {
                     )
                     .with_source(e)
                 })?;
-                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY / WALK_BATCH + 1);
                 let walker = LocalWalker {
                     root: root.to_path_buf(),
                     url: self.url().to_string(),
@@ -174,7 +174,7 @@ impl Storage {
                     tx,
                 };
                 handle.spawn_blocking(move || walker.run());
-                Ok(receiver_stream(rx))
+                Ok(receiver_stream(rx).flat_map(futures::stream::iter).boxed())
             }
             None => Ok(self.walk_lister(filter)),
         }
@@ -249,13 +249,16 @@ struct LocalWalker {
     url: String,
     filter: PathFilter,
     follow_symlinks: bool,
-    tx: mpsc::Sender<Result<FileInfo>>,
+    tx: mpsc::Sender<Vec<Result<FileInfo>>>,
 }
 
+/// Files sent to the consumer at once: one channel hand-off per batch, not per file.
+const WALK_BATCH: usize = 256;
+
 impl LocalWalker {
-    /// Sends one item; false when the consumer is gone.
-    fn send(&self, item: Result<FileInfo>) -> bool {
-        self.tx.blocking_send(item).is_ok()
+    /// Sends a batch; false when the consumer is gone.
+    fn send_batch(&self, batch: Vec<Result<FileInfo>>) -> bool {
+        batch.is_empty() || self.tx.blocking_send(batch).is_ok()
     }
 
     fn io_error(&self, path: &Path, e: std::io::Error) -> Error {
@@ -274,12 +277,29 @@ impl LocalWalker {
     }
 
     fn run(self) {
+        let mut batch = Vec::with_capacity(WALK_BATCH);
+        if self.walk(&mut batch) {
+            self.send_batch(batch);
+        }
+    }
+
+    /// Walks, filling `batch` and sending it whenever it is full. Returns false when the
+    /// consumer is gone.
+    fn walk(&self, batch: &mut Vec<Result<FileInfo>>) -> bool {
+        let mut send = |item: Result<FileInfo>| {
+            batch.push(item);
+            if batch.len() >= WALK_BATCH {
+                let full = std::mem::replace(batch, Vec::with_capacity(WALK_BATCH));
+                return self.send_batch(full);
+            }
+            true
+        };
         let root = self.root.clone();
         let mut stack = match self.open(&root, String::new(), 0) {
             Ok(frame) => vec![frame],
             Err(e) => {
-                self.send(Err(e));
-                return;
+                send(Err(e));
+                return true;
             }
         };
         while let Some(frame) = stack.last_mut() {
@@ -293,8 +313,8 @@ impl LocalWalker {
                 Ok(entry) => entry,
                 Err(e) => {
                     let dir = root.join(&parent_rel);
-                    if !self.send(Err(self.io_error(&dir, e))) {
-                        return;
+                    if !send(Err(self.io_error(&dir, e))) {
+                        return false;
                     }
                     continue;
                 }
@@ -309,8 +329,8 @@ impl LocalWalker {
                         full.display()
                     ),
                 );
-                if !self.send(Err(err)) {
-                    return;
+                if !send(Err(err)) {
+                    return false;
                 }
                 continue;
             };
@@ -325,8 +345,8 @@ impl LocalWalker {
             let file_type = match entry.file_type() {
                 Ok(t) => t,
                 Err(e) => {
-                    if !self.send(Err(self.io_error(&full, e))) {
-                        return;
+                    if !send(Err(self.io_error(&full, e))) {
+                        return false;
                     }
                     continue;
                 }
@@ -340,8 +360,8 @@ impl LocalWalker {
                     // A dangling link is not a file.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => {
-                        if !self.send(Err(self.io_error(&full, e))) {
-                            return;
+                        if !send(Err(self.io_error(&full, e))) {
+                            return false;
                         }
                         continue;
                     }
@@ -351,20 +371,24 @@ impl LocalWalker {
                     match self.open(&full, rel, depth) {
                         Ok(frame) => stack.push(frame),
                         Err(e) => {
-                            if !self.send(Err(e)) {
-                                return;
+                            if !send(Err(e)) {
+                                return false;
                             }
                         }
                     }
                 }
                 continue;
             } else if file_type.is_file() {
+                // Only files the globs keep are worth a stat.
+                if !self.filter.matches(&rel) {
+                    continue;
+                }
                 match entry.metadata() {
                     Ok(meta) => meta,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => {
-                        if !self.send(Err(self.io_error(&full, e))) {
-                            return;
+                        if !send(Err(self.io_error(&full, e))) {
+                            return false;
                         }
                         continue;
                     }
@@ -385,8 +409,8 @@ impl LocalWalker {
                 match self.open(&full, rel, depth) {
                     Ok(frame) => stack.push(frame),
                     Err(e) => {
-                        if !self.send(Err(e)) {
-                            return;
+                        if !send(Err(e)) {
+                            return false;
                         }
                     }
                 }
@@ -397,10 +421,11 @@ impl LocalWalker {
             }
             let mut info = FileInfo::new(rel, meta.len());
             info.modified = meta.modified().ok().map(DateTime::<Utc>::from);
-            if !self.send(Ok(info)) {
-                return;
+            if !send(Ok(info)) {
+                return false;
             }
         }
+        true
     }
 }
 
