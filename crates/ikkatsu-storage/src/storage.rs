@@ -278,7 +278,7 @@ impl Storage {
             .writer(path)
             .await
             .map_err(|e| self.err(e, "write", path))?;
-        let mut buffer = vec![0u8; CHUNK];
+        let mut buffer = read_buffer(&file).await;
         loop {
             let n = match file.read(&mut buffer).await {
                 Ok(0) => break,
@@ -396,7 +396,7 @@ impl Storage {
             .if_match(etag)
             .await
             .map_err(|e| self.err(e, "write", path))?;
-        let mut buffer = vec![0u8; CHUNK];
+        let mut buffer = read_buffer(&file).await;
         loop {
             let n = file
                 .read(&mut buffer)
@@ -448,6 +448,17 @@ impl Storage {
             ))
         }
     }
+}
+
+/// A read buffer for copying `file`: its size, up to [`CHUNK`] (small files are common; a
+/// zeroed megabyte for each would cost more than the copy).
+async fn read_buffer(file: &tokio::fs::File) -> Vec<u8> {
+    let len = file
+        .metadata()
+        .await
+        .map(|m| m.len())
+        .unwrap_or(CHUNK as u64);
+    vec![0u8; usize::try_from(len).unwrap_or(CHUNK).clamp(1, CHUNK)]
 }
 
 /// `path` split into its directory (with the trailing `/`, or empty) and its name.
