@@ -15,6 +15,11 @@ mod status_redis;
 
 use std::process::ExitCode;
 
+/// The allocator the `ikkatsu` binary uses, for every contender alike (they all run in this
+/// one process).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: ikkatsu-bench <BENCH> [OPTIONS]
 

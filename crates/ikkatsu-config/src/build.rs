@@ -336,6 +336,9 @@ impl StepBuilder<'_> {
                 }
             }
         }
+        if let Some(read_ahead) = chunk.read_ahead {
+            builder = builder.read_ahead(read_ahead);
+        }
         if let Some(skip) = &chunk.skip {
             builder = builder.skip_policy(SkipPolicy::new(skip.limit, skip.kinds.clone()));
         }

@@ -119,6 +119,9 @@ pub struct ChunkDefinition {
     pub skip: Option<SkipDefinition>,
     /// How process/write errors are retried.
     pub retry: Option<RetryDefinition>,
+    /// `read-ahead`: read the next chunk while the current one is written (default: true,
+    /// for readers that allow it).
+    pub read_ahead: Option<bool>,
 }
 
 /// `item-skip: {limit, kinds}`.
@@ -215,6 +218,7 @@ const CHUNK_KEYS: &[&str] = &[
     "commit-interval",
     "item-skip",
     "item-retry",
+    "read-ahead",
 ];
 const COMPONENT_KEYS: &[&str] = &["type", "ref", "properties"];
 const TRANSITION_KEYS: &[&str] = &["on", "to", "end", "fail", "stop", "restart", "exit-code"];
@@ -784,6 +788,9 @@ impl Parser<'_> {
         };
         let skip = f.get("item-skip").and_then(|n| self.skip(n, step));
         let retry = f.get("item-retry").and_then(|n| self.retry(n, step));
+        let read_ahead = f
+            .get("read-ahead")
+            .and_then(|n| self.boolean(n, "read-ahead", &what));
         Some(ChunkDefinition {
             reader: reader?,
             processor,
@@ -791,6 +798,7 @@ impl Parser<'_> {
             chunk_size,
             skip,
             retry,
+            read_ahead,
         })
     }
 

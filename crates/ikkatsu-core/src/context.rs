@@ -104,6 +104,13 @@ impl ExecutionContext {
             }
         }
     }
+
+    /// Copies every entry of `other` into this context, replacing entries with the same key.
+    pub fn merge(&mut self, other: &ExecutionContext) {
+        for (key, value) in &other.entries {
+            self.entries.insert(key.clone(), value.clone());
+        }
+    }
 }
 
 #[cfg(test)]

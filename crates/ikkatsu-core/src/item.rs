@@ -66,6 +66,17 @@ pub trait ItemReader<T>: ItemStream {
         }
         Ok(false)
     }
+
+    /// Whether a chunk step may read the next chunk while the current one is processed,
+    /// written and committed (on another task, so reading overlaps the rest of the chunk).
+    ///
+    /// Only for readers whose [`ItemStream::update`] does nothing but save the position into
+    /// the context: with read-ahead, `update` runs right after the reader's chunk is read,
+    /// and what it saved is committed later, with that chunk. A reader that acknowledges or
+    /// deletes what it read in `update` (a message queue) must keep the default, `false`.
+    fn supports_read_ahead(&self) -> bool {
+        false
+    }
 }
 
 /// Transforms an item; `None` filters it out (counted in `filter_count`).
@@ -166,6 +177,10 @@ impl<T: Clone + Send + Sync> ItemReader<T> for VecItemReader<T> {
             self.next += 1;
         }
         Ok(item)
+    }
+
+    fn supports_read_ahead(&self) -> bool {
+        true
     }
 }
 

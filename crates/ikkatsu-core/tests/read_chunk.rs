@@ -12,6 +12,19 @@ struct Numbers {
     next: i64,
     n: i64,
     bad: i64,
+    /// What `supports_read_ahead` answers.
+    ahead: bool,
+}
+
+impl Numbers {
+    fn new(n: i64, bad: i64) -> Self {
+        Numbers {
+            next: 1,
+            n,
+            bad,
+            ahead: false,
+        }
+    }
 }
 
 #[async_trait]
@@ -40,15 +53,15 @@ impl ItemReader<i64> for Numbers {
         }
         Ok(Some(item))
     }
+
+    fn supports_read_ahead(&self) -> bool {
+        self.ahead
+    }
 }
 
 #[tokio::test]
 async fn default_read_chunk_reads_up_to_max_and_keeps_items_before_an_error() {
-    let mut reader = Numbers {
-        next: 1,
-        n: 10,
-        bad: 4,
-    };
+    let mut reader = Numbers::new(10, 4);
     reader.open(&ExecutionContext::new()).await.unwrap();
     let mut items = Vec::new();
     assert!(!reader.read_chunk(2, &mut items).await.unwrap());
@@ -81,11 +94,7 @@ async fn chunk_step_skips_read_errors_inside_a_batch() {
     let operator = JobOperator::new(Arc::new(MemoryJobRepository::new()));
     let writer = VecItemWriter::new();
     let step = ChunkStep::<i64, i64>::builder("numbers")
-        .reader(Numbers {
-            next: 1,
-            n: 20,
-            bad: 7,
-        })
+        .reader(Numbers::new(20, 7))
         .writer(writer.clone())
         .skip_policy(SkipPolicy::new(5, vec![ErrorKind::Parse]))
         .chunk_size(5)
@@ -207,4 +216,173 @@ async fn process_chunk_override_and_default_count_skip_and_filter_alike() {
     assert_eq!(counts.rollback_count, 1);
     assert_eq!(written.len() as u64, counts.write_count);
     assert!(failure.unwrap_or_default().contains("fatal 50"));
+}
+
+/// Everything a run of the numbers job leaves behind, to compare read-ahead with reading in
+/// the step's own task.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    status: BatchStatus,
+    counts: ikkatsu_core::StepCounts,
+    next: Option<u64>,
+    written: Vec<i64>,
+}
+
+/// Runs (and, while it fails, restarts) a job reading 1..=n with read errors on multiples of
+/// `bad` (skipped up to `skip_limit`), failing once in processing on item `fail_at`.
+async fn run_numbers(ahead: bool, n: i64, bad: i64, skip_limit: u64, fail_at: i64) -> Vec<Outcome> {
+    let repository = Arc::new(MemoryJobRepository::new());
+    let operator = JobOperator::new(repository);
+    let writer = VecItemWriter::new();
+    let failed_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let processor = {
+        let failed_once = failed_once.clone();
+        FnItemProcessor::new(move |item: i64| {
+            if item == fail_at && !failed_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::new(ErrorKind::Component, format!("fatal {item}")));
+            }
+            Ok(Some(item))
+        })
+    };
+    let step = ChunkStep::<i64, i64>::builder("numbers")
+        .reader(Numbers {
+            ahead,
+            ..Numbers::new(n, bad)
+        })
+        .processor(processor)
+        .writer(writer.clone())
+        .skip_policy(SkipPolicy::new(skip_limit, vec![ErrorKind::Parse]))
+        .chunk_size(4)
+        .build()
+        .unwrap();
+    let job = Job::linear("numbers", vec![Arc::new(step)]).unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let execution = operator
+            .start(&job, JobParameters::new(), CancellationToken::new())
+            .await
+            .unwrap();
+        let steps = operator
+            .repository()
+            .step_executions(execution.id)
+            .await
+            .unwrap();
+        outcomes.push(Outcome {
+            status: execution.status,
+            counts: steps[0].counts,
+            next: steps[0].execution_context.get_u64("numbers.next"),
+            written: writer.items(),
+        });
+        if execution.status == BatchStatus::Completed {
+            break;
+        }
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn read_ahead_gives_the_same_counts_skips_positions_and_restarts() {
+    // Skipped read errors, a processing failure, a restart, completion.
+    let ahead = run_numbers(true, 40, 5, 10, 23).await;
+    assert_eq!(ahead, run_numbers(false, 40, 5, 10, 23).await);
+    assert_eq!(ahead.len(), 2);
+    assert_eq!(ahead[0].status, BatchStatus::Failed);
+    // Chunks of 4 read items: 1-4, 6-9, 11-14, 16-19 committed; 21-24 rolled back at 23.
+    assert_eq!(ahead[0].next, Some(20));
+    assert_eq!(ahead[0].counts.read_count, 16);
+    assert_eq!(ahead[0].counts.read_skip_count, 3);
+    assert_eq!(ahead[1].status, BatchStatus::Completed);
+    let expected: Vec<i64> = (1..=40).filter(|n| n % 5 != 0).collect();
+    assert_eq!(ahead[1].written, expected);
+    // The last chunk read only the (skipped) 40, so nothing was committed after 36-39.
+    assert_eq!(ahead[1].next, Some(40));
+
+    // Read errors beyond the skip limit fail the step at the same chunk, with the same
+    // committed position, although the read-ahead task got further.
+    let ahead = run_numbers(true, 40, 3, 4, 0).await;
+    assert_eq!(ahead, run_numbers(false, 40, 3, 4, 0).await);
+    assert!(ahead.iter().all(|o| o.status == BatchStatus::Failed));
+    // Committed: 1 2 4 5 (3 skipped) and 7 8 10 11 (6 and 9 skipped); the third chunk
+    // skips 12 and fails on 15, the fifth read error.
+    assert_eq!(ahead[0].counts.read_skip_count, 3);
+    assert_eq!(ahead[0].next, Some(12));
+}
+
+/// A writer that, for its first chunk, waits until the reader has read the next chunk.
+struct WaitsForTheNextChunk {
+    read: Arc<std::sync::atomic::AtomicI64>,
+}
+
+#[async_trait]
+impl ItemStream for WaitsForTheNextChunk {}
+
+#[async_trait]
+impl ItemWriter<i64> for WaitsForTheNextChunk {
+    async fn write(&mut self, items: &[i64]) -> ikkatsu_core::Result<()> {
+        if items[0] == 1 {
+            let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                while self.read.load(std::sync::atomic::Ordering::SeqCst) < 8 {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            })
+            .await;
+            if waited.is_err() {
+                return Err(Error::new(
+                    ErrorKind::Unexpected,
+                    "the second chunk was not read while the first was written",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts the items read.
+struct Counted {
+    inner: Numbers,
+    read: Arc<std::sync::atomic::AtomicI64>,
+}
+
+#[async_trait]
+impl ItemStream for Counted {}
+
+#[async_trait]
+impl ItemReader<i64> for Counted {
+    async fn read(&mut self) -> ikkatsu_core::Result<Option<i64>> {
+        let item = self.inner.read().await?;
+        if let Some(n) = item {
+            self.read.store(n, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(item)
+    }
+
+    fn supports_read_ahead(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_reads_the_next_chunk_while_the_current_one_is_written() {
+    let read = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let step = ChunkStep::<i64, i64>::builder("overlap")
+        .reader(Counted {
+            inner: Numbers::new(12, i64::MAX),
+            read: read.clone(),
+        })
+        .writer(WaitsForTheNextChunk { read })
+        .chunk_size(4)
+        .build()
+        .unwrap();
+    let job = Job::linear("overlap", vec![Arc::new(step)]).unwrap();
+    let operator = JobOperator::new(Arc::new(MemoryJobRepository::new()));
+    let execution = operator
+        .start(&job, JobParameters::new(), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        execution.status,
+        BatchStatus::Completed,
+        "{:?}",
+        execution.exit_status
+    );
 }

@@ -446,6 +446,10 @@ impl ItemReader<Record> for CsvItemReader {
     async fn read_chunk(&mut self, max: usize, items: &mut Vec<Record>) -> Result<bool> {
         read_chunk_with(max, items, || self.next_record())
     }
+
+    fn supports_read_ahead(&self) -> bool {
+        true
+    }
 }
 
 /// [`ItemReader::read_chunk`] for a reader whose items come from a synchronous `next`.
@@ -545,6 +549,10 @@ impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedCsvItemReader<
 
     async fn read_chunk(&mut self, max: usize, items: &mut Vec<T>) -> Result<bool> {
         read_chunk_with(max, items, || self.next_item())
+    }
+
+    fn supports_read_ahead(&self) -> bool {
+        true
     }
 }
 
@@ -1214,6 +1222,10 @@ impl ItemReader<CsvRow> for CsvRowItemReader {
 
     async fn read_chunk(&mut self, max: usize, items: &mut Vec<CsvRow>) -> Result<bool> {
         read_chunk_with(max, items, || self.next_row())
+    }
+
+    fn supports_read_ahead(&self) -> bool {
+        true
     }
 }
 

@@ -216,6 +216,10 @@ impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemR
         }
         Ok(false)
     }
+
+    fn supports_read_ahead(&self) -> bool {
+        true
+    }
 }
 
 /// Writes values of `T` as JSON Lines with serde. Restart-safe: at every chunk commit the

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc};
 use tracing::Instrument;
 
 use super::policy::{RetryPolicy, SkipPolicy};
 use super::{Step, StepContext};
+use crate::context::ExecutionContext;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::StepExecution;
 use crate::item::{ItemProcessor, ItemReader, ItemWriter};
@@ -18,7 +19,7 @@ use crate::listener::ChunkListener;
 pub struct ChunkStep<I, O> {
     name: String,
     chunk_size: usize,
-    reader: Mutex<Box<dyn ItemReader<I>>>,
+    reader: Arc<Mutex<Box<dyn ItemReader<I>>>>,
     processor: Arc<dyn ItemProcessor<I, O>>,
     writer: Mutex<Box<dyn ItemWriter<O>>>,
     listeners: Vec<Arc<dyn ChunkListener>>,
@@ -26,6 +27,7 @@ pub struct ChunkStep<I, O> {
     retry: RetryPolicy,
     allow_start_if_complete: bool,
     start_limit: u64,
+    read_ahead: bool,
 }
 
 /// Builds a [`ChunkStep`].
@@ -40,6 +42,7 @@ pub struct ChunkStepBuilder<I, O> {
     retry: RetryPolicy,
     allow_start_if_complete: bool,
     start_limit: u64,
+    read_ahead: bool,
 }
 
 impl<I, O> ChunkStep<I, O>
@@ -60,6 +63,7 @@ where
             retry: RetryPolicy::default(),
             allow_start_if_complete: false,
             start_limit: u64::MAX,
+            read_ahead: true,
         }
     }
 }
@@ -141,6 +145,15 @@ where
         self
     }
 
+    /// Whether the next chunk is read on another task while the current one is processed,
+    /// written and committed, when the reader allows it
+    /// ([`ItemReader::supports_read_ahead`]). On by default; the results and the saved
+    /// positions are the same either way.
+    pub fn read_ahead(mut self, enabled: bool) -> Self {
+        self.read_ahead = enabled;
+        self
+    }
+
     /// Builds the step; fails when the reader, writer, or (for `I` ≠ `O`) processor is missing.
     pub fn build(self) -> Result<ChunkStep<I, O>> {
         let missing =
@@ -154,7 +167,7 @@ where
         Ok(ChunkStep {
             name: self.name,
             chunk_size: self.chunk_size,
-            reader: Mutex::new(reader),
+            reader: Arc::new(Mutex::new(reader)),
             processor,
             writer: Mutex::new(writer),
             listeners: self.listeners,
@@ -162,6 +175,7 @@ where
             retry: self.retry,
             allow_start_if_complete: self.allow_start_if_complete,
             start_limit: self.start_limit,
+            read_ahead: self.read_ahead,
         })
     }
 }
@@ -205,7 +219,7 @@ where
         &self,
         execution: &mut StepExecution,
         ctx: &StepContext,
-        reader: &mut dyn ItemReader<I>,
+        mut source: ChunkSource<'_, I>,
         writer: &mut dyn ItemWriter<O>,
     ) -> Result<()> {
         let mut inputs: Vec<I> = Vec::with_capacity(self.chunk_size);
@@ -227,7 +241,31 @@ where
             }
             let span = tracing::debug_span!("chunk", chunk = chunk_no);
             let result = async {
-                let eof = self.read_chunk(execution, reader, &mut inputs).await?;
+                let (eof, reader_context) = match &mut source {
+                    ChunkSource::Inline(reader) => {
+                        let eof = self
+                            .read_chunk(execution, &mut **reader, &mut inputs)
+                            .await?;
+                        (eof, None)
+                    }
+                    ChunkSource::Ahead(chunks) => {
+                        let chunk = chunks.recv().await.ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Unexpected,
+                                format!("step `{}`: the read-ahead task ended early", self.name),
+                            )
+                        })?;
+                        for err in chunk.errors {
+                            self.skip_read_error(execution, err)?;
+                        }
+                        if let Some(err) = chunk.failed {
+                            return Err(err);
+                        }
+                        execution.counts.read_count += chunk.items.len() as u64;
+                        inputs = chunk.items;
+                        (chunk.eof, Some(chunk.context))
+                    }
+                };
                 if inputs.is_empty() {
                     return Ok(eof);
                 }
@@ -266,7 +304,13 @@ where
                     execution.counts.write_count += outputs.len() as u64;
                     outputs.clear();
                 }
-                reader.update(&mut execution.execution_context).await?;
+                match (&mut source, &reader_context) {
+                    (_, Some(context)) => execution.execution_context.merge(context),
+                    (ChunkSource::Inline(reader), None) => {
+                        reader.update(&mut execution.execution_context).await?
+                    }
+                    (ChunkSource::Ahead(_), None) => {}
+                }
                 writer.update(&mut execution.execution_context).await?;
                 execution.counts.commit_count += 1;
                 ctx.repository.update_step_execution(execution).await?;
@@ -298,6 +342,17 @@ where
                     return Err(err);
                 }
             }
+        }
+    }
+
+    /// Counts a read error as a skip when the skip policy allows, else returns it.
+    fn skip_read_error(&self, execution: &mut StepExecution, err: Error) -> Result<()> {
+        if self.skip.should_skip(&err, execution.counts.skip_count()) {
+            tracing::warn!(step = %self.name, error = %err, "item skipped on read");
+            execution.counts.read_skip_count += 1;
+            Ok(())
+        } else {
+            Err(err)
         }
     }
 
@@ -355,31 +410,119 @@ where
         reader: &mut dyn ItemReader<I>,
         inputs: &mut Vec<I>,
     ) -> Result<bool> {
-        while inputs.len() < self.chunk_size {
-            let before = inputs.len();
-            let result = reader.read_chunk(self.chunk_size - before, inputs).await;
-            execution.counts.read_count += (inputs.len() - before) as u64;
-            match result {
-                Ok(true) => return Ok(true),
-                Ok(false) if inputs.len() == before => {
-                    return Err(Error::new(
-                        ErrorKind::Unexpected,
-                        format!(
-                            "step `{}`: the reader's read_chunk returned no items before the \
-                             end of the input",
-                            self.name
-                        ),
-                    ));
-                }
-                Ok(false) => {}
-                Err(err) if self.skip.should_skip(&err, execution.counts.skip_count()) => {
-                    tracing::warn!(step = %self.name, error = %err, "item skipped on read");
-                    execution.counts.read_skip_count += 1;
-                }
-                Err(err) => return Err(err),
+        let before = inputs.len();
+        let result = fill_chunk(reader, self.chunk_size, &self.name, inputs, |err| {
+            self.skip_read_error(execution, err)
+        })
+        .await;
+        execution.counts.read_count += (inputs.len() - before) as u64;
+        result
+    }
+}
+
+/// Where a chunk step's items come from: its reader, called in the step's task, or the
+/// read-ahead task, which reads the next chunk while the current one is written.
+enum ChunkSource<'a, I> {
+    Inline(&'a mut dyn ItemReader<I>),
+    Ahead(mpsc::Receiver<AheadChunk<I>>),
+}
+
+/// A chunk read by the read-ahead task.
+struct AheadChunk<I> {
+    items: Vec<I>,
+    /// Read errors in the order they happened; the step decides whether each is skipped,
+    /// exactly as it would have when reading itself. The task stops after an error the skip
+    /// policy cannot allow in any case (it is last here).
+    errors: Vec<Error>,
+    /// Whether the reader reached the end of the input.
+    eof: bool,
+    /// What the reader's `update` saved after this chunk (merged into the step's context
+    /// when the chunk is committed).
+    context: ExecutionContext,
+    /// The reader's `update` failed: the step fails with this error.
+    failed: Option<Error>,
+}
+
+/// Calls the reader until `inputs` holds `chunk_size` items or the input ends (returns
+/// `true` then); every read error goes to `on_error`, which either lets the reading go on
+/// (the item is skipped) or returns the error to end it.
+async fn fill_chunk<I: Send>(
+    reader: &mut dyn ItemReader<I>,
+    chunk_size: usize,
+    step: &str,
+    inputs: &mut Vec<I>,
+    mut on_error: impl FnMut(Error) -> Result<()>,
+) -> Result<bool> {
+    while inputs.len() < chunk_size {
+        let before = inputs.len();
+        match reader.read_chunk(chunk_size - before, inputs).await {
+            Ok(true) => return Ok(true),
+            Ok(false) if inputs.len() == before => {
+                return Err(Error::new(
+                    ErrorKind::Unexpected,
+                    format!(
+                        "step `{step}`: the reader's read_chunk returned no items before the end \
+                         of the input"
+                    ),
+                ));
             }
+            Ok(false) => {}
+            Err(err) => on_error(err)?,
         }
-        Ok(false)
+    }
+    Ok(false)
+}
+
+/// The read-ahead task: reads chunk after chunk, saving the reader's position after each,
+/// until the input ends, a read error cannot be skipped, or the step stops listening.
+/// Gives the reader back at the end, for the step to close it.
+async fn read_ahead<I: Send + 'static>(
+    mut reader: OwnedMutexGuard<Box<dyn ItemReader<I>>>,
+    chunks: mpsc::Sender<AheadChunk<I>>,
+    chunk_size: usize,
+    step: String,
+    skip: SkipPolicy,
+    mut skipped: u64,
+) -> OwnedMutexGuard<Box<dyn ItemReader<I>>> {
+    loop {
+        let mut items = Vec::with_capacity(chunk_size);
+        let mut errors = Vec::new();
+        // `skipped` counts only skips known here (the step's earlier skips and the read
+        // errors seen so far), never more than the step's real count: an error refused here
+        // is refused by the step too.
+        let result = fill_chunk(reader.as_mut(), chunk_size, &step, &mut items, |err| {
+            if skip.should_skip(&err, skipped) {
+                skipped += 1;
+                errors.push(err);
+                Ok(())
+            } else {
+                Err(err)
+            }
+        })
+        .await;
+        let mut chunk = AheadChunk {
+            items,
+            errors,
+            eof: false,
+            context: ExecutionContext::new(),
+            failed: None,
+        };
+        let last = match result {
+            Ok(eof) => {
+                chunk.eof = eof;
+                if let Err(err) = reader.update(&mut chunk.context).await {
+                    chunk.failed = Some(err);
+                }
+                eof || chunk.failed.is_some()
+            }
+            Err(err) => {
+                chunk.errors.push(err);
+                true
+            }
+        };
+        if chunks.send(chunk).await.is_err() || last {
+            return reader;
+        }
     }
 }
 
@@ -402,16 +545,55 @@ where
     }
 
     async fn execute(&self, execution: &mut StepExecution, ctx: &StepContext) -> Result<()> {
-        let mut reader = self.reader.lock().await;
+        let mut reader = Arc::clone(&self.reader).lock_owned().await;
         let mut writer = self.writer.lock().await;
         reader.open(&execution.execution_context).await?;
         if let Err(err) = writer.open(&execution.execution_context).await {
             let _ = reader.close().await;
             return Err(err);
         }
-        let result = self
-            .run_chunks(execution, ctx, reader.as_mut(), writer.as_mut())
-            .await;
+        let (result, mut reader) = if self.read_ahead && reader.supports_read_ahead() {
+            let (sender, receiver) = mpsc::channel(1);
+            let task = tokio::spawn(
+                read_ahead(
+                    reader,
+                    sender,
+                    self.chunk_size,
+                    self.name.clone(),
+                    self.skip.clone(),
+                    execution.counts.skip_count(),
+                )
+                .in_current_span(),
+            );
+            let result = self
+                .run_chunks(
+                    execution,
+                    ctx,
+                    ChunkSource::Ahead(receiver),
+                    writer.as_mut(),
+                )
+                .await;
+            match task.await {
+                Ok(reader) => (result, reader),
+                Err(join) => {
+                    let _ = writer.close().await;
+                    return Err(Error::new(
+                        ErrorKind::Unexpected,
+                        format!("step `{}`: the reader failed: {join}", self.name),
+                    ));
+                }
+            }
+        } else {
+            let result = self
+                .run_chunks(
+                    execution,
+                    ctx,
+                    ChunkSource::Inline(reader.as_mut()),
+                    writer.as_mut(),
+                )
+                .await;
+            (result, reader)
+        };
         let closed_reader = reader.close().await;
         let closed_writer = writer.close().await;
         result?;
