@@ -180,8 +180,10 @@ pub struct ValidateArgs {
 /// `ikkatsu overwrite`.
 #[derive(Debug, Args)]
 pub struct OverwriteArgs {
-    /// Storage URL of the files to transform: `file:///data`, a path, `memory:`, or `@name`
-    /// of a storage in the application config.
+    /// Storage URL of the files to transform: `file:///data`, a path, `memory:`,
+    /// `sftp://user@host/dir?key-file=…`, `s3://bucket/prefix?region=…`, `ftp://`, `ftps://`,
+    /// `webdav+https://`, `gcs://`, `azblob://` (docs/storage.md), or `@name` of a storage in
+    /// the application config.
     pub source: String,
     /// Only files whose relative path matches one of these globs (`**/*.csv`). Repeatable.
     #[arg(long, value_name = "GLOB")]

@@ -97,7 +97,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
     if !args.json {
         println!(
             "scanned {}: {} files match, {} need processing (backlog {})",
-            config.source,
+            config.shown_source(),
             scan.matched,
             scan.queued,
             backlog.display()
@@ -108,7 +108,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
-                    "source": config.source,
+                    "source": config.shown_source(),
                     "namespace": config.namespace(),
                     "backlog": backlog,
                     "scan": scan,
@@ -129,8 +129,8 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "source": config.source,
-                "target": config.target,
+                "source": config.shown_source(),
+                "target": config.shown_target(),
                 "namespace": config.namespace(),
                 "backlog": backlog,
                 "scan": scan,

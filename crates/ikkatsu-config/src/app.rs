@@ -7,17 +7,32 @@
 //! storages:
 //!   archive: file:///srv/archive
 //!   inbox: ${INBOX_URL}
+//!   partner:
+//!     url: sftp://batch@files.partner.example:22/outgoing
+//!     key-file: /etc/ikkatsu/id_ed25519
+//!     key-passphrase: file:///run/secrets/partner-passphrase
+//!     known-hosts: /etc/ikkatsu/known_hosts
+//!   lake:
+//!     url: s3://lake/raw
+//!     region: eu-west-1
+//!     access-key-id: ${LAKE_KEY_ID}
+//!     secret-access-key: ${LAKE_SECRET}
 //! status-stores:
 //!   shared: redis://cache.internal:6379/2
 //! ```
 //!
+//! A storage is a URL, or a map of its `url` and its options (the URL's query parameters
+//! written as fields; `docs/storage.md` lists them per backend).
+//!
 //! Strings are interpolated like job files (`${ENV}`, `${ENV:-default}`, `${file:/path}`,
-//! and `file:///path` under keys ending in `password`, `secret` or `token`); unknown keys
-//! are errors naming the file, line and column.
+//! and `file:///path` under keys ending in `password`, `passphrase`, `secret`, `token`,
+//! `access-key`, `account-key` or `credential`); unknown keys are errors naming the file,
+//! line and column.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ikkatsu_storage::StorageConnection;
 use serde::Deserialize;
 
 use crate::build::interpolate_tree;
@@ -33,9 +48,9 @@ pub struct AppConfig {
     /// The job repository URL (overridden by `--repository` / `IKKATSU_REPOSITORY`).
     #[serde(default)]
     pub repository: Option<String>,
-    /// Named storage URLs, referred to as `@name`.
+    /// Named storages (a URL, or a URL and options), referred to as `@name`.
     #[serde(default)]
-    pub storages: BTreeMap<String, String>,
+    pub storages: BTreeMap<String, StorageConnection>,
     /// Named status-store URLs, referred to as `@name`.
     #[serde(default)]
     pub status_stores: BTreeMap<String, String>,
@@ -84,10 +99,24 @@ impl AppConfig {
         })
     }
 
-    /// `reference` with a leading `@name` replaced by the named storage's URL; other
-    /// references are returned as they are.
+    /// The storage `reference` names: the named storage for `@name`, else a storage with
+    /// `reference` as its URL.
+    pub fn storage(&self, reference: &str) -> ikkatsu_core::Result<StorageConnection> {
+        let Some(name) = reference.strip_prefix('@') else {
+            return Ok(StorageConnection::new(reference));
+        };
+        self.storages
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unknown_name(name, self.storages.keys(), "storages"))
+    }
+
+    /// `reference` with a leading `@name` replaced by the named storage's URL, its options
+    /// appended as query parameters ([`StorageConnection::to_url`]: secrets in clear, do not
+    /// show it); other references are returned as they are. Prefer
+    /// [`AppConfig::storage`].
     pub fn storage_url(&self, reference: &str) -> ikkatsu_core::Result<String> {
-        resolve(reference, &self.storages, "storages")
+        self.storage(reference)?.to_url()
     }
 
     /// Like [`AppConfig::storage_url`] for status stores.
@@ -104,13 +133,26 @@ fn resolve(
     let Some(name) = reference.strip_prefix('@') else {
         return Ok(reference.to_string());
     };
-    names.get(name).cloned().ok_or_else(|| {
-        let known: Vec<&str> = names.keys().map(String::as_str).collect();
-        ikkatsu_core::Error::config(format!(
-            "`@{name}` is not in the application config's `{section}` (known: {}); add it there or give a URL",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-        ))
-    })
+    names
+        .get(name)
+        .cloned()
+        .ok_or_else(|| unknown_name(name, names.keys(), section))
+}
+
+fn unknown_name<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+    section: &str,
+) -> ikkatsu_core::Error {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    ikkatsu_core::Error::config(format!(
+        "`@{name}` is not in the application config's `{section}` (known: {}); add it there or give a URL",
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
 }
 
 #[cfg(test)]
@@ -149,5 +191,38 @@ mod tests {
                 .storages
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn named_storages_with_options_and_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("passphrase");
+        std::fs::write(&secret, "pass phrase\n").unwrap();
+        // SAFETY: tests in this module are the only readers of this variable.
+        unsafe { std::env::set_var("IKK_APP_TEST_S3_SECRET", "s3cr&t") };
+        let yaml = format!(
+            "storages:\n  partner:\n    url: sftp://batch@files.example:2222/out\n    key-file: /etc/ikkatsu/id\n    key-passphrase: file://{}\n    connections: 4\n  lake:\n    url: s3://lake/raw\n    region: eu-west-1\n    secret-access-key: ${{IKK_APP_TEST_S3_SECRET}}\n    access-key-id: AKIA\n    virtual-host-style: true\n",
+            secret.display()
+        );
+        let config = AppConfig::from_str(&yaml, "ikkatsu.yaml").unwrap();
+        let partner = config.storage("@partner").unwrap();
+        assert_eq!(partner.url, "sftp://batch@files.example:2222/out");
+        assert_eq!(partner.options["key-passphrase"], "pass phrase");
+        assert_eq!(partner.options["connections"], "4");
+        let lake = config.storage("@lake").unwrap();
+        assert_eq!(lake.options["secret-access-key"], "s3cr&t");
+        assert_eq!(lake.options["virtual-host-style"], "true");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cr&t"), "{debug}");
+        assert!(!debug.contains("pass phrase"), "{debug}");
+        let url = config.storage_url("@lake").unwrap();
+        assert!(url.starts_with("s3://lake/raw?"), "{url}");
+        assert!(url.contains("secret-access-key=s3cr%26t"), "{url}");
+        assert_eq!(config.storage("/plain").unwrap().url, "/plain");
+
+        let err = AppConfig::from_str("storages:\n  x:\n    region: r\n", "e.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("url"), "{err}");
     }
 }

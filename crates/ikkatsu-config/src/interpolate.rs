@@ -4,7 +4,8 @@
 //! * `${NAME}` or `${env.NAME}`: the environment variable `NAME`;
 //! * `${...:-default}`: `default` when the parameter or variable is not set;
 //! * `${file:/path}`: the trimmed contents of the file (a secret);
-//! * `file:///path` as the whole value of a key ending in `password`, `secret` or `token`:
+//! * `file:///path` as the whole value of a key ending in `password`, `passphrase`, `secret`,
+//!   `token`, `access-key`, `account-key` or `credential`:
 //!   the trimmed contents of the file (a secret);
 //! * `$${` is a literal `${`.
 
@@ -29,10 +30,18 @@ pub(crate) struct Resolved {
 
 /// Whether a value under `key` is a secret by name.
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "token"]
-        .iter()
-        .any(|suffix| key.ends_with(suffix))
+    let key = key.to_ascii_lowercase().replace('_', "-");
+    [
+        "password",
+        "passphrase",
+        "secret",
+        "token",
+        "access-key",
+        "account-key",
+        "credential",
+    ]
+    .iter()
+    .any(|suffix| key.ends_with(suffix))
 }
 
 /// Resolves the references in `value`, found under `key`. Errors are messages (one per

@@ -10,8 +10,8 @@
 //! can be found are reported together ([`ConfigErrors`]); no input makes the parser panic.
 //! String values of `params` and of component `properties` may refer to job parameters
 //! (`${params.NAME}`), environment variables (`${NAME}`, `${NAME:-default}`) and secret
-//! files (`${file:/path}`, or `file:///path` for keys ending in `password`, `secret`,
-//! `token`); secrets print as `***`. Relative paths in properties are resolved by the
+//! files (`${file:/path}`, or `file:///path` for keys ending in `password`, `passphrase`,
+//! `secret`, `token`, `access-key`, `account-key`, `credential`); secrets print as `***`. Relative paths in properties are resolved by the
 //! components against the current working directory. The format is described in
 //! `docs/job-format.md` and `docs/job.schema.json`.
 //!

@@ -13,7 +13,8 @@ pub struct Node {
     pub(crate) position: Position,
     pub(crate) kind: NodeKind,
     /// The value came from a secret (a `file:` reference, or the environment for a key
-    /// ending in `password`, `secret` or `token`).
+    /// ending in `password`, `passphrase`, `secret`, `token`, `access-key`, `account-key` or
+    /// `credential`).
     pub(crate) secret: bool,
     /// The value was produced by interpolation (so `"5"` may stand for a number).
     pub(crate) interpolated: bool,

@@ -5,6 +5,10 @@
 //! * [`csv`]: [`CsvItemReader`](csv::CsvItemReader) / [`CsvItemWriter`](csv::CsvItemWriter)
 //!   for [`Record`](ikkatsu_core::Record)s, and typed variants for serde types;
 //! * [`jsonl`]: JSON Lines readers and writers;
+//! * [`object`]: [`ObjectItemReader`](object::ObjectItemReader) /
+//!   [`ObjectItemWriter`](object::ObjectItemWriter) for CSV, JSON Lines, JSON arrays and
+//!   (feature `parquet`) Parquet on any storage (S3, SFTP, ...; one object or a glob of
+//!   them in, restart-safe part files out);
 //! * [`script`]: [`ScriptItemProcessor`](script::ScriptItemProcessor), an embedded
 //!   [Rhai](https://rhai.rs) script that transforms or filters records;
 //! * [`mapping`]: [`FieldMappingItemProcessor`](mapping::FieldMappingItemProcessor), which
@@ -66,6 +70,7 @@ mod file;
 pub mod jsonl;
 pub mod log;
 pub mod mapping;
+pub mod object;
 pub mod script;
 pub mod shell;
 

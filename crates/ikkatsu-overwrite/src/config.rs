@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ikkatsu_core::duration::HumanDuration;
 use ikkatsu_core::{Error, Result};
-use ikkatsu_storage::{Storage, WalkOptions};
+use ikkatsu_storage::{Storage, WalkOptions, mask_secrets};
 use serde::Deserialize;
 
 use crate::flow::{OverwriteFlow, OverwriteOptions};
@@ -17,7 +17,9 @@ use crate::status_store::{StatusStoreOptions, open_status_store};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct OverwriteConfig {
-    /// Storage URL of the files to transform (`file:///data`, a path, `memory:`).
+    /// Storage URL of the files to transform (`file:///data`, a path, `memory:`,
+    /// `sftp://…`, `s3://…`, ...: see docs/storage.md; options as query parameters). It may
+    /// hold secrets: show it through `ikkatsu_storage::mask_secrets`.
     pub source: String,
     /// Where to write the results (same relative paths); default: over the source.
     #[serde(default)]
@@ -74,7 +76,8 @@ pub struct OverwriteConfig {
 
 impl OverwriteConfig {
     /// The status-store namespace: the configured one, else `ow-` and a hash of source and
-    /// target, so that two flows over different trees never share records.
+    /// target (their secrets masked, so that a new password keeps the records), so that two
+    /// flows over different trees never share records.
     pub fn namespace(&self) -> String {
         if let Some(namespace) = &self.namespace {
             return namespace.clone();
@@ -82,14 +85,24 @@ impl OverwriteConfig {
         let mut hash: u64 = 0xcbf29ce484222325;
         let key = format!(
             "{}\u{0}{}",
-            self.source,
-            self.target.as_deref().unwrap_or("")
+            mask_secrets(&self.source),
+            self.target.as_deref().map(mask_secrets).unwrap_or_default()
         );
         for byte in key.bytes() {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x100000001b3);
         }
         format!("ow-{hash:016x}")
+    }
+
+    /// The source URL with its secrets masked, for messages.
+    pub fn shown_source(&self) -> String {
+        mask_secrets(&self.source)
+    }
+
+    /// The target URL with its secrets masked, for messages.
+    pub fn shown_target(&self) -> Option<String> {
+        self.target.as_deref().map(mask_secrets)
     }
 
     /// The state directory.

@@ -1,9 +1,14 @@
 //! The one place where the OpenDAL layer stack is built.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use opendal::Operator;
-use opendal::layers::{ConcurrentLimitLayer, LoggingLayer, RetryLayer, TimeoutLayer};
+use opendal::layers::{
+    ConcurrentLimitLayer, LoggingLayer, MetricsLayer, RetryEvent, RetryInterceptor, RetryLayer,
+    TimeoutLayer,
+};
 
 /// Tuning of the layers every storage gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,18 +37,58 @@ impl Default for StorageOptions {
 
 /// Wraps a backend's operator in the layer stack, innermost first: Timeout (so each retry
 /// attempt has its own deadline, as OpenDAL documents), Retry (temporary errors only, with
-/// jitter), ConcurrentLimit, Logging.
-pub(crate) fn layered(op: Operator, options: &StorageOptions) -> Operator {
-    op.layer(
-        TimeoutLayer::new()
-            .with_timeout(options.timeout)
-            .with_io_timeout(options.io_timeout),
-    )
-    .layer(
-        RetryLayer::new()
-            .with_max_times(options.retries)
-            .with_jitter(),
-    )
-    .layer(ConcurrentLimitLayer::new(options.concurrency.max(1)))
-    .layer(LoggingLayer::default())
+/// exponential backoff and jitter; each retry is logged and counted), ConcurrentLimit,
+/// Metrics (operation counts, bytes and latencies through the `metrics` facade, labelled by
+/// backend, bucket, root and operation; no credentials), Logging. Returns the operator and
+/// the count of retries.
+pub(crate) fn layered(
+    op: Operator,
+    options: &StorageOptions,
+    shown: &str,
+) -> (Operator, Arc<AtomicU64>) {
+    let retries = Arc::new(AtomicU64::new(0));
+    let notify = RetryLog {
+        storage: shown.to_string(),
+        backend: op.info().scheme(),
+        retries: retries.clone(),
+    };
+    let op = op
+        .layer(
+            TimeoutLayer::new()
+                .with_timeout(options.timeout)
+                .with_io_timeout(options.io_timeout),
+        )
+        .layer(
+            RetryLayer::new()
+                .with_max_times(options.retries)
+                .with_jitter()
+                .with_notify(notify),
+        )
+        .layer(ConcurrentLimitLayer::new(options.concurrency.max(1)))
+        .layer(MetricsLayer::default())
+        .layer(LoggingLayer::default());
+    (op, retries)
+}
+
+/// Logs each retry (with the storage's masked URL, never the request's) and counts it.
+struct RetryLog {
+    storage: String,
+    backend: &'static str,
+    retries: Arc<AtomicU64>,
+}
+
+impl RetryInterceptor for RetryLog {
+    fn intercept(&self, event: RetryEvent<'_>) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            storage = %self.storage,
+            backend = self.backend,
+            operation = %event.op,
+            attempt = event.attempt,
+            retry_after_ms = event.retry_after.as_millis() as u64,
+            error_kind = %event.err.kind(),
+            error = event.err.message(),
+            "retrying a temporary storage error"
+        );
+    }
 }

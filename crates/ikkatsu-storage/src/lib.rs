@@ -1,19 +1,24 @@
 //! # ikkatsu-storage
 //!
-//! The storage port of ikkatsu: files on local disks, in memory, and (behind features, later)
-//! on remote servers and object stores, all behind one interface built on OpenDAL.
+//! The storage port of ikkatsu: files on local disks, in memory, on servers (FTP, FTPS, SFTP,
+//! WebDAV) and in object stores (S3 and compatibles, Google Cloud Storage, Azure Blob), all
+//! behind one interface built on OpenDAL. Each remote backend is a cargo feature (`ftp`,
+//! `sftp`, `s3`, `webdav`, `gcs`, `azblob`).
 //!
-//! * [`Storage`] is opened from a URL (`file:///data`, a plain path, `memory:`) and offers
-//!   stat, read (whole or streamed), write (bytes or streamed from a local file), delete,
-//!   exists and a conditional [`Storage::write_if_unchanged`] that refuses to clobber a file
-//!   changed since it was read ([`ikkatsu_core::ErrorKind::Conflict`]).
+//! * [`Storage`] is opened from a URL (`file:///data`, a plain path, `memory:`,
+//!   `sftp://user@host/dir?key-file=…`, `s3://bucket/prefix?region=…`, ...) or a
+//!   [`StorageConnection`] (a URL with options beside it, as in the application config) and
+//!   offers stat, read (whole or streamed), write (bytes, a stream, or streamed from a local
+//!   file), delete, exists and a conditional [`Storage::write_if_unchanged`] that refuses to
+//!   clobber a file changed since it was read ([`ikkatsu_core::ErrorKind::Conflict`]).
 //! * [`Storage::walk`] streams every file that [`WalkOptions`] keep (globs on the whole
 //!   relative path, depth, hidden names, symbolic links with loop detection) in flat memory.
 //! * [`validate_relative_path`] is the rule every name from a listing passes before it is
 //!   joined with a local path.
 //!
 //! Design decision: every backend is an OpenDAL operator wrapped in the same layer stack
-//! (timeout, retry of temporary errors, concurrency limit, logging), built in one place, so a
+//! (timeout, retry of temporary errors, concurrency limit, metrics, logging), built in one
+//! place, so a
 //! new backend is one module under `backend/` and one line in its registry. The local file
 //! system gets its own walker because reading directories directly is much faster than
 //! listing them through a generic interface.
@@ -43,16 +48,22 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod connection;
 mod error;
 mod file_info;
 mod layers;
+mod local;
+mod local_walk;
+mod objects;
 mod path;
 mod storage;
 mod url;
 mod walk;
 
+pub use connection::StorageConnection;
 pub use file_info::FileInfo;
 pub use layers::StorageOptions;
+pub use local::{LocalFiles, Replacement};
 pub use path::{join_local, validate_relative_path};
 pub use storage::{Capabilities, ConditionalWrite, Storage};
 pub use url::mask_secrets;

@@ -3,17 +3,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use ikkatsu_core::{Error, ErrorKind, Result};
 use opendal::{Metadata, Operator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backend;
+use crate::connection::{Settings, StorageConnection};
 use crate::error::parse_error;
 use crate::file_info::FileInfo;
 use crate::layers::{StorageOptions, layered};
@@ -29,6 +30,9 @@ const CHUNK: usize = 1024 * 1024;
 pub enum ConditionalWrite {
     /// The backend checks the etag itself and refuses atomically (HTTP `If-Match`).
     IfMatch,
+    /// The backend checks the object's version (GCS generation) itself and refuses
+    /// atomically.
+    IfVersionMatch,
     /// The new content is first written beside the object, then the object is compared
     /// (size, modification time, etag) and the new content renamed over it: the window for a
     /// concurrent change is the time between the comparison and the rename. Best effort.
@@ -43,6 +47,7 @@ impl ConditionalWrite {
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionalWrite::IfMatch => "if-match",
+            ConditionalWrite::IfVersionMatch => "if-version-match",
             ConditionalWrite::StatCompareRename => "stat-compare-rename",
             ConditionalWrite::StatCompare => "stat-compare",
         }
@@ -53,7 +58,7 @@ impl ConditionalWrite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
-    /// The backend scheme (`fs`, `memory`, ...).
+    /// The backend scheme (`fs`, `memory`, `ftp`, `sftp`, `s3`, `webdav`, `gcs`, `azblob`).
     pub scheme: &'static str,
     /// How conditional writes are done.
     pub conditional_write: ConditionalWrite,
@@ -66,7 +71,8 @@ pub struct Capabilities {
     pub local_walker: bool,
 }
 
-/// One storage: a local directory, an in-memory store, or (later) a remote server or bucket.
+/// One storage: a local directory, an in-memory store, a server (FTP, FTPS, SFTP, WebDAV) or
+/// a bucket (S3, GCS, Azure Blob).
 ///
 /// Paths given to its methods are relative to the storage root, `/`-separated, and must pass
 /// [`validate_relative_path`](crate::validate_relative_path).
@@ -80,6 +86,17 @@ struct Inner {
     url: String,
     local_root: Option<PathBuf>,
     capabilities: Capabilities,
+    /// Modification times are cut to whole seconds, so that listings (often milliseconds)
+    /// and stat (often HTTP dates) report the same time.
+    whole_seconds: bool,
+    /// How many times the retry layer retried a temporary error.
+    retries: Arc<AtomicU64>,
+    /// Streams multi-chunk writes for backends whose OpenDAL writer cannot.
+    uploader: Option<Arc<dyn backend::StreamUploader>>,
+    /// Writes empty files for backends whose OpenDAL writer cannot.
+    empty_files: Option<Arc<dyn backend::EmptyFileWriter>>,
+    /// Stat before reading, so that a missing file fails at once.
+    stat_before_read: bool,
 }
 
 impl std::fmt::Debug for Storage {
@@ -99,37 +116,69 @@ impl Storage {
     /// URL forms: `file:///absolute/path`, `file://localhost/absolute/path`,
     /// `file:relative/path`, a plain path (absolute or relative to the current directory),
     /// `memory:` (a private, empty store) and `memory:NAME` (shared by name within the
-    /// process). A local directory must exist.
+    /// process). A local directory must exist. Remote backends, each behind a cargo
+    /// feature: `ftp://`, `ftps://`, `sftp://`, `s3://`, `webdav+http://`, `webdav+https://`,
+    /// `gcs://`, `azblob://`, with options as query parameters (see `docs/storage.md`).
     pub fn open(url: &str) -> Result<Storage> {
         Storage::open_with(url, &StorageOptions::default())
     }
 
-    /// Opens the storage named by `url` with explicit layer options.
+    /// Opens the storage named by `url` with explicit layer options (query parameters
+    /// `timeout`, `io-timeout`, `retries` and `concurrency` override them).
     pub fn open_with(url: &str, options: &StorageOptions) -> Result<Storage> {
-        let shown = mask_secrets(url);
-        let parsed = StorageUrl::parse(url)?;
-        let opened = backend::open(&parsed, &shown)?;
+        Storage::open_connection(&StorageConnection::new(url), options)
+    }
+
+    /// Opens a storage given as a URL with options beside it (a named storage of the
+    /// application config).
+    pub fn open_connection(
+        connection: &StorageConnection,
+        options: &StorageOptions,
+    ) -> Result<Storage> {
+        let shown = mask_secrets(&connection.url);
+        let parsed = StorageUrl::parse(&connection.url)?;
+        let query = match &parsed {
+            StorageUrl::Remote(remote) => remote.query.clone(),
+            _ => Default::default(),
+        };
+        let mut settings = Settings::new(query, &connection.options, &shown)?;
+        let layers = settings.take_layer_options(options)?;
+        let opened = backend::open(&parsed, settings, &layers, &shown)?;
         let native = opened.operator.info().capability();
         let local = opened.local_root.is_some();
         let capabilities = Capabilities {
             scheme: opened.operator.info().scheme(),
             conditional_write: if native.write_with_if_match {
                 ConditionalWrite::IfMatch
+            } else if native.write_with_if_version_match {
+                ConditionalWrite::IfVersionMatch
             } else if native.rename {
                 ConditionalWrite::StatCompareRename
             } else {
                 ConditionalWrite::StatCompare
             },
-            modified: local,
-            etag: native.write_with_if_match,
+            modified: opened.reports_modified,
+            etag: native.write_with_if_match || native.write_with_if_version_match,
             local_walker: local,
         };
+        tracing::debug!(
+            storage = %shown,
+            backend = capabilities.scheme,
+            conditional_write = capabilities.conditional_write.as_str(),
+            "storage opened"
+        );
+        let (op, retries) = layered(opened.operator, &layers, &shown);
         Ok(Storage {
             inner: Arc::new(Inner {
-                op: layered(opened.operator, options),
+                op,
                 url: shown,
                 local_root: opened.local_root,
                 capabilities,
+                whole_seconds: !local,
+                retries,
+                uploader: opened.uploader,
+                empty_files: opened.empty_files,
+                stat_before_read: opened.stat_before_read,
             }),
         })
     }
@@ -142,6 +191,12 @@ impl Storage {
     /// What this storage can do.
     pub fn capabilities(&self) -> Capabilities {
         self.inner.capabilities
+    }
+
+    /// How many times this storage retried an operation after a temporary error since it was
+    /// opened (each retry is also logged at warn level).
+    pub fn retry_count(&self) -> u64 {
+        self.inner.retries.load(Ordering::Relaxed)
     }
 
     /// The local root directory when the storage is the local file system.
@@ -158,6 +213,30 @@ impl Storage {
         parse_error(err, op, path, &self.inner.url)
     }
 
+    /// What is known about `path` from OpenDAL metadata, as this storage reports it.
+    pub(crate) fn info(&self, path: &str, meta: &Metadata) -> FileInfo {
+        let mut info = file_info(path, meta);
+        if self.inner.whole_seconds
+            && let Some(t) = info.modified
+        {
+            info.modified = DateTime::from_timestamp(t.timestamp(), 0);
+        }
+        info
+    }
+
+    /// Logs one finished operation with the fields metrics and log searches use.
+    fn log_done(&self, op: &'static str, path: &str, bytes: Option<u64>, started: Instant) {
+        tracing::debug!(
+            backend = self.inner.capabilities.scheme,
+            storage = %self.inner.url,
+            operation = op,
+            path,
+            bytes,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "storage operation done"
+        );
+    }
+
     fn checked<'a>(&self, path: &'a str) -> Result<&'a str> {
         validate_relative_path(path)
             .map_err(|e| e.context(format!("storage {}", self.inner.url)))?;
@@ -168,6 +247,7 @@ impl Storage {
     /// [`ErrorKind::InvalidState`] error; a missing path is [`ErrorKind::NotFound`].
     pub async fn stat(&self, path: &str) -> Result<FileInfo> {
         let path = self.checked(path)?;
+        let started = Instant::now();
         let meta = self
             .inner
             .op
@@ -183,7 +263,8 @@ impl Storage {
                 ),
             ));
         }
-        Ok(file_info(path, &meta))
+        self.log_done("stat", path, None, started);
+        Ok(self.info(path, &meta))
     }
 
     /// Whether a file or directory exists at `path`.
@@ -200,25 +281,41 @@ impl Storage {
     /// [`Storage::download`] for large files.
     pub async fn read(&self, path: &str) -> Result<Bytes> {
         let path = self.checked(path)?;
+        let started = Instant::now();
+        if self.inner.stat_before_read {
+            self.stat(path).await?;
+        }
         let buffer = self
             .inner
             .op
             .read(path)
             .await
             .map_err(|e| self.err(e, "read", path))?;
+        self.log_done("read", path, Some(buffer.len() as u64), started);
         Ok(buffer.to_bytes())
     }
 
     /// The content of the file at `path` as a stream of chunks.
     pub async fn reader(&self, path: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
-        let path = self.checked(path)?.to_string();
-        let reader = self
-            .inner
-            .op
-            .reader_with(&path)
-            .chunk(CHUNK)
-            .await
-            .map_err(|e| self.err(e, "read", &path))?;
+        let path = self.checked(path)?;
+        if self.inner.stat_before_read {
+            self.stat(path).await?;
+        }
+        self.open_reader(path).await
+    }
+
+    /// The stream of [`Storage::reader`], without the stat some backends need first.
+    async fn open_reader(&self, path: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let path = path.to_string();
+        let reader = self.inner.op.reader_with(&path);
+        // Local files are read in chunks; a remote file is one streamed request (a ranged
+        // request per chunk would cost a round trip each, and over FTP a data connection).
+        let reader = if self.inner.local_root.is_some() {
+            reader.chunk(CHUNK)
+        } else {
+            reader
+        };
+        let reader = reader.await.map_err(|e| self.err(e, "read", &path))?;
         let stream = reader
             .into_bytes_stream(..)
             .await
@@ -233,8 +330,9 @@ impl Storage {
     /// memory bounded by one chunk. Returns what was known about the file when the download
     /// started, the value to give [`Storage::write_if_unchanged`] later.
     pub async fn download(&self, path: &str, local: &Path) -> Result<FileInfo> {
+        let started = Instant::now();
         let info = self.stat(path).await?;
-        let mut stream = self.reader(path).await?;
+        let mut stream = self.open_reader(path).await?;
         let mut file = tokio::fs::File::create(local)
             .await
             .map_err(|e| Error::io(local.display(), e))?;
@@ -246,32 +344,153 @@ impl Storage {
         file.flush()
             .await
             .map_err(|e| Error::io(local.display(), e))?;
+        self.log_done("download", path, Some(info.size), started);
         Ok(info)
     }
 
     /// Writes `bytes` to `path`, replacing any file there; returns the new file's info.
     pub async fn write(&self, path: &str, bytes: impl Into<Bytes>) -> Result<FileInfo> {
         let path = self.checked(path)?;
+        let bytes = bytes.into();
+        let started = Instant::now();
+        let len = bytes.len() as u64;
+        if let Some(uploader) = self.inner.uploader.as_ref().filter(|u| u.all_writes()) {
+            let body = futures::stream::once(async move { Ok(bytes) }).boxed();
+            uploader
+                .upload(&self.inner.op, path, body, Some(len))
+                .await
+                .map_err(|e| self.err(e, "write", path))?;
+            self.log_done("write", path, Some(len), started);
+            return self.stat(path).await;
+        }
         self.inner
             .op
-            .write(path, bytes.into())
+            .write(path, bytes)
             .await
             .map_err(|e| self.err(e, "write", path))?;
+        self.ensure_written_if_empty(path, len).await?;
+        self.log_done("write", path, Some(len), started);
         self.stat(path).await
+    }
+
+    /// Writes the chunks of `stream` to `path`, replacing any file there, with memory
+    /// bounded by what the backend buffers for one part; returns the new file's info. An
+    /// `Err` item aborts the write and is returned.
+    pub async fn write_stream<S>(&self, path: &str, stream: S) -> Result<FileInfo>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        let path = self.checked(path)?;
+        let started = Instant::now();
+        if let Some(uploader) = &self.inner.uploader {
+            let counted = Arc::new(AtomicU64::new(0));
+            let counter = counted.clone();
+            let body = stream
+                .inspect_ok(move |chunk| {
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                })
+                .boxed();
+            uploader
+                .upload(&self.inner.op, path, body, None)
+                .await
+                .map_err(|e| self.err(e, "write", path))?;
+            self.log_done(
+                "write",
+                path,
+                Some(counted.load(Ordering::Relaxed)),
+                started,
+            );
+            return self.stat(path).await;
+        }
+        let mut writer = self
+            .inner
+            .op
+            .writer(path)
+            .await
+            .map_err(|e| self.err(e, "write", path))?;
+        let mut stream = std::pin::pin!(stream);
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
+            written += chunk.len() as u64;
+            if let Err(e) = writer.write(chunk).await {
+                let _ = writer.abort().await;
+                return Err(self.err(e, "write", path));
+            }
+        }
+        writer
+            .close()
+            .await
+            .map_err(|e| self.err(e, "write", path))?;
+        self.ensure_written_if_empty(path, written).await?;
+        self.log_done("write", path, Some(written), started);
+        self.stat(path).await
+    }
+
+    /// After a write of `written` bytes: when nothing was written and the backend's writer
+    /// then leaves the path untouched, writes the empty file.
+    async fn ensure_written_if_empty(&self, path: &str, written: u64) -> Result<()> {
+        if written > 0 {
+            return Ok(());
+        }
+        if let Some(empty) = &self.inner.empty_files {
+            empty
+                .create_empty(path)
+                .await
+                .map_err(|e| self.err(e, "write", path))?;
+        }
+        Ok(())
     }
 
     /// Streams the local file `local` to `path`, replacing any file there, with memory
     /// bounded by one chunk; returns the new file's info.
     pub async fn upload(&self, local: &Path, path: &str) -> Result<FileInfo> {
         let path = self.checked(path)?;
-        self.upload_unchecked(local, path).await?;
+        let started = Instant::now();
+        let written = self.upload_unchecked(local, path).await?;
+        self.log_done("upload", path, Some(written), started);
         self.stat(path).await
     }
 
-    async fn upload_unchecked(&self, local: &Path, path: &str) -> Result<()> {
+    /// Streams `local` to `path`; returns the number of bytes written.
+    async fn upload_unchecked(&self, local: &Path, path: &str) -> Result<u64> {
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::io(local.display(), e))?;
+        if let Some(uploader) = &self.inner.uploader {
+            let size = file
+                .metadata()
+                .await
+                .map_err(|e| Error::io(local.display(), e))?
+                .len();
+            let buffer = read_buffer(&file).await;
+            let shown = local.display().to_string();
+            let body = futures::stream::try_unfold(
+                (file, buffer, shown),
+                |(mut file, mut buffer, shown)| async move {
+                    match file.read(&mut buffer).await {
+                        Ok(0) => Ok(None),
+                        Ok(n) => {
+                            let chunk = Bytes::copy_from_slice(&buffer[..n]);
+                            Ok(Some((chunk, (file, buffer, shown))))
+                        }
+                        Err(e) => Err(Error::io(&shown, e)),
+                    }
+                },
+            )
+            .boxed();
+            uploader
+                .upload(&self.inner.op, path, body, Some(size))
+                .await
+                .map_err(|e| self.err(e, "write", path))?;
+            return Ok(size);
+        }
         let mut writer = self
             .inner
             .op
@@ -279,6 +498,7 @@ impl Storage {
             .await
             .map_err(|e| self.err(e, "write", path))?;
         let mut buffer = read_buffer(&file).await;
+        let mut written = 0u64;
         loop {
             let n = match file.read(&mut buffer).await {
                 Ok(0) => break,
@@ -288,6 +508,7 @@ impl Storage {
                     return Err(Error::io(local.display(), e));
                 }
             };
+            written += n as u64;
             if let Err(e) = writer.write(Bytes::copy_from_slice(&buffer[..n])).await {
                 let _ = writer.abort().await;
                 return Err(self.err(e, "write", path));
@@ -297,17 +518,21 @@ impl Storage {
             .close()
             .await
             .map_err(|e| self.err(e, "write", path))?;
-        Ok(())
+        self.ensure_written_if_empty(path, written).await?;
+        Ok(written)
     }
 
     /// Deletes the file at `path`. Deleting a missing file succeeds.
     pub async fn delete(&self, path: &str) -> Result<()> {
         let path = self.checked(path)?;
+        let started = Instant::now();
         self.inner
             .op
             .delete(path)
             .await
-            .map_err(|e| self.err(e, "delete", path))
+            .map_err(|e| self.err(e, "delete", path))?;
+        self.log_done("delete", path, None, started);
+        Ok(())
     }
 
     /// Replaces the file at `path` with the local file `local`, but only if the file still
@@ -322,9 +547,15 @@ impl Storage {
         expected: &FileInfo,
     ) -> Result<FileInfo> {
         let path = self.checked(path)?;
+        let started = Instant::now();
         match (self.inner.capabilities.conditional_write, &expected.etag) {
             (ConditionalWrite::IfMatch, Some(etag)) => {
-                self.upload_if_match(local, path, etag).await?;
+                self.upload_if(local, path, Condition::Etag(etag)).await?;
+            }
+            (ConditionalWrite::IfVersionMatch, _) if expected.version.is_some() => {
+                let version = expected.version.as_deref().unwrap_or_default();
+                self.upload_if(local, path, Condition::Version(version))
+                    .await?;
             }
             (ConditionalWrite::StatCompareRename, _) => {
                 let temp = temp_sibling(path);
@@ -348,6 +579,7 @@ impl Storage {
                 self.upload_unchecked(local, path).await?;
             }
         }
+        self.log_done("write-if-unchanged", path, None, started);
         self.stat(path).await
     }
 
@@ -355,7 +587,11 @@ impl Storage {
     /// beside it (its hidden temporary copies). Returns how many were removed.
     pub async fn clean_interrupted_write(&self, path: &str) -> Result<u64> {
         let path = self.checked(path)?;
-        if self.inner.capabilities.conditional_write != ConditionalWrite::StatCompareRename {
+        // Conditional writes by rename, and FTP uploads of ikkatsu's own, leave hidden
+        // siblings `.NAME.ikkatsu-….tmp` when interrupted.
+        if self.inner.capabilities.conditional_write != ConditionalWrite::StatCompareRename
+            && self.inner.empty_files.is_none()
+        {
             return Ok(0);
         }
         let (dir, _) = split_dir(path);
@@ -385,17 +621,16 @@ impl Storage {
         Ok(removed)
     }
 
-    async fn upload_if_match(&self, local: &Path, path: &str, etag: &str) -> Result<()> {
+    async fn upload_if(&self, local: &Path, path: &str, condition: Condition<'_>) -> Result<()> {
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::io(local.display(), e))?;
-        let mut writer = self
-            .inner
-            .op
-            .writer_with(path)
-            .if_match(etag)
-            .await
-            .map_err(|e| self.err(e, "write", path))?;
+        let writer = self.inner.op.writer_with(path);
+        let writer = match condition {
+            Condition::Etag(etag) => writer.if_match(etag),
+            Condition::Version(version) => writer.if_version_match(version),
+        };
+        let mut writer = writer.await.map_err(|e| self.conflict_or(e, path))?;
         let mut buffer = read_buffer(&file).await;
         loop {
             let n = file
@@ -405,16 +640,43 @@ impl Storage {
             if n == 0 {
                 break;
             }
-            writer
-                .write(Bytes::copy_from_slice(&buffer[..n]))
-                .await
-                .map_err(|e| self.err(e, "write", path))?;
+            if let Err(e) = writer.write(Bytes::copy_from_slice(&buffer[..n])).await {
+                let _ = writer.abort().await;
+                return Err(self.conflict_or(e, path));
+            }
         }
         writer
             .close()
             .await
-            .map_err(|e| self.err(e, "write", path))?;
+            .map_err(|e| self.conflict_or(e, path))?;
         Ok(())
+    }
+
+    /// A refused condition as a [`ErrorKind::Conflict`] that says what happened, or the
+    /// error as it is.
+    fn conflict_or(&self, err: opendal::Error, path: &str) -> Error {
+        if err.kind() == opendal::ErrorKind::ConditionNotMatch {
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "storage {}: {path:?} changed since it was read (the backend refused the \
+                     conditional write); not overwriting it",
+                    self.inner.url
+                ),
+            )
+            .with_source(err)
+        } else if err.kind() == opendal::ErrorKind::NotFound {
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "storage {}: {path:?} was deleted since it was read; not writing it",
+                    self.inner.url
+                ),
+            )
+            .with_source(err)
+        } else {
+            self.err(err, "write", path)
+        }
     }
 
     async fn check_unchanged(&self, path: &str, expected: &FileInfo) -> Result<()> {
@@ -450,6 +712,14 @@ impl Storage {
     }
 }
 
+/// What a conditional upload requires of the object it replaces.
+enum Condition<'a> {
+    /// The object's etag.
+    Etag(&'a str),
+    /// The object's version (GCS generation).
+    Version(&'a str),
+}
+
 /// A read buffer for copying `file`: its size, up to [`CHUNK`] (small files are common; a
 /// zeroed megabyte for each would cost more than the copy).
 async fn read_buffer(file: &tokio::fs::File) -> Vec<u8> {
@@ -470,13 +740,13 @@ fn split_dir(path: &str) -> (&str, &str) {
 }
 
 /// The prefix of every temporary name [`temp_sibling`] makes for `path`.
-fn temp_sibling_prefix(path: &str) -> String {
+pub(crate) fn temp_sibling_prefix(path: &str) -> String {
     let (dir, name) = split_dir(path);
     format!("{dir}.{name}.ikkatsu-")
 }
 
 /// A hidden name beside `path` for content being written.
-fn temp_sibling(path: &str) -> String {
+pub(crate) fn temp_sibling(path: &str) -> String {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(
         "{}{}-{n}.tmp",

@@ -1,8 +1,23 @@
 //! Storage URLs: which backend, where, and how to show the URL without its secrets.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ikkatsu_core::{Error, Result};
+
+/// The schemes of remote backends, whatever the features of this build: a URL with one of
+/// them parses, and the registry says when its backend is not compiled in.
+pub(crate) const REMOTE_SCHEMES: &[&str] = &[
+    "ftp",
+    "ftps",
+    "sftp",
+    "s3",
+    "webdav+http",
+    "webdav+https",
+    "gcs",
+    "gs",
+    "azblob",
+];
 
 /// A parsed storage URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,16 +32,78 @@ pub(crate) enum StorageUrl {
         /// The name, `None` for a private storage.
         name: Option<String>,
     },
+    /// A server or a bucket.
+    Remote(RemoteUrl),
+}
+
+/// `scheme://[user[:password]@]host[:port][/path][?key=value&...]`, percent-decoded.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RemoteUrl {
+    /// The scheme, lower case (`gs` is given as `gcs`).
+    pub(crate) scheme: String,
+    /// The user name of the authority.
+    pub(crate) user: Option<String>,
+    /// The password of the authority.
+    pub(crate) password: Option<String>,
+    /// Host name, IP address (IPv6 without brackets), bucket or container.
+    pub(crate) host: String,
+    /// The port, when given.
+    pub(crate) port: Option<u16>,
+    /// The path without leading and trailing `/`; empty for the root.
+    pub(crate) path: String,
+    /// The query parameters, keys normalized (see [`normalize_key`]).
+    pub(crate) query: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for RemoteUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let query: BTreeMap<&str, &str> = self
+            .query
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_key(k) { "***" } else { v.as_str() },
+                )
+            })
+            .collect();
+        f.debug_struct("RemoteUrl")
+            .field("scheme", &self.scheme)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("path", &self.path)
+            .field("query", &query)
+            .finish()
+    }
+}
+
+impl RemoteUrl {
+    /// `host` or `host:port` (IPv6 addresses in brackets), for endpoints.
+    #[allow(dead_code)] // Used by the remote backends, which are features.
+    pub(crate) fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        }
+    }
 }
 
 impl StorageUrl {
     /// Parses `file:///abs`, `file://localhost/abs`, `file:relative`, a plain path,
-    /// `memory:` or `memory:name`.
+    /// `memory:`, `memory:name` or a remote URL (`sftp://user@host:22/dir`, ...).
     pub(crate) fn parse(url: &str) -> Result<StorageUrl> {
         let shown = mask_secrets(url);
         if url.trim().is_empty() {
             return Err(Error::config(
-                "empty storage URL: give a directory, `file:///absolute/path` or `memory:`",
+                "empty storage URL: give a directory, `file:///absolute/path`, `memory:` or a \
+                 remote URL such as `sftp://user@host/dir` or `s3://bucket/prefix`",
             ));
         }
         let Some((scheme, rest)) = split_scheme(url) else {
@@ -34,7 +111,8 @@ impl StorageUrl {
                 root: absolute(PathBuf::from(url), &shown)?,
             });
         };
-        match scheme.to_ascii_lowercase().as_str() {
+        let scheme = scheme.to_ascii_lowercase();
+        match scheme.as_str() {
             "file" => {
                 let path = if let Some(after) = rest.strip_prefix("//") {
                     let (host, path) = match after.find('/') {
@@ -71,12 +149,146 @@ impl StorageUrl {
                     name: (!name.is_empty()).then(|| name.to_string()),
                 })
             }
+            s if REMOTE_SCHEMES.contains(&s) => {
+                parse_remote(&scheme, rest, &shown).map(StorageUrl::Remote)
+            }
             other => Err(Error::config(format!(
-                "storage URL {shown}: the scheme `{other}` is not supported by this build; \
-                 supported: file (`file:///path` or a plain path) and `memory:`"
+                "storage URL {shown}: unknown scheme `{other}`; supported: file (`file:///path` or \
+                 a plain path), `memory:`, {}",
+                REMOTE_SCHEMES
+                    .iter()
+                    .map(|s| format!("`{s}://`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
+}
+
+/// Parses what follows `scheme:` of a remote URL.
+fn parse_remote(scheme: &str, rest: &str, shown: &str) -> Result<RemoteUrl> {
+    let Some(rest) = rest.strip_prefix("//") else {
+        return Err(Error::config(format!(
+            "storage URL {shown}: write `{scheme}://host/path`"
+        )));
+    };
+    if rest.contains('#') {
+        return Err(Error::config(format!(
+            "storage URL {shown}: `#` starts a URL fragment; write `%23` for a `#` in a name"
+        )));
+    }
+    let (before_query, query_text) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.find('/') {
+        Some(i) => before_query.split_at(i),
+        None => (before_query, ""),
+    };
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        None => (None, None),
+        Some(info) => {
+            let (user, password) = match info.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (info, None),
+            };
+            (
+                (!user.is_empty())
+                    .then(|| percent_decode(user, shown))
+                    .transpose()?,
+                password.map(|p| percent_decode(p, shown)).transpose()?,
+            )
+        }
+    };
+    let (host, port) = split_host_port(hostport, shown)?;
+    let host = percent_decode(host, shown)?;
+    if host.is_empty() {
+        let what = match scheme {
+            "s3" | "gcs" | "gs" => "bucket",
+            "azblob" => "container",
+            _ => "host",
+        };
+        return Err(Error::config(format!(
+            "storage URL {shown} names no {what}: write `{scheme}://{what}/path`"
+        )));
+    }
+    let path = percent_decode(path, shown)?;
+    let path = path.trim_matches('/').to_string();
+    if path.split('/').any(|c| c == "..") {
+        return Err(Error::config(format!(
+            "storage URL {shown}: `..` is not allowed in the path"
+        )));
+    }
+    let mut query = BTreeMap::new();
+    for pair in query_text.unwrap_or("").split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        let key = normalize_key(&percent_decode(key, shown)?);
+        let value = percent_decode(value, shown)?;
+        if query.insert(key.clone(), value).is_some() {
+            return Err(Error::config(format!(
+                "storage URL {shown}: the parameter `{key}` is given twice"
+            )));
+        }
+    }
+    Ok(RemoteUrl {
+        scheme: if scheme == "gs" { "gcs" } else { scheme }.to_string(),
+        user,
+        password,
+        host,
+        port,
+        path,
+        query,
+    })
+}
+
+fn split_host_port<'a>(hostport: &'a str, shown: &str) -> Result<(&'a str, Option<u16>)> {
+    let bad_port = |port: &str| {
+        Error::config(format!(
+            "storage URL {shown}: invalid port `{port}`; give a number from 1 to 65535"
+        ))
+    };
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let Some(end) = rest.find(']') else {
+            return Err(Error::config(format!(
+                "storage URL {shown}: unclosed `[` in the IPv6 address"
+            )));
+        };
+        let after = &rest[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(bad_port(after)),
+        };
+        (&rest[..end], port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    let port = match port {
+        None | Some("") => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad_port(p))?,
+        ),
+    };
+    Ok((host, port))
+}
+
+/// Option keys are compared in lower case with `_` written `-` (`secret_access_key` and
+/// `secret-access-key` are the same option).
+pub(crate) fn normalize_key(key: &str) -> String {
+    key.trim().to_ascii_lowercase().replace('_', "-")
 }
 
 /// Splits `scheme:rest` when the text is a URL rather than a plain path: the scheme is known,
@@ -128,7 +340,7 @@ fn percent_decode(text: &str, shown: &str) -> Result<String> {
     }
     String::from_utf8(out).map_err(|_| {
         Error::config(format!(
-            "storage URL {shown}: the decoded path is not UTF-8"
+            "storage URL {shown}: the decoded text is not UTF-8"
         ))
     })
 }
@@ -154,7 +366,7 @@ pub fn mask_secrets(url: &str) -> String {
         let masked: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+                Some((key, _)) if is_secret_key(&normalize_key(key)) => format!("{key}=***"),
                 _ => pair.to_string(),
             })
             .collect();
@@ -163,24 +375,40 @@ pub fn mask_secrets(url: &str) -> String {
     out
 }
 
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
+/// Whether the option or query parameter `key` (normalized) holds a secret: passwords,
+/// passphrases, tokens, keys and credentials, but not the paths of files holding them
+/// (`key-file`, `credential-file`, `ca-file`).
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let key = normalize_key(key);
+    if key.ends_with("-file") || key.ends_with("-path") {
+        return false;
+    }
     [
         "password",
         "passwd",
+        "passphrase",
         "secret",
         "token",
-        "key",
         "credential",
         "signature",
     ]
     .iter()
     .any(|s| key.contains(s))
+        || key == "key"
+        || key.ends_with("-key")
+        || key == "sig"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn remote(url: &str) -> RemoteUrl {
+        match StorageUrl::parse(url).unwrap() {
+            StorageUrl::Remote(r) => r,
+            other => panic!("{url} parsed as {other:?}"),
+        }
+    }
 
     #[test]
     fn parses_forms() {
@@ -228,11 +456,66 @@ mod tests {
     }
 
     #[test]
+    fn parses_remote_forms() {
+        let r = remote("sftp://bob@example.org:2222/srv/in%20box/");
+        assert_eq!(r.scheme, "sftp");
+        assert_eq!(r.user.as_deref(), Some("bob"));
+        assert_eq!(r.password, None);
+        assert_eq!(r.host, "example.org");
+        assert_eq!(r.port, Some(2222));
+        assert_eq!(r.path, "srv/in box");
+        assert_eq!(r.authority(), "example.org:2222");
+
+        let r = remote("FTPS://us%40er:p%3Ass@[::1]:2121/d?Timeout=5s");
+        assert_eq!(r.scheme, "ftps");
+        assert_eq!(r.user.as_deref(), Some("us@er"));
+        assert_eq!(r.password.as_deref(), Some("p:ss"));
+        assert_eq!(r.host, "::1");
+        assert_eq!(r.authority(), "[::1]:2121");
+        assert_eq!(r.query.get("timeout").map(String::as_str), Some("5s"));
+
+        let r = remote(
+            "s3://bucket/a/b?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=us-east-1&virtual_host_style",
+        );
+        assert_eq!(r.host, "bucket");
+        assert_eq!(r.path, "a/b");
+        assert_eq!(r.port, None);
+        assert_eq!(r.query["endpoint"], "http://127.0.0.1:9000");
+        assert_eq!(r.query["virtual-host-style"], "true");
+
+        assert_eq!(remote("gs://b").scheme, "gcs");
+        assert_eq!(remote("gcs://b/").path, "");
+        assert_eq!(remote("azblob://c/p").host, "c");
+        assert_eq!(
+            remote("webdav+https://h/remote.php/dav").scheme,
+            "webdav+https"
+        );
+    }
+
+    #[test]
+    fn remote_errors_are_clear() {
+        for (url, expect) in [
+            ("s3:///prefix", "names no bucket"),
+            ("sftp://host:99999/x", "invalid port"),
+            ("sftp://host:abc/x", "invalid port"),
+            ("ftp://h/a/../b", "`..`"),
+            ("ftp://h/a#b", "%23"),
+            ("s3://b/p?region=x&region=y", "given twice"),
+            ("sftp://[::1/x", "unclosed"),
+            ("nope://host/x", "unknown scheme"),
+        ] {
+            let err = StorageUrl::parse(url).unwrap_err();
+            assert_eq!(err.kind(), ikkatsu_core::ErrorKind::Config, "{url}");
+            assert!(err.message().contains(expect), "{url}: {}", err.message());
+        }
+    }
+
+    #[test]
     fn errors_name_the_url_without_secrets() {
-        let err = StorageUrl::parse("sftp://bob:hunter2@host/dir").unwrap_err();
+        let err = StorageUrl::parse("nope://bob:hunter2@host/dir").unwrap_err();
         assert_eq!(err.kind(), ikkatsu_core::ErrorKind::Config);
         assert!(
-            err.message().contains("sftp://bob:***@host/dir"),
+            err.message().contains("nope://bob:***@host/dir"),
             "{}",
             err.message()
         );
@@ -243,7 +526,92 @@ mod tests {
             mask_secrets("s3://bucket/p?region=x&secret_access_key=abc"),
             "s3://bucket/p?region=x&secret_access_key=***"
         );
+        assert_eq!(
+            mask_secrets(
+                "sftp://u@h/d?key-file=/k&key-passphrase=p&known-hosts=/kh&account-key=k&sas-token=t&sig=s"
+            ),
+            "sftp://u@h/d?key-file=/k&key-passphrase=***&known-hosts=/kh&account-key=***&sas-token=***&sig=***"
+        );
         assert!(StorageUrl::parse("").is_err());
         assert!(StorageUrl::parse("file:///a%zz").is_err());
+        let debug = format!(
+            "{:?}",
+            remote("ftp://u:hunter2@h/d?password=hunter3&region=r")
+        );
+        assert!(!debug.contains("hunter"), "{debug}");
+        assert!(debug.contains("region"), "{debug}");
+    }
+
+    proptest::proptest! {
+        /// Any user, password, host, port and path survive parsing (percent-encoded as a
+        /// URL writer would), and the password never shows in the masked URL.
+        #[test]
+        fn remote_urls_round_trip_and_mask(
+            user in "[a-zA-Z0-9._-]{1,12}",
+            password in "[ -~]{1,16}",
+            host in "[a-z][a-z0-9-]{0,15}",
+            port in 1u16..,
+            path in proptest::collection::vec("[^/?#%]{1,8}", 0..4),
+        ) {
+            let enc = |t: &str| -> String {
+                t.bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    })
+                    .collect()
+            };
+            proptest::prop_assume!(!path.iter().any(|p| p == ".."));
+            let path_text: Vec<String> = path.iter().map(|p| enc(p)).collect();
+            let url = format!(
+                "ftp://{user}:{}@{host}:{port}/{}",
+                enc(&password),
+                path_text.join("/")
+            );
+            let r = remote(&url);
+            proptest::prop_assert_eq!(r.user.as_deref(), Some(user.as_str()));
+            proptest::prop_assert_eq!(r.password.as_deref(), Some(password.as_str()));
+            proptest::prop_assert_eq!(&r.host, &host);
+            proptest::prop_assert_eq!(r.port, Some(port));
+            let expected = path.join("/");
+            proptest::prop_assert_eq!(r.path.as_str(), expected.trim_matches('/'));
+            let shown = mask_secrets(&url);
+            proptest::prop_assert!(shown.contains(":***@"), "{}", shown);
+            if enc(&password).len() > 3 {
+                proptest::prop_assert!(!shown.contains(&enc(&password)), "{}", shown);
+            }
+        }
+    }
+
+    #[test]
+    fn secret_keys() {
+        for key in [
+            "password",
+            "key-passphrase",
+            "secret-access-key",
+            "secret_access_key",
+            "session-token",
+            "account-key",
+            "sas-token",
+            "credential",
+            "token",
+            "key",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "user",
+            "key-file",
+            "known-hosts",
+            "credential-file",
+            "ca-file",
+            "region",
+            "endpoint",
+            "access-key-id",
+            "account",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
     }
 }

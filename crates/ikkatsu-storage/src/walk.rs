@@ -1,10 +1,6 @@
 //! The streaming walker: every file under a storage root, filtered by globs, depth and
 //! hidden names, with memory that does not grow with the number of files.
 
-use std::fs::ReadDir;
-use std::path::{Path, PathBuf};
-
-use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -12,8 +8,9 @@ use ikkatsu_core::{Error, ErrorKind, Result};
 use tokio::sync::mpsc;
 
 use crate::file_info::FileInfo;
+use crate::local_walk;
 use crate::path::validate_relative_path;
-use crate::storage::{Storage, file_info};
+use crate::storage::Storage;
 
 /// How many entries may wait between the walker and its consumer.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -137,8 +134,13 @@ impl PathFilter {
         !self.exclude.as_ref().is_some_and(|e| e.is_match(path))
     }
 
+    /// Whether hidden names are kept.
+    pub(crate) fn include_hidden(&self) -> bool {
+        self.include_hidden
+    }
+
     /// Whether a directory with `depth` components (and the given name) may hold kept files.
-    fn descend(&self, name: &str, depth: usize) -> bool {
+    pub(crate) fn descend(&self, name: &str, depth: usize) -> bool {
         if !self.include_hidden && name.starts_with('.') {
             return false;
         }
@@ -151,10 +153,43 @@ impl Storage {
     /// never yielded; an unreadable directory or a bad name is an `Err` item and the walk
     /// goes on. Needs a tokio runtime.
     ///
-    /// The local file system is read directly on a blocking thread, depth first with a stack
-    /// of open directories, into a bounded channel; other backends use OpenDAL's recursive
-    /// lister. Either way memory does not grow with the number of files.
+    /// The local file system is read directly by several blocking threads in parallel (each
+    /// depth first with a stack of open directories), into a bounded channel; other
+    /// backends use OpenDAL's recursive lister. Either way memory does not grow with the
+    /// number of files. The order of the files is not specified.
     pub fn walk(&self, options: WalkOptions) -> Result<BoxStream<'static, Result<FileInfo>>> {
+        Ok(self
+            .walk_batches(options)?
+            .flat_map(futures::stream::iter)
+            .boxed())
+    }
+
+    /// [`Storage::walk`] in batches (of a few hundred files), as the walker produces them:
+    /// one hand-off per batch instead of one per file, for consumers that work in batches.
+    /// No batch is empty.
+    pub fn walk_batches(
+        &self,
+        options: WalkOptions,
+    ) -> Result<BoxStream<'static, Vec<Result<FileInfo>>>> {
+        self.walk_batches_with(options, true)
+    }
+
+    /// [`Storage::walk_batches`] for callers that only need the paths: on the local file
+    /// system the kept files are not stat-ed (no system call per file beyond the directory
+    /// reads) and their [`FileInfo`] holds the path only (size 0, no modification time).
+    /// Other backends report what their listing gives, as [`Storage::walk`] does.
+    pub fn walk_paths(
+        &self,
+        options: WalkOptions,
+    ) -> Result<BoxStream<'static, Vec<Result<FileInfo>>>> {
+        self.walk_batches_with(options, false)
+    }
+
+    fn walk_batches_with(
+        &self,
+        options: WalkOptions,
+        stat_files: bool,
+    ) -> Result<BoxStream<'static, Vec<Result<FileInfo>>>> {
         let filter = options.compile()?;
         match self.local_root() {
             Some(root) => {
@@ -165,18 +200,23 @@ impl Storage {
                     )
                     .with_source(e)
                 })?;
-                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY / WALK_BATCH + 1);
-                let walker = LocalWalker {
+                let threads = local_walk::default_threads();
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY / local_walk::WALK_BATCH + threads);
+                let settings = local_walk::WalkSettings {
                     root: root.to_path_buf(),
                     url: self.url().to_string(),
                     filter,
                     follow_symlinks: options.follow_symlinks,
-                    tx,
+                    stat_files,
+                    threads,
                 };
-                handle.spawn_blocking(move || walker.run());
-                Ok(receiver_stream(rx).flat_map(futures::stream::iter).boxed())
+                local_walk::spawn(&handle, settings, tx);
+                Ok(receiver_stream(rx))
             }
-            None => Ok(self.walk_lister(filter)),
+            None => Ok(self
+                .walk_lister(filter)
+                .ready_chunks(local_walk::WALK_BATCH)
+                .boxed()),
         }
     }
 
@@ -208,7 +248,7 @@ impl Storage {
                         }
                         let meta = entry.metadata();
                         if meta.is_file() && meta.last_modified().is_some() {
-                            return Ok(Some(file_info(&path, meta)));
+                            return Ok(Some(storage.info(&path, meta)));
                         }
                         match storage.stat(&path).await {
                             Ok(info) => Ok(Some(info)),
@@ -232,216 +272,6 @@ impl Storage {
 
 fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
-}
-
-/// One open directory on the walker's stack.
-struct Frame {
-    /// Relative path of the directory, empty for the root, else ending without `/`.
-    rel: String,
-    depth: usize,
-    entries: ReadDir,
-    /// (device, inode) of the directory, for loop detection.
-    id: Option<(u64, u64)>,
-}
-
-struct LocalWalker {
-    root: PathBuf,
-    url: String,
-    filter: PathFilter,
-    follow_symlinks: bool,
-    tx: mpsc::Sender<Vec<Result<FileInfo>>>,
-}
-
-/// Files sent to the consumer at once: one channel hand-off per batch, not per file.
-const WALK_BATCH: usize = 256;
-
-impl LocalWalker {
-    /// Sends a batch; false when the consumer is gone.
-    fn send_batch(&self, batch: Vec<Result<FileInfo>>) -> bool {
-        batch.is_empty() || self.tx.blocking_send(batch).is_ok()
-    }
-
-    fn io_error(&self, path: &Path, e: std::io::Error) -> Error {
-        Error::io(format!("storage {}: walk {}", self.url, path.display()), e)
-    }
-
-    fn open(&self, dir: &Path, rel: String, depth: usize) -> std::result::Result<Frame, Error> {
-        let id = dir_id(dir).map_err(|e| self.io_error(dir, e))?;
-        let entries = std::fs::read_dir(dir).map_err(|e| self.io_error(dir, e))?;
-        Ok(Frame {
-            rel,
-            depth,
-            entries,
-            id: Some(id),
-        })
-    }
-
-    fn run(self) {
-        let mut batch = Vec::with_capacity(WALK_BATCH);
-        if self.walk(&mut batch) {
-            self.send_batch(batch);
-        }
-    }
-
-    /// Walks, filling `batch` and sending it whenever it is full. Returns false when the
-    /// consumer is gone.
-    fn walk(&self, batch: &mut Vec<Result<FileInfo>>) -> bool {
-        let mut send = |item: Result<FileInfo>| {
-            batch.push(item);
-            if batch.len() >= WALK_BATCH {
-                let full = std::mem::replace(batch, Vec::with_capacity(WALK_BATCH));
-                return self.send_batch(full);
-            }
-            true
-        };
-        let root = self.root.clone();
-        let mut stack = match self.open(&root, String::new(), 0) {
-            Ok(frame) => vec![frame],
-            Err(e) => {
-                send(Err(e));
-                return true;
-            }
-        };
-        while let Some(frame) = stack.last_mut() {
-            let Some(entry) = frame.entries.next() else {
-                stack.pop();
-                continue;
-            };
-            let depth = frame.depth + 1;
-            let parent_rel = frame.rel.clone();
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let dir = root.join(&parent_rel);
-                    if !send(Err(self.io_error(&dir, e))) {
-                        return false;
-                    }
-                    continue;
-                }
-            };
-            let full = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                let err = Error::new(
-                    ErrorKind::InvalidState,
-                    format!(
-                        "storage {}: walk: the name {} is not UTF-8; rename it or exclude its directory",
-                        self.url,
-                        full.display()
-                    ),
-                );
-                if !send(Err(err)) {
-                    return false;
-                }
-                continue;
-            };
-            if !self.filter.include_hidden && name.starts_with('.') {
-                continue;
-            }
-            let rel = if parent_rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{parent_rel}/{name}")
-            };
-            let file_type = match entry.file_type() {
-                Ok(t) => t,
-                Err(e) => {
-                    if !send(Err(self.io_error(&full, e))) {
-                        return false;
-                    }
-                    continue;
-                }
-            };
-            let meta = if file_type.is_symlink() {
-                if !self.follow_symlinks {
-                    continue;
-                }
-                match std::fs::metadata(&full) {
-                    Ok(meta) => meta,
-                    // A dangling link is not a file.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        if !send(Err(self.io_error(&full, e))) {
-                            return false;
-                        }
-                        continue;
-                    }
-                }
-            } else if file_type.is_dir() {
-                if self.filter.descend(&name, depth) {
-                    match self.open(&full, rel, depth) {
-                        Ok(frame) => stack.push(frame),
-                        Err(e) => {
-                            if !send(Err(e)) {
-                                return false;
-                            }
-                        }
-                    }
-                }
-                continue;
-            } else if file_type.is_file() {
-                // Only files the globs keep are worth a stat.
-                if !self.filter.matches(&rel) {
-                    continue;
-                }
-                match entry.metadata() {
-                    Ok(meta) => meta,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        if !send(Err(self.io_error(&full, e))) {
-                            return false;
-                        }
-                        continue;
-                    }
-                }
-            } else {
-                continue;
-            };
-            if meta.is_dir() {
-                // Reached through a followed symbolic link: enter it unless it is an ancestor.
-                if !self.filter.descend(&name, depth) {
-                    continue;
-                }
-                let id = id_of(&meta);
-                if stack.iter().any(|f| f.id == Some(id)) {
-                    tracing::debug!(path = %full.display(), "symbolic link loop not followed");
-                    continue;
-                }
-                match self.open(&full, rel, depth) {
-                    Ok(frame) => stack.push(frame),
-                    Err(e) => {
-                        if !send(Err(e)) {
-                            return false;
-                        }
-                    }
-                }
-                continue;
-            }
-            if !meta.is_file() || !self.filter.matches(&rel) {
-                continue;
-            }
-            let mut info = FileInfo::new(rel, meta.len());
-            info.modified = meta.modified().ok().map(DateTime::<Utc>::from);
-            if !send(Ok(info)) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-#[cfg(unix)]
-fn id_of(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
-}
-
-#[cfg(not(unix))]
-fn id_of(_meta: &std::fs::Metadata) -> (u64, u64) {
-    (0, 0)
-}
-
-fn dir_id(dir: &Path) -> std::io::Result<(u64, u64)> {
-    std::fs::metadata(dir).map(|m| id_of(&m))
 }
 
 #[cfg(test)]

@@ -151,3 +151,56 @@ async fn fifty_megabytes_stream_up_and_down_intact() {
         .expect("unchanged");
     assert_eq!(replaced.size, info.size);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parallel_walker_yields_each_file_once_and_stats_only_when_asked() {
+    use futures::StreamExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut expected = Vec::new();
+    for a in 0..12 {
+        for b in 0..4 {
+            for c in 0..3 {
+                let rel_dir = format!("a{a}/b{b}/c{c}");
+                std::fs::create_dir_all(dir.path().join(&rel_dir)).expect("mkdir");
+                for f in 0..5 {
+                    let rel = format!("{rel_dir}/f{f}.txt");
+                    std::fs::write(dir.path().join(&rel), "x".repeat(f + 1)).expect("write");
+                    expected.push(rel);
+                }
+                std::fs::write(dir.path().join(format!("{rel_dir}/skip.dat")), "d").expect("write");
+            }
+            std::fs::write(dir.path().join(format!("a{a}/b{b}/top.txt")), "t").expect("write");
+            expected.push(format!("a{a}/b{b}/top.txt"));
+        }
+    }
+    expected.sort();
+    let storage = Storage::open(dir.path().to_str().expect("utf-8")).expect("open");
+    let txt = WalkOptions::new().include("**/*.txt");
+    assert_eq!(paths(&storage, txt.clone()).await, expected);
+
+    let mut stat_ed = Vec::new();
+    let mut batches = storage.walk_batches(txt.clone()).expect("walk");
+    while let Some(batch) = batches.next().await {
+        assert!(!batch.is_empty(), "no empty batch");
+        for info in batch {
+            let info = info.expect("walk succeeds");
+            assert_eq!(info, storage.stat(&info.path).await.expect("stat"));
+            stat_ed.push(info.path);
+        }
+    }
+    stat_ed.sort();
+    assert_eq!(stat_ed, expected);
+
+    let mut names = Vec::new();
+    let mut batches = storage.walk_paths(txt).expect("walk");
+    while let Some(batch) = batches.next().await {
+        for info in batch {
+            let info = info.expect("walk succeeds");
+            assert_eq!((info.size, info.modified), (0, None), "{}", info.path);
+            names.push(info.path);
+        }
+    }
+    names.sort();
+    assert_eq!(names, expected);
+}

@@ -1,12 +1,20 @@
 //! The [`Storage`] conformance suite: one async function per behaviour, each taking a fresh,
 //! empty storage. [`storage_behaviours!`](crate::storage_behaviours) lists them so a backend's
 //! tests can generate one test per behaviour; [`run_all`] runs them all in order.
+//!
+//! Two behaviours are large on purpose: [`walk_counts_10000_files_exactly`] and
+//! [`streams_100_mb_in_flat_memory`]. Their sized forms ([`walk_counts_files_exactly`],
+//! [`streams_in_flat_memory`]) let a slow backend run them smaller, saying why in its test.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use futures::TryStreamExt;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use ikkatsu_core::ErrorKind;
-use ikkatsu_storage::{FileInfo, Storage, WalkOptions};
+use ikkatsu_storage::{ConditionalWrite, FileInfo, Storage, WalkOptions};
+use sha2::{Digest, Sha256};
 
 /// Calls `$m!(name, name, …)` with the name of every behaviour of this suite.
 #[macro_export]
@@ -24,10 +32,13 @@ macro_rules! storage_behaviours {
             walk_max_depth,
             walk_hidden,
             walk_reports_what_stat_reports,
-            walk_counts_2000_files_exactly,
+            empty_directories,
+            walk_counts_10000_files_exactly,
+            streams_100_mb_in_flat_memory,
             conditional_write_accepted_when_unchanged,
             conditional_write_refused_after_change,
-            conditional_write_refused_after_delete
+            conditional_write_refused_after_delete,
+            conditional_write_uses_the_backend_condition
         );
     };
 }
@@ -332,7 +343,9 @@ pub async fn walk_hidden(storage: Storage) {
     );
 }
 
-/// What the walker reports about a file is what stat reports: the status store compares them.
+/// What the walker reports about a file is what stat reports, as far as the status store
+/// compares them: path, size, modification time and etag. (Content type and version are
+/// reported where the backend's listing has them; a stat may know more.)
 pub async fn walk_reports_what_stat_reports(storage: Storage) {
     put(&storage, &["one", "dir/two", "dir/sub/three"]).await;
     let walked: Vec<FileInfo> = storage
@@ -342,27 +355,219 @@ pub async fn walk_reports_what_stat_reports(storage: Storage) {
         .await
         .expect("walk succeeds");
     assert_eq!(walked.len(), 3);
+    let identity = |f: &FileInfo| (f.path.clone(), f.size, f.modified, f.etag.clone());
     for info in walked {
-        assert_eq!(storage.stat(&info.path).await.expect("stat"), info);
+        let stat = storage.stat(&info.path).await.expect("stat");
+        assert_eq!(identity(&stat), identity(&info), "{stat:?} / {info:?}");
     }
 }
 
-/// A listing of 2,000 files over 20 directories yields each exactly once.
-pub async fn walk_counts_2000_files_exactly(storage: Storage) {
-    for i in 0..2000 {
-        let path = format!("d{:02}/f{i:04}", i % 20);
-        storage.write(&path, Vec::new()).await.expect("write");
+/// Directories, empty or not, are never yielded; a directory whose files were all deleted
+/// walks as nothing, and the files beside empty directories are found at every depth limit.
+pub async fn empty_directories(storage: Storage) {
+    // Backends without directories (object stores keep `dir/` markers, memory refuses) may
+    // refuse to create one: what matters is that none is ever yielded as a file.
+    for dir in ["empty/", "a/b/c/", "a/empty/", "x/"] {
+        let _ = storage.operator().create_dir(dir).await;
     }
+    put(&storage, &["a/b/file", "x/y"]).await;
+    assert_eq!(
+        walk_paths(&storage, WalkOptions::new()).await,
+        ["a/b/file", "x/y"]
+    );
+    assert_eq!(
+        walk_paths(&storage, WalkOptions::new().max_depth(2)).await,
+        ["x/y"]
+    );
+    assert!(
+        walk_paths(&storage, WalkOptions::new().include("empty/**"))
+            .await
+            .is_empty()
+    );
+    storage.delete("x/y").await.expect("delete");
+    storage.delete("a/b/file").await.expect("delete");
+    assert!(
+        walk_paths(&storage, WalkOptions::new().include_hidden(true))
+            .await
+            .is_empty(),
+        "directories left empty are not files"
+    );
+    if let Ok(true) = storage.exists("a/b/c/").await {
+        let err = storage
+            .stat("a/b/c")
+            .await
+            .expect_err("a directory is not a file");
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidState | ErrorKind::NotFound),
+            "{err}"
+        );
+    }
+}
+
+/// A listing of 10,000 files over 20 directories yields each exactly once.
+pub async fn walk_counts_10000_files_exactly(storage: Storage) {
+    walk_counts_files_exactly(storage, 10_000).await;
+}
+
+/// A listing of `count` files (a multiple of 20) over 20 directories yields each exactly
+/// once. The files (one byte each) are written 16 at a time through the operator, without
+/// the stat [`Storage::write`] adds: this behaviour is about listing.
+pub async fn walk_counts_files_exactly(storage: Storage, count: usize) {
+    assert!(count.is_multiple_of(20), "count must be a multiple of 20");
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let op = storage.operator().clone();
+            async move {
+                let path = format!("d{:02}/f{i:05}", i % 20);
+                op.write(&path, &b"x"[..]).await.map(|_| ())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await
+        .expect("write");
     let paths = walk_paths(&storage, WalkOptions::new()).await;
-    assert_eq!(paths.len(), 2000);
+    assert_eq!(paths.len(), count);
     let unique: std::collections::BTreeSet<_> = paths.iter().collect();
-    assert_eq!(unique.len(), 2000);
+    assert_eq!(unique.len(), count);
     assert_eq!(
         walk_paths(&storage, WalkOptions::new().include("d07/**"))
             .await
             .len(),
-        100
+        count / 20
     );
+}
+
+/// 100 MiB generated on the fly are written through [`Storage::write_stream`] and read back
+/// through [`Storage::reader`], compared by SHA-256, while the resident memory of the process
+/// grows by far less than the file: nothing buffered the whole file.
+pub async fn streams_100_mb_in_flat_memory(storage: Storage) {
+    streams_in_flat_memory(storage, 100 * 1024 * 1024).await;
+}
+
+/// [`streams_100_mb_in_flat_memory`] with `size` bytes. The memory bound is 48 MiB, or the
+/// half of `size` when that is more; the `memory` backend keeps the file itself in this
+/// process, so its bound is the file's size more.
+pub async fn streams_in_flat_memory(storage: Storage, size: u64) {
+    const CHUNK: u64 = 1024 * 1024;
+    let mut limit = (48 * 1024 * 1024).max(size / 2);
+    if storage.capabilities().scheme == "memory" {
+        limit += size;
+    }
+    let sampler = RssSampler::start();
+    let baseline = sampler.baseline();
+
+    let written = Arc::new(std::sync::Mutex::new(Sha256::new()));
+    let hasher = written.clone();
+    let generated = futures::stream::iter(0..size.div_ceil(CHUNK)).map(move |n| {
+        let len = CHUNK.min(size - n * CHUNK) as usize;
+        let chunk = generated_chunk(n, len);
+        hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(&chunk);
+        Ok::<_, ikkatsu_core::Error>(Bytes::from(chunk))
+    });
+    let info = storage
+        .write_stream("big/generated.bin", generated)
+        .await
+        .expect("streamed write");
+    assert_eq!(info.size, size);
+    let written = std::mem::take(&mut *written.lock().unwrap_or_else(|p| p.into_inner()))
+        .finalize()
+        .to_vec();
+
+    let mut read = Sha256::new();
+    let mut count = 0u64;
+    let mut chunks = storage.reader("big/generated.bin").await.expect("reader");
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("chunk");
+        count += chunk.len() as u64;
+        read.update(&chunk);
+    }
+    drop(chunks);
+    assert_eq!(count, size, "bytes read back");
+    assert_eq!(read.finalize().to_vec(), written, "content read back");
+
+    let peak = sampler.stop();
+    if let (Some(baseline), Some(peak)) = (baseline, peak) {
+        let growth = peak.saturating_sub(baseline);
+        assert!(
+            growth < limit,
+            "resident memory grew by {} MiB while streaming {} MiB (limit {} MiB): something \
+             buffered the file",
+            growth / (1024 * 1024),
+            size / (1024 * 1024),
+            limit / (1024 * 1024)
+        );
+    }
+    storage.delete("big/generated.bin").await.expect("delete");
+}
+
+/// Deterministic bytes for chunk `n` (xorshift), different in every chunk.
+fn generated_chunk(n: u64, len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (n.wrapping_mul(0xA24B_AED4_963E_E407) | 1);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let bytes = state.to_le_bytes();
+        let take = bytes.len().min(len - out.len());
+        out.extend_from_slice(&bytes[..take]);
+    }
+    out
+}
+
+/// Samples the resident set size of this process (Linux `/proc/self/statm`) every 5 ms on a
+/// thread of its own, keeping the peak.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    fn start() -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(resident_bytes().unwrap_or(0)));
+        let thread = resident_bytes().is_some().then(|| {
+            let stop = stop.clone();
+            let peak = peak.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(rss) = resident_bytes() {
+                        peak.fetch_max(rss, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            })
+        });
+        RssSampler { stop, peak, thread }
+    }
+
+    /// The resident size when sampling started; `None` where it cannot be read.
+    fn baseline(&self) -> Option<u64> {
+        self.thread.as_ref()?;
+        Some(self.peak.load(Ordering::Relaxed))
+    }
+
+    /// Stops sampling and gives the peak.
+    fn stop(mut self) -> Option<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.take()?;
+        let _ = thread.join();
+        if let Some(rss) = resident_bytes() {
+            self.peak.fetch_max(rss, Ordering::Relaxed);
+        }
+        Some(self.peak.load(Ordering::Relaxed))
+    }
+}
+
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// An unchanged file is replaced by the conditional write.
@@ -445,4 +650,41 @@ pub async fn conditional_write_refused_after_delete(storage: Storage) {
         .expect_err("deleted file is refused");
     assert_eq!(err.kind(), ErrorKind::Conflict);
     assert!(!storage.exists("f.txt").await.expect("exists"));
+}
+
+/// Where the backend refuses changed objects itself ([`ConditionalWrite::IfMatch`],
+/// [`ConditionalWrite::IfVersionMatch`]), what stat reports carries what that needs (an etag,
+/// a version), so the atomic path is the one taken; and the refusal is a
+/// [`ErrorKind::Conflict`] that leaves the object alone.
+pub async fn conditional_write_uses_the_backend_condition(storage: Storage) {
+    let info = storage.write("c.txt", &b"one"[..]).await.expect("write");
+    match storage.capabilities().conditional_write {
+        ConditionalWrite::IfMatch => assert!(info.etag.is_some(), "no etag: {info:?}"),
+        ConditionalWrite::IfVersionMatch => {
+            assert!(info.version.is_some(), "no version: {info:?}")
+        }
+        _ => {}
+    }
+    // Same size, new content: only the backend's condition (or the modification time)
+    // can tell.
+    storage
+        .write("c.txt", &b"two"[..])
+        .await
+        .expect("concurrent write");
+    let local = tempfile::tempdir().expect("tempdir");
+    let file = local.path().join("c");
+    std::fs::write(&file, b"new").expect("local write");
+    match storage.capabilities().conditional_write {
+        ConditionalWrite::IfMatch | ConditionalWrite::IfVersionMatch => {
+            let err = storage
+                .write_if_unchanged("c.txt", &file, &info)
+                .await
+                .expect_err("the backend refuses the changed object");
+            assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+            assert_eq!(storage.read("c.txt").await.expect("read").as_ref(), b"two");
+        }
+        // Same size: a backend that reports whole seconds or minutes may not see the change;
+        // the stat-compare modes are documented as best effort.
+        _ => {}
+    }
 }

@@ -45,5 +45,9 @@ pub(crate) fn open(root: &Path, shown: &str) -> Result<Opened> {
     Ok(Opened {
         operator,
         local_root: Some(root.to_path_buf()),
+        reports_modified: true,
+        uploader: None,
+        empty_files: None,
+        stat_before_read: false,
     })
 }

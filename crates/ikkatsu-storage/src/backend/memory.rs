@@ -39,5 +39,9 @@ pub(crate) fn open(name: Option<&str>, shown: &str) -> Result<Opened> {
     Ok(Opened {
         operator,
         local_root: None,
+        reports_modified: false,
+        uploader: None,
+        empty_files: None,
+        stat_before_read: false,
     })
 }

@@ -1,0 +1,426 @@
+//! [`ObjectItemReader`]: records from one object or from every object matching a glob, in
+//! sorted order, restartable at the last committed record.
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, Record, Result};
+use ikkatsu_storage::{FileInfo, Storage, WalkOptions};
+use serde::{Deserialize, Serialize};
+
+use super::csv::{CsvDecoder, CsvObjectReaderConfig};
+use super::json::JsonArrayDecoder;
+use super::jsonl::JsonLinesDecoder;
+use super::{Location, ObjectReaderConfig, is_glob, literal_prefix, object_name};
+use crate::file::ContextKeys;
+
+/// Where a reader is within one object: what a cursor reports after every record and what
+/// a restart resumes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Position {
+    /// Records (rows, lines, array elements) consumed, bad ones included.
+    pub record: u64,
+    /// Byte offset of the next record (text formats; 0 for Parquet).
+    pub offset: u64,
+    /// Lines consumed (text formats), for messages.
+    pub line: u64,
+}
+
+/// One object being read.
+pub(crate) struct Object<'a> {
+    pub storage: &'a Storage,
+    pub file: &'a FileInfo,
+    /// The object as named in messages (storage URL and path).
+    pub name: String,
+}
+
+/// Reads the records of one object, from a position.
+#[async_trait]
+pub(crate) trait RecordCursor: Send {
+    /// The next record; `None` at the end of the object. After an error about one record,
+    /// the cursor is past it (the next call reads the record after it).
+    async fn next(&mut self) -> Result<Option<Record>>;
+
+    /// The position after the last record returned.
+    fn position(&self) -> Position;
+}
+
+/// A format: opens cursors over objects.
+#[async_trait]
+pub(crate) trait RecordDecoder: Send + Sync {
+    /// The format's name in messages (`CSV`, `Parquet`, ...).
+    fn format(&self) -> &'static str;
+
+    /// Opens `object`, positioned at `resume` (the default position: the start).
+    async fn open(&self, object: Object<'_>, resume: Position) -> Result<Box<dyn RecordCursor>>;
+}
+
+/// Reads [`Record`]s from objects on a [`Storage`]: one object, or every object matching a
+/// glob, one after the other in sorted path order. Made for one format by
+/// [`ObjectItemReader::csv`], [`ObjectItemReader::json_lines`], [`ObjectItemReader::json`]
+/// or [`ObjectItemReader::parquet`].
+///
+/// Restartable: after every chunk the object being read and the position in it are saved
+/// under `object.reader.file`, `.record`, `.offset` and `.line` (see
+/// [`ObjectItemReader::with_context_prefix`]); a restart continues right after the last
+/// committed record. An object that cannot be opened as its format (a corrupt Parquet
+/// footer, say) is a [`ErrorKind::Parse`] error; when a skip policy skips it, reading goes
+/// on with the next object.
+pub struct ObjectItemReader {
+    location: Location,
+    exclude: Vec<String>,
+    decoder: Box<dyn RecordDecoder>,
+    storage: Option<Storage>,
+    preset_storage: bool,
+    keys: ContextKeys,
+    files: Vec<FileInfo>,
+    /// The object being read (`files.len()` when all are done).
+    index: usize,
+    cursor: Option<Box<dyn RecordCursor>>,
+    /// The position in `files[index]` (or in the last object when all are done).
+    position: Position,
+    /// Where to resume in `files[index]` when its cursor is opened.
+    resume: Position,
+    opened: bool,
+}
+
+impl std::fmt::Debug for ObjectItemReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectItemReader")
+            .field("format", &self.decoder.format())
+            .field("storage", &self.location.storage)
+            .field("path", &self.location.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectItemReader {
+    fn new(
+        storage: Option<&str>,
+        path: &str,
+        exclude: Vec<String>,
+        decoder: Box<dyn RecordDecoder>,
+    ) -> Result<Self> {
+        let location = Location::new(storage, path, decoder.format())?;
+        if location.path.is_empty() {
+            return Err(Error::config(format!(
+                "{} reader on {}: `path` is empty; give the object to read or a glob such as `in/*.{}`",
+                decoder.format(),
+                location.storage,
+                decoder.format().to_ascii_lowercase()
+            )));
+        }
+        // Checks the globs now rather than at open.
+        WalkOptions {
+            include: vec![location.path.clone()],
+            exclude: exclude.clone(),
+            ..WalkOptions::default()
+        }
+        .compile()?;
+        Ok(ObjectItemReader {
+            location,
+            exclude,
+            decoder,
+            storage: None,
+            preset_storage: false,
+            keys: ContextKeys::new("object.reader"),
+            files: Vec::new(),
+            index: 0,
+            cursor: None,
+            position: Position::default(),
+            resume: Position::default(),
+            opened: false,
+        })
+    }
+
+    /// A CSV reader: one record per row, string values by column name.
+    pub fn csv(config: CsvObjectReaderConfig) -> Result<Self> {
+        let decoder = CsvDecoder::new(&config)?;
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(decoder),
+        )
+    }
+
+    /// A JSON Lines reader: one JSON object per line, blank lines skipped.
+    pub fn json_lines(config: ObjectReaderConfig) -> Result<Self> {
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(JsonLinesDecoder),
+        )
+    }
+
+    /// A JSON reader: each object holds one JSON array of objects, streamed element by
+    /// element.
+    pub fn json(config: ObjectReaderConfig) -> Result<Self> {
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(JsonArrayDecoder),
+        )
+    }
+
+    /// A Parquet reader: one record per row, read a row group at a time.
+    #[cfg(feature = "parquet")]
+    pub fn parquet(config: super::ParquetReaderConfig) -> Result<Self> {
+        let decoder = super::parquet::ParquetDecoder::new(&config)?;
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(decoder),
+        )
+    }
+
+    /// Reads from `storage` instead of opening the configured storage URL (the path is
+    /// still taken from the configuration).
+    pub fn with_storage(mut self, storage: Storage) -> Self {
+        self.storage = Some(storage);
+        self.preset_storage = true;
+        self
+    }
+
+    /// Sets the prefix of the keys saved in the step's execution context (default
+    /// `object.reader`).
+    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = ContextKeys::new(prefix);
+        self
+    }
+
+    fn storage(&self) -> Result<&Storage> {
+        self.storage.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidState,
+                format!(
+                    "{} reader `{}` read before open",
+                    self.decoder.format(),
+                    self.location.path
+                ),
+            )
+        })
+    }
+
+    /// The objects to read, sorted by path.
+    async fn list(
+        storage: &Storage,
+        location: &Location,
+        exclude: &[String],
+        format: &str,
+    ) -> Result<Vec<FileInfo>> {
+        let path = &location.path;
+        if !is_glob(path) {
+            let file = storage.stat(path).await.map_err(|err| {
+                let hint = if err.kind() == ErrorKind::NotFound {
+                    "; check the `path` property (and the job parameters it uses)"
+                } else {
+                    ""
+                };
+                Error::new(
+                    err.kind(),
+                    format!(
+                        "cannot open {format} input `{}`{hint}",
+                        object_name(storage, path)
+                    ),
+                )
+                .set_temporary(err.is_temporary())
+                .with_source(err)
+            })?;
+            return Ok(vec![file]);
+        }
+        // Hidden names (`.part.tmp`, `.DS_Store`) below the glob's fixed directories are
+        // skipped unless the glob itself names hidden ones.
+        let filter = WalkOptions {
+            include: vec![path.clone()],
+            exclude: exclude.to_vec(),
+            include_hidden: true,
+            ..WalkOptions::default()
+        }
+        .compile()?;
+        let prefix = literal_prefix(path);
+        let hidden_wanted = path.starts_with('.') || path.contains("/.");
+        let keep = |file: &FileInfo| {
+            let below = file
+                .path
+                .strip_prefix(prefix.as_str())
+                .unwrap_or(&file.path)
+                .trim_start_matches('/');
+            filter.matches(&file.path)
+                && (hidden_wanted || !below.split('/').any(|name| name.starts_with('.')))
+        };
+        let mut files: Vec<FileInfo> = storage
+            .list(&prefix, true)?
+            .try_filter(|file| std::future::ready(keep(file)))
+            .try_collect()
+            .await?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.dedup_by(|a, b| a.path == b.path);
+        if files.is_empty() {
+            tracing::warn!(
+                storage = storage.url(),
+                glob = %path,
+                "no object matches the glob: nothing to read"
+            );
+        }
+        Ok(files)
+    }
+
+    async fn next_record(&mut self) -> Result<Option<Record>> {
+        loop {
+            if self.cursor.is_none() {
+                let resume = std::mem::take(&mut self.resume);
+                let Some(file) = self.files.get(self.index) else {
+                    return Ok(None);
+                };
+                let storage = self.storage()?.clone();
+                let object = Object {
+                    storage: &storage,
+                    file,
+                    name: object_name(&storage, &file.path),
+                };
+                match self.decoder.open(object, resume).await {
+                    Ok(cursor) => {
+                        self.position = resume;
+                        self.cursor = Some(cursor);
+                    }
+                    Err(err) => {
+                        if err.kind() == ErrorKind::Parse {
+                            // The whole object is unreadable: a skip moves on to the next.
+                            self.advance();
+                        } else {
+                            self.resume = resume;
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+            let Some(cursor) = self.cursor.as_mut() else {
+                continue;
+            };
+            let next = cursor.next().await;
+            self.position = cursor.position();
+            match next {
+                Ok(Some(record)) => return Ok(Some(record)),
+                Ok(None) => self.advance(),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Moves on to the next object (keeping the position of the last one at the end).
+    fn advance(&mut self) {
+        self.cursor = None;
+        self.index += 1;
+        if self.index < self.files.len() {
+            self.position = Position::default();
+        }
+    }
+}
+
+#[async_trait]
+impl ItemStream for ObjectItemReader {
+    async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        if !self.preset_storage {
+            self.storage = Some(self.location.open()?);
+        }
+        let storage = self.storage()?.clone();
+        self.files = ObjectItemReader::list(
+            &storage,
+            &self.location,
+            &self.exclude,
+            self.decoder.format(),
+        )
+        .await?;
+        self.index = 0;
+        self.cursor = None;
+        self.position = Position::default();
+        self.resume = Position::default();
+        if let Some(file) = context.get::<String>(&self.keys.key("file"))? {
+            let Ok(index) = self
+                .files
+                .binary_search_by(|candidate| candidate.path.as_str().cmp(file.as_str()))
+            else {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    format!(
+                        "cannot resume the {} reader: `{}`, the object it was reading when the \
+                         last run stopped, is no longer among the inputs ({} objects match `{}`); \
+                         restore it, or start a new job instance",
+                        self.decoder.format(),
+                        object_name(&storage, &file),
+                        self.files.len(),
+                        self.location.path
+                    ),
+                ));
+            };
+            let position = Position {
+                record: self.keys.get_u64(context, "record")?.unwrap_or(0),
+                offset: self.keys.get_u64(context, "offset")?.unwrap_or(0),
+                line: self.keys.get_u64(context, "line")?.unwrap_or(0),
+            };
+            tracing::debug!(
+                object = %object_name(&storage, &file),
+                index,
+                record = position.record,
+                "object reader resumed"
+            );
+            self.index = index;
+            self.position = position;
+            self.resume = position;
+        }
+        self.opened = true;
+        Ok(())
+    }
+
+    async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        if !self.opened {
+            return Ok(());
+        }
+        let file = self
+            .files
+            .get(self.index)
+            .or_else(|| self.files.last())
+            .map(|file| file.path.clone());
+        if let Some(file) = file {
+            context.put(self.keys.key("file"), file);
+            context.put(self.keys.key("record"), self.position.record);
+            context.put(self.keys.key("offset"), self.position.offset);
+            context.put(self.keys.key("line"), self.position.line);
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.cursor = None;
+        self.opened = false;
+        if !self.preset_storage {
+            self.storage = None;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ItemReader<Record> for ObjectItemReader {
+    async fn read(&mut self) -> Result<Option<Record>> {
+        self.next_record().await
+    }
+
+    async fn read_chunk(&mut self, max: usize, items: &mut Vec<Record>) -> Result<bool> {
+        for _ in 0..max {
+            match self.next_record().await? {
+                Some(item) => items.push(item),
+                None => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
+    /// `update` only saves the position: the step may read the next chunk ahead.
+    fn supports_read_ahead(&self) -> bool {
+        true
+    }
+}
