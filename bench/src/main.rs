@@ -9,6 +9,7 @@
 
 mod chunk_csv;
 mod overwrite_process;
+mod overwrite_remote;
 mod overwrite_scan;
 mod report;
 mod status_redis;
@@ -24,7 +25,7 @@ const USAGE: &str = "\
 usage: ikkatsu-bench <BENCH> [OPTIONS]
 
 benches:
-  chunk-csv [--rows N] [--runs K] [--only C1,C2,...] [--ikkatsu-items record|typed]
+  chunk-csv [--rows N] [--runs K] [--only C1,C2,...] [--ikkatsu-items record|typed|row]
             [--keep-dir]
       CSV file -> uppercase the `city` field -> CSV file, chunk size 1000.
       Contenders: limit (hand-written csv loop), peer (spring-batch-rs 0.4), ikkatsu.
@@ -42,6 +43,9 @@ benches:
       Overwrite flow (scan + process, redb status store, read -> uppercase -> write) over N
       ~1 KB files (default 100000) vs a hand-written tokio loop (temp file + rename).
       --status-store memory: the in-memory store instead of redb (diagnostic)
+  overwrite-remote [--files N] [--size BYTES] [--concurrency C] [--backends sftp,s3]
+      Overwrite flow over N files (default 10000) of BYTES (default 10240) on the SFTP and
+      S3 test servers (IKKATSU_TEST_* variables) vs rclone copy down, transform, copy up.
   status-redis [--keys N] [--url URL] [--batch B] [--concurrency C] [--fill-concurrency F]
       needs_processing throughput of the Redis status store over N keys (default 1000000,
       half recorded as done first) in batches of B (1000), C batches in flight (4).
@@ -63,6 +67,9 @@ fn main() -> ExitCode {
         "overwrite-scan-child" => overwrite_scan::run_child_main(&rest),
         "overwrite-process" => {
             overwrite_process::Options::parse(&rest).and_then(|opts| overwrite_process::run(&opts))
+        }
+        "overwrite-remote" => {
+            overwrite_remote::Options::parse(&rest).and_then(|opts| overwrite_remote::run(&opts))
         }
         "status-redis" => {
             status_redis::Options::parse(&rest).and_then(|opts| status_redis::run(&opts))
