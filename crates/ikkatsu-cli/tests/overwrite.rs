@@ -236,6 +236,65 @@ fn kill_9_during_processing_then_resume_transforms_each_file_once() {
     }
 }
 
+/// Kills land while groups of files are being flushed, replaced and recorded (a fast
+/// command, many files, several groups in flight): the resumed run still transforms each
+/// file exactly once and leaves no temporary file or journal entry.
+#[test]
+fn kill_9_during_group_commits_then_resume_transforms_each_file_once() {
+    let total = 1500;
+    for kill_after in [100usize, 500, 900] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let files = make_tree(&root, total);
+        let args = [
+            "overwrite",
+            "data",
+            "--include",
+            "**/*.txt",
+            "--exec",
+            APPEND,
+            "--shell",
+            "--concurrency",
+            "8",
+        ];
+        let mut child = ikkatsu(dir.path(), &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut reached = false;
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if processed_count(&files) >= kill_after {
+                reached = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(reached, "kill point {kill_after}: the run ended first");
+        let resumed = run(dir.path(), &args);
+        assert_eq!(
+            resumed.status.code(),
+            Some(0),
+            "kill point {kill_after}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        assert_exactly_once(&root, &files);
+        assert_eq!(processed_count(&files), total);
+        let state = dir.path().join(".ikkatsu/overwrite");
+        for ns in std::fs::read_dir(&state).unwrap() {
+            let ns = ns.unwrap().path();
+            assert!(!ns.join("work").exists(), "work directory removed");
+            assert_eq!(std::fs::read_dir(ns.join("journal")).unwrap().count(), 0);
+        }
+    }
+}
+
 #[test]
 fn overwrite_step_in_a_yaml_job() {
     let dir = tempfile::tempdir().unwrap();

@@ -97,7 +97,9 @@ pub fn temp_path(path: &Path) -> PathBuf {
 pub struct BacklogWriter {
     path: PathBuf,
     temp: PathBuf,
-    encoder: Option<GzEncoder<BufWriter<File>>>,
+    /// Lines are gathered before compression: the encoder (and its checksum) work on large
+    /// buffers, not on one short line at a time.
+    encoder: Option<BufWriter<GzEncoder<BufWriter<File>>>>,
     count: u64,
     line: Vec<u8>,
 }
@@ -122,9 +124,12 @@ impl BacklogWriter {
         let mut writer = BacklogWriter {
             path,
             temp,
-            encoder: Some(GzEncoder::new(
-                BufWriter::with_capacity(256 * 1024, file),
-                Compression::fast(),
+            encoder: Some(BufWriter::with_capacity(
+                64 * 1024,
+                GzEncoder::new(
+                    BufWriter::with_capacity(256 * 1024, file),
+                    Compression::fast(),
+                ),
             )),
             count: 0,
             line: Vec::with_capacity(256),
@@ -191,6 +196,9 @@ impl BacklogWriter {
                 format!("backlog {}: already finished", self.path.display()),
             ));
         };
+        let encoder = encoder
+            .into_inner()
+            .map_err(|err| io_error(&self.temp, "writing", err.into_error()))?;
         let buffered = encoder
             .finish()
             .map_err(|err| io_error(&self.temp, "finishing the gzip stream", err))?;
@@ -230,6 +238,24 @@ where
 {
     use futures::StreamExt;
 
+    let batches = files
+        .ready_chunks(256)
+        .map(|batch| batch.into_iter().collect());
+    write_backlog_batches(path, source, batches).await
+}
+
+/// [`write_backlog`] for a stream of batches of files (as the walker and the status store
+/// hand them over): one hand-off to the writing thread per batch.
+pub async fn write_backlog_batches<S>(
+    path: impl AsRef<Path>,
+    source: Option<&str>,
+    batches: S,
+) -> Result<u64>
+where
+    S: Stream<Item = Result<Vec<FileInfo>>>,
+{
+    use futures::StreamExt;
+
     let path = path.as_ref().to_path_buf();
     let source = source.map(str::to_string);
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<FileInfo>>(4);
@@ -253,14 +279,12 @@ where
         }
         writer.finish()
     });
-    let mut files = std::pin::pin!(files);
-    let mut batch = Vec::with_capacity(256);
+    let mut batches = std::pin::pin!(batches);
     let mut failure = None;
-    while let Some(item) = files.next().await {
+    while let Some(item) = batches.next().await {
         match item {
-            Ok(file) => {
-                batch.push(file);
-                if batch.len() == 256 && sender.send(std::mem::take(&mut batch)).await.is_err() {
+            Ok(batch) => {
+                if !batch.is_empty() && sender.send(batch).await.is_err() {
                     break;
                 }
             }
@@ -271,9 +295,6 @@ where
         }
     }
     if failure.is_none() {
-        if !batch.is_empty() {
-            let _ = sender.send(batch).await;
-        }
         // An empty batch marks the end of the input.
         let _ = sender.send(Vec::new()).await;
     }

@@ -51,7 +51,10 @@ pub mod process_fn;
 pub mod status_store;
 pub mod step;
 
-pub use backlog::{BacklogEntries, BacklogHeader, BacklogReader, BacklogWriter, write_backlog};
+pub use backlog::{
+    BacklogEntries, BacklogHeader, BacklogReader, BacklogWriter, write_backlog,
+    write_backlog_batches,
+};
 pub use config::OverwriteConfig;
 pub use flow::{
     Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,

@@ -17,8 +17,18 @@ use tokio::io::AsyncReadExt;
 /// the file (it is recorded as failed and the flow goes on).
 #[async_trait]
 pub trait ProcessFn: Send + Sync {
-    /// Reads `input`, writes `output`.
+    /// Reads `input`, writes `output`. `input` must be treated as read-only: on the local
+    /// file system, in place, it is the file itself.
     async fn process(&self, input: &Path, output: &Path) -> Result<()>;
+
+    /// Whether the work may go on outside this process after `process` returns or after the
+    /// process is killed (an external command). Such a function is given an `output` in the
+    /// flow's private work directory, never beside the user's files, so that a command left
+    /// running by a killed run cannot leave files there. Default: false (the work ends when
+    /// the future completes or is dropped).
+    fn is_external(&self) -> bool {
+        false
+    }
 }
 
 struct Closure<F>(F);
@@ -104,12 +114,17 @@ impl CommandProcess {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
+        die_with_parent(&mut cmd);
         cmd
     }
 }
 
 #[async_trait]
 impl ProcessFn for CommandProcess {
+    fn is_external(&self) -> bool {
+        true
+    }
+
     async fn process(&self, input: &Path, output: &Path) -> Result<()> {
         let program = &self.argv[0];
         let mut child = self.command(input, output).spawn().map_err(|err| {
@@ -165,6 +180,30 @@ impl ProcessFn for CommandProcess {
         }
     }
 }
+
+/// Makes the command die with the flow's process even when that is killed (`kill -9`), so
+/// that it cannot go on writing after the run that started it.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before `exec` and only makes
+    // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the setting took effect: do not start at all.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::other("the parent process is gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut tokio::process::Command) {}
 
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))

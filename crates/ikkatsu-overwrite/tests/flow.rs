@@ -427,3 +427,137 @@ async fn a_stopped_run_resumes_from_its_backlog_position() {
         );
     }
 }
+
+/// A status store whose reports of successes fail while `failing` is set: the files are
+/// replaced but never recorded, as when the process dies between the two.
+struct LosesReports {
+    inner: Arc<dyn StatusStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl StatusStore for LosesReports {
+    async fn needs_processing(
+        &self,
+        files: Vec<ikkatsu_storage::FileInfo>,
+    ) -> ikkatsu_core::Result<Vec<ikkatsu_storage::FileInfo>> {
+        self.inner.needs_processing(files).await
+    }
+
+    async fn report_done(
+        &self,
+        source: &ikkatsu_storage::FileInfo,
+        uploaded: &ikkatsu_storage::FileInfo,
+    ) -> ikkatsu_core::Result<()> {
+        self.report_done_all(&[(source.clone(), uploaded.clone())])
+            .await
+    }
+
+    async fn report_done_all(
+        &self,
+        done: &[(ikkatsu_storage::FileInfo, ikkatsu_storage::FileInfo)],
+    ) -> ikkatsu_core::Result<()> {
+        if self.failing.load(Ordering::SeqCst) && !done.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Repository,
+                "the status store is gone",
+            ));
+        }
+        self.inner.report_done_all(done).await
+    }
+
+    async fn report_error(
+        &self,
+        file: &ikkatsu_storage::FileInfo,
+        error: &str,
+    ) -> ikkatsu_core::Result<u32> {
+        self.inner.report_error(file, error).await
+    }
+
+    async fn status(
+        &self,
+        path: &str,
+    ) -> ikkatsu_core::Result<Option<ikkatsu_overwrite::FileStatus>> {
+        self.inner.status(path).await
+    }
+
+    async fn counts(&self) -> ikkatsu_core::Result<ikkatsu_overwrite::StatusCounts> {
+        self.inner.counts().await
+    }
+
+    fn options(&self) -> &StatusStoreOptions {
+        self.inner.options()
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn clear(&self) -> ikkatsu_core::Result<()> {
+        self.inner.clear().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_replaced_but_not_recorded_are_recovered_not_transformed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let state = dir.path().join("state");
+    let names: Vec<String> = (0..60).map(|i| format!("d{}/f{i:02}.txt", i % 3)).collect();
+    for name in &names {
+        write(&root, name, "v1\n");
+    }
+    let memory = open_status_store("memory:", StatusStoreOptions::new("lost"))
+        .await
+        .unwrap();
+    let store = Arc::new(LosesReports {
+        inner: memory,
+        failing: std::sync::atomic::AtomicBool::new(true),
+    });
+    let flow = OverwriteFlow::new(
+        Storage::open(&format!("file://{}", root.display())).unwrap(),
+        store.clone(),
+        append_line(),
+        options(&state),
+    );
+    let cancel = CancellationToken::new();
+    assert_eq!(flow.scan(&cancel).await.unwrap().queued, 60);
+    let err = flow.process(&cancel, None).await.unwrap_err();
+    assert!(err.to_string().contains("gone"), "{err}");
+    let transformed = names
+        .iter()
+        .filter(|n| std::fs::read_to_string(root.join(n.as_str())).unwrap() == "v1\nprocessed\n")
+        .count();
+    assert!(transformed > 0, "the first group was replaced");
+    let journal = Journal::open(state.join("journal")).unwrap();
+    assert!(
+        journal.pending().unwrap().len() >= transformed,
+        "every replaced file is still journalled"
+    );
+
+    // The next run (the store works again) records them instead of transforming them again.
+    store.failing.store(false, Ordering::SeqCst);
+    let scan = flow.scan(&cancel).await.unwrap();
+    assert_eq!(scan.queued, 60, "nothing was recorded");
+    let summary = flow.process(&cancel, None).await.unwrap();
+    assert_eq!(summary.recovered, transformed as u64);
+    assert_eq!(summary.progress.skipped, transformed as u64);
+    assert_eq!(summary.progress.done, 60 - transformed as u64);
+    for name in &names {
+        assert_eq!(
+            std::fs::read_to_string(root.join(name.as_str())).unwrap(),
+            "v1\nprocessed\n",
+            "{name} transformed exactly once"
+        );
+    }
+    assert!(journal.pending().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(state.join("journal")).unwrap().count(), 0);
+    for d in ["d0", "d1", "d2"] {
+        assert_eq!(
+            std::fs::read_dir(root.join(d)).unwrap().count(),
+            20,
+            "no temporary file left in {d}"
+        );
+    }
+    assert_eq!(flow.scan(&cancel).await.unwrap().queued, 0, "all recorded");
+}

@@ -18,9 +18,12 @@ use crate::file_info::FileInfo;
 use crate::path::join_local;
 use crate::storage::{Storage, temp_sibling, temp_sibling_prefix};
 
-/// Blocking operations on the files of a local storage (see the [module docs](self)).
-/// Every method does file-system calls on the calling thread: from async code, call them
-/// inside `spawn_blocking`.
+/// Blocking, direct access to the files of a local storage ([`Storage::local_files`]), for
+/// callers that do many small file operations on their own threads. Paths are relative and
+/// checked as everywhere; replacements are written beside the file under the hidden
+/// temporary names of [`Storage::write_if_unchanged`], compared and renamed. Every method
+/// does file-system calls on the calling thread: from async code, call them inside
+/// `spawn_blocking`.
 #[derive(Debug, Clone)]
 pub struct LocalFiles {
     root: PathBuf,
@@ -100,7 +103,7 @@ impl LocalFiles {
         replacements: &[Replacement],
         durable: bool,
     ) -> Result<Vec<Result<FileInfo>>> {
-        let news = self.flush_new_contents(replacements, durable)?;
+        let news = self.flush_new_contents(replacements, durable, &[])?;
         Ok(replacements
             .iter()
             .zip(news)
@@ -110,10 +113,11 @@ impl LocalFiles {
 
     /// The first half of [`LocalFiles::replace_all_if_unchanged`]: what each new content
     /// will be once it has replaced its file (its size and modification time: a rename
-    /// keeps them), and with `durable`, the new contents flushed to disk, all at once: on
-    /// Linux one `syncfs` per file system holding them, elsewhere one `fdatasync` per file.
-    /// Then a crash can never leave a replaced file with content that never reached the
-    /// disk.
+    /// keeps them), and with `durable`, the new contents flushed to disk, all at once, with
+    /// the files of `also` (other files the caller needs durable at the same time, for
+    /// example a journal, with their directory entries): on Linux one `syncfs` per file
+    /// system holding some of them, elsewhere one `fdatasync` per file. Then a crash can
+    /// never leave a replaced file with content that never reached the disk.
     ///
     /// A new content that is missing or not a regular file is an `Err` in its place (and is
     /// not removed). The error of the whole call is a failure to flush.
@@ -121,6 +125,7 @@ impl LocalFiles {
         &self,
         replacements: &[Replacement],
         durable: bool,
+        also: &[&Path],
     ) -> Result<Vec<Result<FileInfo>>> {
         let metas: Vec<Result<std::fs::Metadata>> = replacements
             .iter()
@@ -157,7 +162,7 @@ impl LocalFiles {
                 .zip(&metas)
                 .filter_map(|(r, m)| m.as_ref().ok().map(|m| (r.new.as_path(), m)))
                 .collect();
-            sync_files(&written).map_err(|e| {
+            sync_files(&written, also).map_err(|e| {
                 Error::io(
                     format!("storage {}: flushing new file contents to disk", self.url),
                     e,
@@ -302,19 +307,26 @@ pub(crate) fn local_file_info(path: String, meta: &std::fs::Metadata) -> FileInf
     info
 }
 
-/// Flushes the contents of the freshly written `files` to disk.
+/// Flushes the contents of the freshly written `files`, and the files of `also` with their
+/// directory entries, to disk.
 #[cfg(target_os = "linux")]
-fn sync_files(files: &[(&Path, &std::fs::Metadata)]) -> std::io::Result<()> {
+fn sync_files(files: &[(&Path, &std::fs::Metadata)], also: &[&Path]) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::io::AsRawFd;
 
-    if std::env::var("IKKATSU_FLUSH").as_deref() == Ok("fdatasync") {
-        return sync_each(files);
-    }
     // One syncfs per file system holding some of them: it waits for every dirty page and
-    // inode of that file system, ours included, in one journal commit.
+    // inode of that file system, ours included, in one journal commit. (One fdatasync per
+    // file, even from many threads at once, costs about twice the system time.)
     let mut devices = BTreeSet::new();
-    for (path, meta) in files {
+    let mut others = Vec::with_capacity(also.len());
+    for path in also {
+        others.push((*path, std::fs::metadata(path)?));
+    }
+    let all = files
+        .iter()
+        .map(|(path, meta)| (*path, *meta))
+        .chain(others.iter().map(|(path, meta)| (*path, meta)));
+    for (path, meta) in all {
         if devices.insert(meta.dev()) {
             let file = std::fs::File::open(path)?;
             // SAFETY: `file` is an open descriptor for the duration of the call.
@@ -326,14 +338,27 @@ fn sync_files(files: &[(&Path, &std::fs::Metadata)]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Flushes the contents of the freshly written `files` to disk.
+/// Flushes the contents of the freshly written `files`, and the files of `also` with their
+/// directory entries, to disk.
 #[cfg(not(target_os = "linux"))]
-fn sync_files(files: &[(&Path, &std::fs::Metadata)]) -> std::io::Result<()> {
-    sync_each(files)
+fn sync_files(files: &[(&Path, &std::fs::Metadata)], also: &[&Path]) -> std::io::Result<()> {
+    sync_each(files)?;
+    for path in also {
+        if std::fs::metadata(path)?.is_dir() {
+            // Directories can be synced on Unix only; elsewhere their entries are durable
+            // with the files.
+            #[cfg(unix)]
+            std::fs::File::open(path)?.sync_all()?;
+        } else {
+            std::fs::File::open(path)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// `fdatasync` of each file, from several threads at once: the file system commits the
 /// flushes that arrive together in one journal transaction.
+#[cfg(not(target_os = "linux"))]
 fn sync_each(files: &[(&Path, &std::fs::Metadata)]) -> std::io::Result<()> {
     const THREADS: usize = 16;
     if files.is_empty() {

@@ -43,6 +43,7 @@ macro_rules! status_store_behaviours {
             order_is_kept,
             paths_are_exact,
             large_batch,
+            done_in_groups,
             persists_across_reopen
         );
     };
@@ -61,6 +62,7 @@ pub async fn run_all(factory: &dyn StatusStoreFactory) {
     order_is_kept(factory).await;
     paths_are_exact(factory).await;
     large_batch(factory).await;
+    done_in_groups(factory).await;
     persists_across_reopen(factory).await;
 }
 
@@ -100,6 +102,13 @@ async fn error(store: &Arc<dyn StatusStore>, file: &FileInfo, text: &str) -> u32
         .report_error(file, text)
         .await
         .unwrap_or_else(|err| panic!("report_error on {}: {err}", store.describe()))
+}
+
+async fn empty(store: &Arc<dyn StatusStore>) -> bool {
+    store
+        .is_empty()
+        .await
+        .unwrap_or_else(|err| panic!("is_empty on {}: {err}", store.describe()))
 }
 
 async fn counts(store: &Arc<dyn StatusStore>) -> StatusCounts {
@@ -412,6 +421,54 @@ pub async fn large_batch(factory: &dyn StatusStoreFactory) {
         StatusCounts {
             done: 100,
             failed: 10
+        }
+    );
+}
+
+/// `report_done_all` records a group of successes as `report_done` records each: errors
+/// cleared, the uploaded file skipped afterwards; an empty group changes nothing.
+/// `is_empty` is true only for a namespace without records.
+pub async fn done_in_groups(factory: &dyn StatusStoreFactory) {
+    let store = factory.open("groups", 2).await;
+    assert!(empty(&store).await, "a new namespace is empty");
+    let failed = file("g/failed.txt", 1, 0);
+    error(&store, &failed, "once").await;
+    assert!(!empty(&store).await, "a failure is a record");
+    assert!(
+        empty(&factory.open("groups-other", 2).await).await,
+        "other namespaces do not count"
+    );
+    let group: Vec<(FileInfo, FileInfo)> = (0..300u64)
+        .map(|i| {
+            let path = format!("g/{i:03}.txt");
+            (file(&path, i, 0), file(&path, i + 1, 60))
+        })
+        .chain([(failed.clone(), file("g/failed.txt", 2, 60))])
+        .collect();
+    store
+        .report_done_all(&[])
+        .await
+        .unwrap_or_else(|err| panic!("report_done_all on {}: {err}", store.describe()));
+    assert_eq!(counts(&store).await, StatusCounts { done: 0, failed: 1 });
+    store
+        .report_done_all(&group)
+        .await
+        .unwrap_or_else(|err| panic!("report_done_all on {}: {err}", store.describe()));
+    let uploaded: Vec<FileInfo> = group.iter().map(|(_, u)| u.clone()).collect();
+    let sources: Vec<FileInfo> = group.iter().map(|(s, _)| s.clone()).collect();
+    assert_eq!(needs(&store, &uploaded).await, Vec::<FileInfo>::new());
+    assert_eq!(needs(&store, &sources).await, sources);
+    let status = store.status("g/failed.txt").await.ok().flatten();
+    let status =
+        status.unwrap_or_else(|| panic!("no status for g/failed.txt on {}", store.describe()));
+    assert_eq!(status.state, FileState::Done);
+    assert_eq!(status.error_count, 0);
+    assert_eq!(status.last_error, None);
+    assert_eq!(
+        counts(&store).await,
+        StatusCounts {
+            done: 301,
+            failed: 0
         }
     );
 }

@@ -21,7 +21,8 @@ const TABLE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ikkats
 /// path): persistent, transactional, no server. One process at a time may open the file.
 ///
 /// Every call is one transaction: a batch of [`StatusStore::needs_processing`] is one read
-/// transaction, each report one durable write transaction.
+/// transaction, each report (and each group of [`StatusStore::report_done_all`]) one durable
+/// write transaction.
 #[derive(Clone)]
 pub struct EmbeddedStatusStore {
     db: Arc<Database>,
@@ -194,6 +195,60 @@ impl StatusStore for EmbeddedStatusStore {
         })
         .await
         .map(drop)
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        let db = Arc::clone(&self.db);
+        let describe = self.describe.clone();
+        let namespace = self.options.namespace.clone();
+        blocking(&self.describe, move || {
+            let fail = |err: redb::Error| store_error(&describe, "reading records", err, false);
+            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+            let mut range = table
+                .range((namespace.as_str(), "")..)
+                .map_err(|e| fail(e.into()))?;
+            match range.next() {
+                Some(entry) => {
+                    let (key, _) = entry.map_err(|e| fail(e.into()))?;
+                    Ok(key.value().0 != namespace)
+                }
+                None => Ok(true),
+            }
+        })
+        .await
+    }
+
+    async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let mut records = Vec::with_capacity(done.len());
+        for (source, uploaded) in done {
+            records.push((
+                source.path.clone(),
+                encode_status(&FileStatus::done(uploaded, now))?,
+            ));
+        }
+        let db = Arc::clone(&self.db);
+        let describe = self.describe.clone();
+        let namespace = self.options.namespace.clone();
+        blocking(&self.describe, move || {
+            let fail = |err: redb::Error| store_error(&describe, "recording successes", err, false);
+            let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+                for (path, bytes) in &records {
+                    table
+                        .insert((namespace.as_str(), path.as_str()), bytes.as_slice())
+                        .map_err(|e| fail(e.into()))?;
+                }
+            }
+            txn.commit().map_err(|e| fail(e.into()))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {

@@ -72,6 +72,23 @@ impl StatusStore for MemoryStatusStore {
         Ok(())
     }
 
+    async fn is_empty(&self) -> Result<bool> {
+        Ok(self
+            .lock()
+            .get(&self.options.namespace)
+            .is_none_or(HashMap::is_empty))
+    }
+
+    async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
+        let now = Utc::now();
+        let mut records = self.lock();
+        let namespace = records.entry(self.options.namespace.clone()).or_default();
+        for (source, uploaded) in done {
+            namespace.insert(source.path.clone(), FileStatus::done(uploaded, now));
+        }
+        Ok(())
+    }
+
     async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {
         let mut records = self.lock();
         let namespace = records.entry(self.options.namespace.clone()).or_default();

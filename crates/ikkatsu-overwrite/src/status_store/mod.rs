@@ -241,6 +241,16 @@ pub trait StatusStore: Send + Sync {
     /// the upload: what the next walk will see). Clears the error count.
     async fn report_done(&self, source: &FileInfo, uploaded: &FileInfo) -> Result<()>;
 
+    /// Records several successes, each `(source, uploaded)` as [`StatusStore::report_done`]
+    /// would, and is as durable on return. Backends that can record them in one transaction
+    /// (or one round trip) do: the overwrite flow reports its files in groups.
+    async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
+        for (source, uploaded) in done {
+            self.report_done(source, uploaded).await?;
+        }
+        Ok(())
+    }
+
     /// Records a failure of `file` with its message; returns the number of failures since
     /// the last success, this one included.
     async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32>;
@@ -250,6 +260,13 @@ pub trait StatusStore: Send + Sync {
 
     /// How many files of this namespace are done and failed.
     async fn counts(&self) -> Result<StatusCounts>;
+
+    /// Whether this namespace has no record at all (a flow's first run): then every file
+    /// needs processing whatever its size and time, and the scan need not read them.
+    /// Backends answer without counting every record.
+    async fn is_empty(&self) -> Result<bool> {
+        Ok(self.counts().await? == StatusCounts::default())
+    }
 
     /// The options the store was opened with.
     fn options(&self) -> &StatusStoreOptions;

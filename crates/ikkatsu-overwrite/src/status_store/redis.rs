@@ -218,6 +218,50 @@ impl StatusStore for RedisStatusStore {
             .map_err(|err| self.error(&format!("recording the success of `{}`", source.path), err))
     }
 
+    async fn is_empty(&self) -> Result<bool> {
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan_page(cursor).await?;
+            if !keys.is_empty() {
+                return Ok(false);
+            }
+            if next == 0 {
+                return Ok(true);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now().to_rfc3339();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (source, uploaded) in done {
+            let key = self.key(&source.path);
+            pipe.cmd("DEL")
+                .arg(&key)
+                .ignore()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("state")
+                .arg(FileState::Done.as_str())
+                .arg("uploaded")
+                .arg(to_json(uploaded)?)
+                .arg("errors")
+                .arg(0)
+                .arg("updated")
+                .arg(&now)
+                .ignore();
+        }
+        let mut connection = self.connection.clone();
+        pipe.query_async::<()>(&mut connection)
+            .await
+            .map_err(|err| self.error(&format!("recording {} successes", done.len()), err))
+    }
+
     async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {
         let key = self.key(&file.path);
         let mut pipe = redis::pipe();

@@ -394,6 +394,87 @@ impl StatusStore for SqlStatusStore {
         Ok(())
     }
 
+    async fn is_empty(&self) -> Result<bool> {
+        let namespace = self.options.namespace.as_str();
+        let what = "reading records";
+        let found: Option<i32> = match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar("SELECT 1 FROM ikkatsu_file_status WHERE namespace = $1 LIMIT 1")
+                    .bind(namespace)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|err| self.error(what, err))?
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) => {
+                sqlx::query_scalar("SELECT 1 FROM ikkatsu_file_status WHERE namespace = ? LIMIT 1")
+                    .bind(namespace.as_bytes())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|err| self.error(what, err))?
+            }
+        };
+        Ok(found.is_none())
+    }
+
+    async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let namespace = self.options.namespace.as_str();
+        let now = Utc::now();
+        let what = || format!("recording {} successes", done.len());
+        let mut encoded = Vec::with_capacity(done.len());
+        for (source, uploaded) in done {
+            encoded.push((source.path.as_str(), encode_info(uploaded)?));
+        }
+        // One transaction: one commit (one flush of the server's log) for the group.
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(|err| self.error(&what(), err))?;
+                for (path, uploaded) in &encoded {
+                    sqlx::query(
+                        "INSERT INTO ikkatsu_file_status (namespace, path, state, uploaded, failed, error_count, last_error, updated_at) \
+                         VALUES ($1, $2, 'done', $3, NULL, 0, NULL, $4) \
+                         ON CONFLICT (namespace, path) DO UPDATE SET state = 'done', uploaded = EXCLUDED.uploaded, \
+                         failed = NULL, error_count = 0, last_error = NULL, updated_at = EXCLUDED.updated_at",
+                    )
+                    .bind(namespace)
+                    .bind(*path)
+                    .bind(uploaded)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| self.error(&what(), err))?;
+                }
+                tx.commit().await.map_err(|err| self.error(&what(), err))?;
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) => {
+                let mut tx = pool.begin().await.map_err(|err| self.error(&what(), err))?;
+                for (path, uploaded) in &encoded {
+                    sqlx::query(
+                        "INSERT INTO ikkatsu_file_status (namespace, path, state, uploaded, failed, error_count, last_error, updated_at) \
+                         VALUES (?, ?, 'done', ?, NULL, 0, NULL, ?) \
+                         ON DUPLICATE KEY UPDATE state = 'done', uploaded = VALUES(uploaded), failed = NULL, \
+                         error_count = 0, last_error = NULL, updated_at = VALUES(updated_at)",
+                    )
+                    .bind(namespace.as_bytes())
+                    .bind(path.as_bytes())
+                    .bind(uploaded)
+                    .bind(now.naive_utc())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| self.error(&what(), err))?;
+                }
+                tx.commit().await.map_err(|err| self.error(&what(), err))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {
         let namespace = self.options.namespace.as_str();
         let failed = encode_info(file)?;
