@@ -618,6 +618,12 @@ impl Ctx {
                         if let Err(err) = validate_relative_path(&file.path) {
                             return Checked::Fail(file, err.report());
                         }
+                        // A backlog entry from a listing (with a time or an etag) is
+                        // recent enough to decide here: the download stats the file again,
+                        // and a file changed since is looked up again as it was downloaded.
+                        if file.modified.is_some() || file.etag.is_some() {
+                            return Checked::Process(file);
+                        }
                         let path = file.path.clone();
                         match self
                             .retry

@@ -301,11 +301,17 @@ impl Storage {
         if self.inner.stat_before_read {
             self.stat(path).await?;
         }
-        self.open_reader(path).await
+        self.open_reader(path, None).await
     }
 
-    /// The stream of [`Storage::reader`], without the stat some backends need first.
-    async fn open_reader(&self, path: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+    /// The stream of [`Storage::reader`], without the stat some backends need first. With
+    /// the `size` known, the read asks for exactly that range: without it, the backend
+    /// layer has to stat the file first to learn its end.
+    async fn open_reader(
+        &self,
+        path: &str,
+        size: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
         let path = path.to_string();
         let reader = self.inner.op.reader_with(&path);
         // Local files are read in chunks; a remote file is one streamed request (a ranged
@@ -316,10 +322,11 @@ impl Storage {
             reader
         };
         let reader = reader.await.map_err(|e| self.err(e, "read", &path))?;
-        let stream = reader
-            .into_bytes_stream(..)
-            .await
-            .map_err(|e| self.err(e, "read", &path))?;
+        let stream = match size {
+            Some(size) => reader.into_bytes_stream(0..size).await,
+            None => reader.into_bytes_stream(..).await,
+        }
+        .map_err(|e| self.err(e, "read", &path))?;
         let url = self.inner.url.clone();
         Ok(stream
             .map_err(move |e| Error::io(format!("storage {url}: read {path:?}"), e))
@@ -332,10 +339,15 @@ impl Storage {
     pub async fn download(&self, path: &str, local: &Path) -> Result<FileInfo> {
         let started = Instant::now();
         let info = self.stat(path).await?;
-        let mut stream = self.open_reader(path).await?;
         let mut file = tokio::fs::File::create(local)
             .await
             .map_err(|e| Error::io(local.display(), e))?;
+        // The content as of the stat: its size bounds the read (an empty file needs none).
+        let mut stream = if info.size == 0 {
+            futures::stream::empty().boxed()
+        } else {
+            self.open_reader(path, Some(info.size)).await?
+        };
         while let Some(chunk) = stream.next().await {
             file.write_all(&chunk?)
                 .await

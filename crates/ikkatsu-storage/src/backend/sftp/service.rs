@@ -37,6 +37,8 @@ use crate::error::{AUTH_MARK, HOST_KEY_MARK};
 /// The scheme OpenDAL reports for this service.
 const SFTP_SCHEME: &str = "sftp";
 
+/// A pooled connection idle for longer than this is checked before it is handed out.
+const RECHECK_IDLE: Duration = Duration::from_secs(10);
 /// How long an SSH master connection outlives its last session.
 const IDLE_MASTER: std::num::NonZeroUsize = std::num::NonZeroUsize::new(30).unwrap();
 
@@ -134,6 +136,12 @@ impl Debug for SftpCore {
 }
 
 impl SftpCore {
+    /// `path` (relative to the root) as the server sees it. Nothing is resolved on the
+    /// server: a relative root is relative to the login directory there, as for `cd`.
+    fn server_path(&self, path: &str) -> PathBuf {
+        Path::new(&self.root).join(path.trim_start_matches('/'))
+    }
+
     async fn connect(&self) -> Result<bounded::Object<Manager>> {
         tokio::select! {
             _ = tokio::time::sleep(self.pool_timeout) => Err(Error::new(
@@ -220,12 +228,17 @@ impl ManageObject for Manager {
         Ok(sftp)
     }
 
-    // The connection is alive when the root can be read.
+    // A connection used in the last seconds is handed out as it is (an operation that finds
+    // it broken drops it from the pool, see `settle`); one idle for longer is alive when the
+    // root can be read.
     async fn is_recyclable(
         &self,
         o: &mut Self::Object,
-        _: &ObjectStatus,
+        status: &ObjectStatus,
     ) -> Result<(), Self::Error> {
+        if status.last_used().elapsed() < RECHECK_IDLE {
+            return Ok(());
+        }
         match o.fs().metadata(&self.settings.root).await {
             Ok(_) => Ok(()),
             Err(e) => Err(parse_sftp_error(e)),
@@ -284,8 +297,8 @@ impl Service for SftpBackend {
         fs.set_cwd(&self.core.root);
         // `/` is the root itself, not the server's root directory.
         let path = if path == "/" { "." } else { path };
-        let meta = to_metadata(fs.metadata(path).await.map_err(parse_sftp_error)?)?;
-        Ok(RpStat::new(meta))
+        let meta = fs.metadata(path).await;
+        Ok(RpStat::new(to_metadata(settle(client, meta)?)?))
     }
 
     fn read(&self, _ctx: &OperationContext, path: &str, _args: OpRead) -> Result<Self::Reader> {
@@ -375,11 +388,16 @@ impl Service for SftpBackend {
         let client = self.core.connect().await?;
         let mut fs = client.fs();
         fs.set_cwd(&self.core.root);
-        if let Some((dir, _)) = to.rsplit_once('/') {
+        // posix-rename@openssh.com when the server has it: atomic, replaces the target. The
+        // target's directory is created only when the rename says it is missing.
+        let mut renamed = fs.rename(from, to).await;
+        if let (Err(e), Some((dir, _))) = (&renamed, to.rsplit_once('/'))
+            && is_not_found(e)
+        {
             self.create_dir(ctx, dir, OpCreateDir::default()).await?;
+            renamed = fs.rename(from, to).await;
         }
-        // posix-rename@openssh.com when the server has it: atomic, replaces the target.
-        fs.rename(from, to).await.map_err(parse_sftp_error)?;
+        settle(client, renamed)?;
         Ok(RpRename::default())
     }
 
@@ -405,16 +423,11 @@ pub(crate) struct SftpReader {
 impl oio::StreamRead for SftpReader {
     async fn open(&self, range: BytesRange) -> Result<(RpRead, Box<dyn oio::ReadStreamDyn>)> {
         let client = self.backend.core.connect().await?;
-        let mut fs = client.fs();
-        fs.set_cwd(&self.backend.core.root);
-        let path = fs
-            .canonicalize(&self.path)
-            .await
-            .map_err(parse_sftp_error)?;
-        let mut file = client
-            .open(path.as_path())
-            .await
-            .map_err(parse_sftp_error)?;
+        let opened = client.open(self.backend.core.server_path(&self.path)).await;
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(e) => return Err(broken(client, e)),
+        };
         if range.offset() != 0 {
             file.seek(SeekFrom::Start(range.offset()))
                 .await
@@ -483,18 +496,10 @@ pub(crate) struct SftpLazyWriter {
 impl SftpLazyWriter {
     async fn inner(&mut self) -> Result<&mut SftpWriter> {
         if self.inner.is_none() {
-            if let Some((dir, _)) = self.path.rsplit_once('/') {
-                self.backend
-                    .create_dir(&self.ctx, dir, OpCreateDir::default())
-                    .await?;
-            }
             let client = self.backend.core.connect().await?;
             let mut fs = client.fs();
             fs.set_cwd(&self.backend.core.root);
-            let path = fs
-                .canonicalize(&self.path)
-                .await
-                .map_err(parse_sftp_error)?;
+            let path = self.backend.core.server_path(&self.path);
             let mut option = client.options();
             if self.op.if_not_exists() {
                 option.create_new(true);
@@ -506,7 +511,17 @@ impl SftpLazyWriter {
             } else {
                 option.write(true).truncate(true);
             }
-            let file = match option.open(&path).await {
+            let mut opened = option.open(&path).await;
+            // The file's directory is created only when the open says it is missing.
+            if let (Err(e), Some((dir, _))) = (&opened, self.path.rsplit_once('/'))
+                && is_not_found(e)
+            {
+                self.backend
+                    .create_dir(&self.ctx, dir, OpCreateDir::default())
+                    .await?;
+                opened = option.open(&path).await;
+            }
+            let file = match opened {
                 Ok(f) => f,
                 Err(e) if self.op.if_not_exists() && is_sftp_failure(&e) => {
                     if fs.metadata(&path).await.is_ok() {
@@ -518,7 +533,7 @@ impl SftpLazyWriter {
                     }
                     return Err(parse_sftp_error(e));
                 }
-                Err(e) => return Err(parse_sftp_error(e)),
+                Err(e) => return Err(broken(client, e)),
             };
             self.inner = Some(SftpWriter {
                 file: Box::pin(TokioCompatFile::new(file)),
@@ -685,6 +700,23 @@ impl oio::OneShotDelete for SftpDeleter {
             Err(e) => Err(parse_sftp_error(e)),
         }
     }
+}
+
+/// `result` as an OpenDAL result; see [`broken`].
+fn settle<T>(
+    client: bounded::Object<Manager>,
+    result: std::result::Result<T, SftpClientError>,
+) -> Result<T> {
+    result.map_err(|e| broken(client, e))
+}
+
+/// `e` as an OpenDAL error. An error that is not the server's answer means the connection
+/// broke: `client` is dropped from the pool, so that the next operation gets a new one.
+fn broken(client: bounded::Object<Manager>, e: SftpClientError) -> Error {
+    if !is_sftp_protocol_error(&e) {
+        drop(client.detach());
+    }
+    parse_sftp_error(e)
 }
 
 fn parse_sftp_error(e: SftpClientError) -> Error {
