@@ -124,7 +124,7 @@ impl<T> Clone for Factories<T> {
 /// registry.register_reader("numbers", |props, _ctx| {
 ///     let count = props.get("count").and_then(|n| n.as_u64()).unwrap_or(3);
 ///     let items: Vec<Record> = (1..=count)
-///         .map(|n| serde_json::json!({ "n": n }).as_object().cloned().unwrap_or_default())
+///         .map(|n| Record::from_iter([("n".to_string(), serde_json::json!(n))]))
 ///         .collect();
 ///     Ok(Box::new(VecItemReader::new(items)))
 /// });

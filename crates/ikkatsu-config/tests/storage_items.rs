@@ -125,7 +125,7 @@ async fn a_yaml_job_reads_csv_objects_writes_parquet_parts_and_restarts() {
     reader.open(&ExecutionContext::new()).await.unwrap();
     let mut rows = Vec::new();
     reader.read_chunk(100, &mut rows).await.unwrap();
-    let rows: Vec<serde_json::Value> = rows.into_iter().map(serde_json::Value::Object).collect();
+    let rows: Vec<serde_json::Value> = rows.into_iter().map(serde_json::Value::from).collect();
     assert_eq!(
         rows,
         [

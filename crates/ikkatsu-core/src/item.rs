@@ -6,9 +6,7 @@ use async_trait::async_trait;
 use crate::context::ExecutionContext;
 use crate::error::Result;
 
-/// The item type of jobs defined in YAML: an ordered map of field names to JSON values
-/// (a CSV row, a JSON Lines object, ...).
-pub type Record = serde_json::Map<String, serde_json::Value>;
+pub use crate::record::Record;
 
 /// A resource with a lifecycle tied to the step: opened with the saved context (to resume
 /// where the last committed chunk left off), asked to save its position after every chunk,

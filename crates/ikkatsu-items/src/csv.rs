@@ -12,7 +12,8 @@
 //! The readers read a chunk's rows in one [`ItemReader::read_chunk`] call, into one reused
 //! row buffer; the writers build every row in one reused buffer. A [`CsvRow`] costs one
 //! allocation (two beyond 16 fields), a typed item what `T` itself owns, a [`Record`] two
-//! per field plus its map.
+//! (the row's text and its value slots; all records of a file share their field names, and
+//! a field becomes a JSON value only when it is read by reference or changed).
 
 use std::fs::File;
 use std::io::Seek;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use ikkatsu_core::record::Fields;
 use ikkatsu_core::{
     Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, ItemWriter, Record, Result,
 };
@@ -374,8 +376,8 @@ impl CsvSource {
 pub struct CsvItemReader {
     source: CsvSource,
     row: csv::StringRecord,
-    /// The record keys by column index (the column names, then `columnN`), made once.
-    keys: Vec<String>,
+    /// The record fields shared by every row, made once per file.
+    layout: RecordLayout,
 }
 
 impl CsvItemReader {
@@ -384,7 +386,7 @@ impl CsvItemReader {
         Ok(CsvItemReader {
             source: CsvSource::new(config)?,
             row: csv::StringRecord::new(),
-            keys: Vec::new(),
+            layout: RecordLayout::default(),
         })
     }
 
@@ -399,12 +401,106 @@ impl CsvItemReader {
         if !self.source.read_row(&mut self.row)? {
             return Ok(None);
         }
-        extend_keys(&mut self.keys, self.source.names.as_deref(), self.row.len());
-        let mut record = Record::with_capacity(self.row.len());
-        for (key, field) in self.keys.iter().zip(self.row.iter()) {
-            record.insert(key.clone(), Value::String(field.to_owned()));
+        self.layout
+            .ensure(self.source.names.as_deref(), self.row.len());
+        let row = &self.row;
+        let ranges = (0..row.len()).map_while(|index| row.range(index));
+        match self
+            .layout
+            .record_from_text(row.as_slice().to_owned(), ranges)
+        {
+            Some(record) => Ok(Some(record)),
+            None => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!(
+                    "{}:{}: the CSV row's fields are not where the parser put them",
+                    self.source.path().display(),
+                    row.position().map_or(0, csv::Position::line)
+                ),
+            )),
         }
-        Ok(Some(record))
+    }
+}
+
+/// The [`Fields`] of the records made from a file's rows, shared by all of them, and the
+/// slot of every column (columns of the same name share the slot of the first one: the last
+/// of them wins, as when inserting the fields one by one).
+#[derive(Default)]
+pub(crate) struct RecordLayout {
+    /// The record key of every column (the column names, then `columnN`).
+    keys: Vec<String>,
+    fields: Option<Arc<Fields>>,
+    /// The slot of every column in `fields`.
+    slots: Vec<usize>,
+    /// Whether column `i` is slot `i` for every column (no repeated names).
+    identity: bool,
+}
+
+impl RecordLayout {
+    /// Makes the layout cover rows of `len` fields, with the column names `names`.
+    pub(crate) fn ensure(&mut self, names: Option<&[String]>, len: usize) {
+        if self.fields.is_some() && self.keys.len() >= len {
+            return;
+        }
+        extend_keys(&mut self.keys, names, len);
+        let mut unique: Vec<&str> = Vec::with_capacity(self.keys.len());
+        self.slots.clear();
+        for key in &self.keys {
+            let slot = match unique.iter().position(|name| *name == key.as_str()) {
+                Some(slot) => slot,
+                None => {
+                    unique.push(key);
+                    unique.len() - 1
+                }
+            };
+            self.slots.push(slot);
+        }
+        self.identity = unique.len() == self.keys.len();
+        self.fields = Some(Fields::new(unique));
+    }
+
+    /// Forgets the layout (a new file may have other columns).
+    pub(crate) fn clear(&mut self) {
+        self.keys.clear();
+        self.fields = None;
+        self.slots.clear();
+    }
+
+    /// The record of a row of `row_len` fields (at most as many as
+    /// [`ensure`](Self::ensure) was given).
+    pub(crate) fn record(&self, row_len: usize, row: impl Iterator<Item = String>) -> Record {
+        let fields = match &self.fields {
+            Some(fields) => Arc::clone(fields),
+            None => Fields::empty(),
+        };
+        let len = fields.len();
+        let values: Vec<Option<Value>> = if self.identity && row_len == len {
+            row.map(|field| Some(Value::String(field))).collect()
+        } else {
+            let mut values = vec![None; len];
+            for (slot, field) in self.slots.iter().zip(row) {
+                values[*slot] = Some(Value::String(field));
+            }
+            values
+        };
+        // `values` has one slot per field by construction.
+        Record::from_values(fields, values).unwrap_or_default()
+    }
+
+    /// The record of a row whose fields are `text[range]` for each range (at most as many
+    /// as [`ensure`](Self::ensure) was given): the strings stay in `text` (see
+    /// [`Record::from_text`]). `None` when a range is not within `text` on character
+    /// boundaries.
+    pub(crate) fn record_from_text(
+        &self,
+        text: String,
+        ranges: impl Iterator<Item = std::ops::Range<usize>>,
+    ) -> Option<Record> {
+        let fields = match &self.fields {
+            Some(fields) => Arc::clone(fields),
+            None => Fields::empty(),
+        };
+        Record::from_text(fields, text, self.slots.iter().copied().zip(ranges))
     }
 }
 
@@ -422,7 +518,7 @@ fn extend_keys(keys: &mut Vec<String>, names: Option<&[String]>, len: usize) {
 #[async_trait]
 impl ItemStream for CsvItemReader {
     async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
-        self.keys.clear();
+        self.layout.clear();
         self.source.open(context)
     }
 
@@ -690,6 +786,9 @@ pub struct CsvItemWriter {
     row: csv::ByteRecord,
     /// The JSON text of a non-string value, reused.
     text: Vec<u8>,
+    /// The fields of the last record written and the slot of every column in them (`None`:
+    /// not a field), reused while records share those fields.
+    slots: Option<(Arc<Fields>, Vec<Option<usize>>)>,
 }
 
 impl CsvItemWriter {
@@ -701,6 +800,7 @@ impl CsvItemWriter {
             columns,
             row: csv::ByteRecord::new(),
             text: Vec::new(),
+            slots: None,
         })
     }
 
@@ -771,15 +871,23 @@ impl ItemWriter<Record> for CsvItemWriter {
         let mut result = Ok(());
         for item in items {
             self.row.clear();
-            // Records usually hold the columns in column order: take the values in map
-            // order while the keys match, and look a column up only when they do not.
-            let mut entries = item.iter();
-            for column in columns {
-                let value = match entries.next() {
-                    Some((key, value)) if key == column => Some(value),
-                    _ => item.get(column),
-                };
-                match value {
+            // Records of one file share their fields: the column → slot mapping is made
+            // once per distinct fields, not once per record.
+            let slots = match &self.slots {
+                Some((fields, slots)) if Arc::ptr_eq(fields, item.fields()) => slots,
+                _ => {
+                    let fields = item.fields();
+                    let slots = columns.iter().map(|column| fields.position(column));
+                    &self.slots.insert((Arc::clone(fields), slots.collect())).1
+                }
+            };
+            for slot in slots {
+                // A string still in the record's text is written from there.
+                if let Some(text) = slot.and_then(|slot| item.str_at(slot)) {
+                    self.row.push_field(text.as_bytes());
+                    continue;
+                }
+                match slot.and_then(|slot| item.get_at(slot)) {
                     None | Some(Value::Null) => self.row.push_field(b""),
                     Some(Value::String(text)) => self.row.push_field(text.as_bytes()),
                     Some(other) => {
@@ -866,8 +974,9 @@ impl<T: Serialize + Sync> ItemWriter<T> for TypedCsvItemWriter<T> {
 /// shared by all rows of a file (an [`Arc`]). What [`CsvRowItemReader`] reads and
 /// [`CsvRowItemWriter`] writes.
 ///
-/// Cheaper than a [`Record`] (one allocation per row, two beyond 16 fields, instead of two
-/// per field plus a hash map) and needs no type of its own like [`TypedCsvItemReader`].
+/// A little cheaper than a [`Record`] (one allocation per row, two beyond 16 fields, instead
+/// of two plus one per field read as a JSON value) and needs no type of its own like
+/// [`TypedCsvItemReader`].
 /// Fields are read by column name or index, and replaced in place.
 ///
 /// ```
@@ -1091,16 +1200,43 @@ impl CsvRow {
 
     /// The row as a [`Record`] (what [`CsvItemReader`] would have read): string values
     /// keyed by column name, fields without a name keyed `column1`, `column2`, ...
+    ///
+    /// Rows sharing their headers (all rows of a file) share the record's [`Fields`] too
+    /// (the layout of the last headers seen is cached per thread).
     pub fn to_record(&self) -> Record {
-        let mut record = Record::with_capacity(self.len());
-        for (index, field) in self.iter().enumerate() {
-            let key = match self.headers.get(index) {
-                Some(name) => name.clone(),
-                None => format!("column{}", index + 1),
-            };
-            record.insert(key, Value::String(field.to_owned()));
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(std::sync::Weak<[String]>, RecordLayout)>> =
+                const { std::cell::RefCell::new(None) };
         }
-        record
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            let cached = matches!(
+                &*last,
+                Some((headers, _)) if std::ptr::eq(headers.as_ptr(), Arc::as_ptr(&self.headers))
+            );
+            if !cached {
+                *last = Some((Arc::downgrade(&self.headers), RecordLayout::default()));
+            }
+            match last.as_mut() {
+                Some((_, layout)) => {
+                    layout.ensure(Some(&self.headers), self.len());
+                    let mut start = 0;
+                    let ranges = self.ends.iter().map(|end| {
+                        let range = start..end;
+                        start = end;
+                        range
+                    });
+                    // The ends are character boundaries of `data` (checked when the row was
+                    // made); the fallback copies the fields one by one.
+                    layout
+                        .record_from_text(self.data.clone(), ranges)
+                        .unwrap_or_else(|| {
+                            layout.record(self.len(), self.iter().map(str::to_owned))
+                        })
+                }
+                None => Record::new(),
+            }
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! the next line, writers save the number of bytes written and flushed; a restarted writer
 //! truncates the file to that size and continues.
 
+use std::any::{Any, TypeId};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use ikkatsu_core::record::SharedFields;
 use ikkatsu_core::{
     Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, ItemWriter, Record, Result,
 };
@@ -80,6 +82,8 @@ pub struct TypedJsonLinesItemReader<T> {
     offset: u64,
     /// Number of lines consumed.
     line: u64,
+    /// The fields of the records read so far (when `T` is [`Record`]).
+    fields: SharedFields,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -93,6 +97,7 @@ impl<T> TypedJsonLinesItemReader<T> {
             buffer: Vec::with_capacity(1024),
             offset: 0,
             line: 0,
+            fields: SharedFields::new(),
             _item: PhantomData,
         })
     }
@@ -165,7 +170,7 @@ impl<T> ItemStream for TypedJsonLinesItemReader<T> {
     }
 }
 
-impl<T: DeserializeOwned> TypedJsonLinesItemReader<T> {
+impl<T: DeserializeOwned + 'static> TypedJsonLinesItemReader<T> {
     fn next_item(&mut self) -> Result<Option<T>> {
         loop {
             let Some(reader) = self.reader.as_mut() else {
@@ -193,8 +198,26 @@ impl<T: DeserializeOwned> TypedJsonLinesItemReader<T> {
             if line.is_empty() {
                 continue;
             }
-            return match serde_json::from_slice::<T>(line) {
-                Ok(item) => Ok(Some(item)),
+            let parsed = if TypeId::of::<T>() == TypeId::of::<Record>() {
+                // Records share the fields of the records before them.
+                self.fields.from_slice(line).map(|record| {
+                    (&mut Some(record) as &mut dyn Any)
+                        .downcast_mut::<Option<T>>()
+                        .and_then(Option::take)
+                })
+            } else {
+                serde_json::from_slice::<T>(line).map(Some)
+            };
+            return match parsed {
+                Ok(Some(item)) => Ok(Some(item)),
+                Ok(None) => Err(Error::new(
+                    ErrorKind::Unexpected,
+                    format!(
+                        "{}:{}: record type mismatch",
+                        self.config.path.display(),
+                        self.line
+                    ),
+                )),
                 Err(err) => Err(self.parse_error(&err, line).with_source(err)),
             };
         }

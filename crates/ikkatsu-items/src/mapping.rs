@@ -9,6 +9,7 @@
 //! keep-unmapped: false
 //! ```
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use ikkatsu_core::record::Fields;
 use ikkatsu_core::{Error, ErrorKind, ItemProcessor, Record, Result};
 
 /// A string transformation applied to a mapped field.
@@ -97,6 +99,8 @@ struct Mapping {
 /// in this run), so skip policies can skip such records.
 pub struct FieldMappingItemProcessor {
     mappings: Vec<Mapping>,
+    /// The output fields, shared by every output record.
+    fields: Arc<Fields>,
     keep_unmapped: bool,
     seen: AtomicU64,
 }
@@ -127,9 +131,11 @@ impl FieldMappingItemProcessor {
                     transform: spec.transform,
                 },
             })
-            .collect();
+            .collect::<Vec<Mapping>>();
+        let fields = Fields::new(mappings.iter().map(|mapping| mapping.output.as_str()));
         Ok(FieldMappingItemProcessor {
             mappings,
+            fields,
             keep_unmapped: config.keep_unmapped,
             seen: AtomicU64::new(0),
         })
@@ -140,7 +146,7 @@ impl FieldMappingItemProcessor {
 impl ItemProcessor<Record, Record> for FieldMappingItemProcessor {
     async fn process(&self, mut item: Record) -> Result<Option<Record>> {
         let number = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut output = Record::with_capacity(self.mappings.len());
+        let mut output = Record::with_fields(Arc::clone(&self.fields));
         for mapping in &self.mappings {
             let value = match item.get(&mapping.from) {
                 Some(value) => value.clone(),
@@ -165,7 +171,7 @@ impl ItemProcessor<Record, Record> for FieldMappingItemProcessor {
                 Some(transform) => transform.apply(value),
                 None => value,
             };
-            output.insert(mapping.output.clone(), value);
+            output.set(&mapping.output, value);
         }
         if self.keep_unmapped {
             for mapping in &self.mappings {

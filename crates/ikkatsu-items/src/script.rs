@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
@@ -222,7 +223,9 @@ impl ItemProcessor<Record, Record> for ScriptItemProcessor {
                 ),
             ));
         };
-        let mut output = Record::with_capacity(map.len());
+        // The output starts on the input's fields, so outputs of inputs that share fields
+        // share theirs too (keys the script adds go through the fields' cache).
+        let mut output = Record::with_fields(Arc::clone(item.fields()));
         let convert = |key: &str, value: &Dynamic| -> Result<Value> {
             rhai::serde::from_dynamic::<Value>(value).map_err(|err| {
                 Error::new(
@@ -237,11 +240,11 @@ impl ItemProcessor<Record, Record> for ScriptItemProcessor {
         };
         for key in item.keys() {
             if let Some(value) = map.remove(key.as_str()) {
-                output.insert(key.clone(), convert(key, &value)?);
+                output.set(key, convert(key, &value)?);
             }
         }
         for (key, value) in &map {
-            output.insert(key.to_string(), convert(key, value)?);
+            output.set(key, convert(key, value)?);
         }
         Ok(Some(output))
     }

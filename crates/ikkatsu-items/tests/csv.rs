@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 fn record(value: Value) -> Record {
     match value {
-        Value::Object(map) => map,
+        Value::Object(map) => map.into(),
         other => panic!("not an object: {other}"),
     }
 }
@@ -347,5 +347,53 @@ fn configs_deserialize_from_kebab_case_and_reject_unknown_properties() {
     assert!(config.append);
     assert!(
         serde_json::from_value::<CsvReaderConfig>(json!({"path": "x", "hasHeader": true})).is_err()
+    );
+}
+
+#[tokio::test]
+async fn records_of_one_file_share_their_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.csv");
+    std::fs::write(&path, "id,city,id\n1,lyon,x\n2,,y\n3,nice,z\n").unwrap();
+    let mut reader = CsvItemReader::new(CsvReaderConfig::new(&path)).unwrap();
+    reader.open(&ExecutionContext::new()).await.unwrap();
+    let mut records = read_all(&mut reader).await;
+    assert_eq!(records.len(), 3);
+    let fields = std::sync::Arc::clone(records[0].fields());
+    assert_eq!(fields.names(), ["id", "city"]);
+    assert!(
+        records
+            .iter()
+            .all(|r| std::sync::Arc::ptr_eq(r.fields(), &fields))
+    );
+    // A repeated column name keeps its first position and the last value, as before.
+    assert_eq!(records[1], record(json!({"id": "y", "city": ""})));
+
+    // Adding the same key to every record makes one new `Fields`, not one per record.
+    for record in &mut records {
+        record.insert("country".to_string(), json!("FR"));
+    }
+    let extended = std::sync::Arc::clone(records[0].fields());
+    assert!(!std::sync::Arc::ptr_eq(&extended, &fields));
+    assert!(
+        records
+            .iter()
+            .all(|r| std::sync::Arc::ptr_eq(r.fields(), &extended))
+    );
+
+    // The writer follows its columns whatever the records' layout.
+    let out = dir.path().join("out.csv");
+    let mut config = CsvWriterConfig::new(&out);
+    config.columns = Some(vec!["country".into(), "id".into(), "none".into()]);
+    let mut writer = CsvItemWriter::new(config).unwrap();
+    writer.open(&ExecutionContext::new()).await.unwrap();
+    let mut other = record(json!({"id": "9", "country": "JP"}));
+    other.remove("country");
+    writer.write(&records).await.unwrap();
+    writer.write(&[other]).await.unwrap();
+    writer.close().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "country,id,none\nFR,x,\nFR,y,\nFR,z,\n,9,\n"
     );
 }

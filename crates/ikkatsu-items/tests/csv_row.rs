@@ -101,13 +101,13 @@ fn csv_row_reads_and_replaces_fields_by_name_and_index() {
 
     let record = row.to_record();
     assert_eq!(
-        serde_json::Value::Object(record),
+        serde_json::Value::from(record),
         serde_json::json!({"id": "", "city": "B", "note": "A LONGER NOTE"})
     );
     // Fields without a column name.
     let row = CsvRow::new(headers(&["a"]), ["1", "2"]);
     assert_eq!(
-        serde_json::Value::Object(row.to_record()),
+        serde_json::Value::from(row.to_record()),
         serde_json::json!({"a": "1", "column2": "2"})
     );
     assert_eq!(CsvRow::new(headers(&[]), Vec::<String>::new()).len(), 0);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 fn record(value: Value) -> Record {
     match value {
-        Value::Object(map) => map,
+        Value::Object(map) => map.into(),
         other => panic!("not an object: {other}"),
     }
 }
@@ -175,4 +175,29 @@ async fn typed_reader_decodes_structs() {
             .starts_with(&format!("{}:2: cannot decode", path.display())),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn records_of_one_file_share_their_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.jsonl");
+    std::fs::write(
+        &path,
+        "{\"a\":1,\"b\":2}\n{\"a\":3,\"b\":4}\n{\"b\":5,\"a\":6}\n{\"a\":7,\"b\":8}\n",
+    )
+    .unwrap();
+    let mut reader = JsonLinesItemReader::new(JsonLinesReaderConfig::new(&path)).unwrap();
+    reader.open(&ExecutionContext::new()).await.unwrap();
+    let records = read_all(&mut reader).await;
+    assert_eq!(records.len(), 4);
+    assert!(std::sync::Arc::ptr_eq(
+        records[0].fields(),
+        records[1].fields()
+    ));
+    // Another key order is kept, and the records after it share its fields.
+    let keys: Vec<&String> = records[2].keys().collect();
+    assert_eq!(keys, ["b", "a"]);
+    assert_eq!(records[2], record(json!({"a": 6, "b": 5})));
+    let keys: Vec<&String> = records[3].keys().collect();
+    assert_eq!(keys, ["a", "b"]);
 }

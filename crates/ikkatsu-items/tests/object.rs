@@ -101,6 +101,7 @@ fn record(id: u64) -> Record {
     json!({ "id": id.to_string(), "name": format!("name {id}"), "city": format!("city, \"{id}\"") })
         .as_object()
         .cloned()
+        .map(Record::from)
         .unwrap()
 }
 
@@ -200,7 +201,7 @@ async fn typed_values_round_trip_through_json_formats() {
         json!({"id": -2, "score": 0.25, "ok": false, "none": null, "tags": [], "nested": {}}),
     ]
     .into_iter()
-    .map(|v| v.as_object().cloned().unwrap())
+    .map(|v| v.as_object().cloned().map(Record::from).unwrap())
     .collect();
     for format in [Format::JsonLines, Format::Json] {
         let url = format!("memory:typed-{format:?}");
@@ -660,7 +661,12 @@ async fn csv_options_and_resume_after_the_header() {
     let first = read_some(&mut reader, &mut context, 1).await;
     assert_eq!(
         first[0],
-        *json!({"id": "1", "name": "Aiko"}).as_object().unwrap()
+        Record::from(
+            json!({"id": "1", "name": "Aiko"})
+                .as_object()
+                .cloned()
+                .unwrap()
+        )
     );
     let mut reader = ObjectItemReader::csv(config()).unwrap();
     let rest = read_some(&mut reader, &mut context, 10).await;
@@ -670,10 +676,12 @@ async fn csv_options_and_resume_after_the_header() {
             json!({"id": "2", "name": "Ben"})
                 .as_object()
                 .cloned()
+                .map(Record::from)
                 .unwrap(),
             json!({"id": "3", "name": "Chloé"})
                 .as_object()
                 .cloned()
+                .map(Record::from)
                 .unwrap()
         ]
     );
@@ -698,7 +706,11 @@ async fn csv_writer_keeps_its_columns_across_a_restart() {
     let mut writer = Format::Csv.writer(url, "out", None);
     writer.open(&context).await.unwrap();
     writer
-        .write(&[json!({"b": "1", "a": "2"}).as_object().cloned().unwrap()])
+        .write(&[json!({"b": "1", "a": "2"})
+            .as_object()
+            .cloned()
+            .map(Record::from)
+            .unwrap()])
         .await
         .unwrap();
     writer.update(&mut context).await.unwrap();
@@ -706,7 +718,11 @@ async fn csv_writer_keeps_its_columns_across_a_restart() {
     let mut writer = Format::Csv.writer(url, "out", None);
     writer.open(&context).await.unwrap();
     writer
-        .write(&[json!({"a": "4", "b": "3"}).as_object().cloned().unwrap()])
+        .write(&[json!({"a": "4", "b": "3"})
+            .as_object()
+            .cloned()
+            .map(Record::from)
+            .unwrap()])
         .await
         .unwrap();
     writer.close().await.unwrap();
@@ -761,7 +777,7 @@ mod parquet_files {
             json!({"id": 3, "name": null, "score": null}),
         ]
         .into_iter()
-        .map(|v| v.as_object().cloned().unwrap())
+        .map(|v| v.as_object().cloned().map(Record::from).unwrap())
         .collect()
     }
 
@@ -827,11 +843,11 @@ mod parquet_files {
             ObjectItemReader::parquet(ParquetReaderConfig::new(url, "out/*.parquet")).unwrap();
         let back = read_some(&mut reader, &mut ExecutionContext::new(), 10).await;
         assert_eq!(
-            Value::Object(back[0].clone()),
+            Value::from(back[0].clone()),
             json!({"id": 1, "name": "Aiko", "score": 1.5, "ok": true, "day": "2024-01-02", "at": "2024-01-02T03:04:05Z"})
         );
         assert_eq!(
-            Value::Object(back[2].clone()),
+            Value::from(back[2].clone()),
             json!({"id": 3, "name": null, "score": null, "ok": null, "day": null, "at": null})
         );
 
@@ -840,7 +856,7 @@ mod parquet_files {
         let mut reader = ObjectItemReader::parquet(config).unwrap();
         let back = read_some(&mut reader, &mut ExecutionContext::new(), 1).await;
         assert_eq!(
-            Value::Object(back[0].clone()),
+            Value::from(back[0].clone()),
             json!({"id": 1, "name": "Aiko"})
         );
         let mut config = ParquetReaderConfig::new(url, "out/part-00000.parquet");
@@ -880,7 +896,11 @@ mod parquet_files {
         );
 
         let err = writer
-            .write(&[json!({"id": 9, "extra": 1}).as_object().cloned().unwrap()])
+            .write(&[json!({"id": 9, "extra": 1})
+                .as_object()
+                .cloned()
+                .map(Record::from)
+                .unwrap()])
             .await
             .unwrap_err();
         assert!(
@@ -889,7 +909,11 @@ mod parquet_files {
             "{err}"
         );
         let err = writer
-            .write(&[json!({"name": "x"}).as_object().cloned().unwrap()])
+            .write(&[json!({"name": "x"})
+                .as_object()
+                .cloned()
+                .map(Record::from)
+                .unwrap()])
             .await
             .unwrap_err();
         assert!(
@@ -907,7 +931,11 @@ mod parquet_files {
         let mut writer = ObjectItemWriter::parquet(config()).unwrap();
         writer.open(&context).await.unwrap();
         writer
-            .write(&[json!({"id": 1, "x": 0.5}).as_object().cloned().unwrap()])
+            .write(&[json!({"id": 1, "x": 0.5})
+                .as_object()
+                .cloned()
+                .map(Record::from)
+                .unwrap()])
             .await
             .unwrap();
         writer.update(&mut context).await.unwrap();
@@ -916,11 +944,19 @@ mod parquet_files {
         writer.open(&context).await.unwrap();
         // Inferred from this chunk alone, `x` would be int64.
         writer
-            .write(&[json!({"id": 2, "x": 3}).as_object().cloned().unwrap()])
+            .write(&[json!({"id": 2, "x": 3})
+                .as_object()
+                .cloned()
+                .map(Record::from)
+                .unwrap()])
             .await
             .unwrap();
         let err = writer
-            .write(&[json!({"id": 3, "y": 3}).as_object().cloned().unwrap()])
+            .write(&[json!({"id": 3, "y": 3})
+                .as_object()
+                .cloned()
+                .map(Record::from)
+                .unwrap()])
             .await
             .unwrap_err();
         assert!(

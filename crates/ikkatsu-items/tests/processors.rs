@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 fn record(value: Value) -> Record {
     match value {
-        Value::Object(map) => map,
+        Value::Object(map) => map.into(),
         other => panic!("not an object: {other}"),
     }
 }
@@ -30,7 +30,7 @@ async fn script_maps_records_keeping_field_order() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        Value::Object(out.clone()),
+        Value::from(out.clone()),
         json!({"qty": 3, "name": "TEA", "price": 2.5, "region": "kansai", "total": 7.5})
     );
     assert_eq!(
@@ -161,7 +161,7 @@ async fn mapping_renames_defaults_and_transforms_in_order() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        Value::Object(out.clone()),
+        Value::from(out.clone()),
         json!({"id": "7", "name": "Aiko", "country": "JP", "email": "a@example.com"})
     );
     assert_eq!(
@@ -182,7 +182,7 @@ async fn mapping_keeps_unmapped_fields_when_asked() {
         .unwrap()
         .unwrap();
     assert_eq!(out.keys().collect::<Vec<_>>(), ["key", "a", "b"]);
-    assert_eq!(Value::Object(out), json!({"key": 2, "a": 1, "b": 3}));
+    assert_eq!(Value::from(out), json!({"key": 2, "a": 1, "b": 3}));
 }
 
 #[tokio::test]

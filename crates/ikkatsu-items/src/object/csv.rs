@@ -7,6 +7,8 @@ use ikkatsu_core::{Error, ErrorKind, Record, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::csv::RecordLayout;
+
 use super::reader::{Object, Position, RecordCursor, RecordDecoder};
 use super::source::ByteSource;
 use super::writer::PartEncoder;
@@ -245,6 +247,8 @@ struct CsvCursor {
     header_pending: bool,
     /// The number of fields every row must have, once known.
     expected: Option<usize>,
+    /// The fields shared by the records of this object.
+    layout: RecordLayout,
 }
 
 impl CsvCursor {
@@ -262,6 +266,7 @@ impl CsvCursor {
             explicit_names: false,
             header_pending: false,
             expected: None,
+            layout: RecordLayout::default(),
         }
     }
 
@@ -343,6 +348,7 @@ impl RecordCursor for CsvCursor {
             }
             if !self.explicit_names {
                 self.names = header.fields;
+                self.layout.clear();
             }
         }
         let row = self.read_row().await;
@@ -379,11 +385,10 @@ impl RecordCursor for CsvCursor {
             let n = self.names.len() + 1;
             self.names.push(format!("column{n}"));
         }
-        let mut record = Record::with_capacity(row.fields.len());
-        for (name, field) in self.names.iter().zip(row.fields) {
-            record.insert(name.clone(), Value::String(field));
-        }
-        Ok(Some(record))
+        self.layout.ensure(Some(&self.names), row.fields.len());
+        Ok(Some(
+            self.layout.record(row.fields.len(), row.fields.into_iter()),
+        ))
     }
 
     fn position(&self) -> Position {

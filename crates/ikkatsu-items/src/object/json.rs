@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use ikkatsu_core::record::SharedFields;
 use ikkatsu_core::{Error, ErrorKind, Record, Result};
 
 use super::jsonl::{check_offset, json_error};
@@ -41,6 +42,7 @@ impl RecordDecoder for JsonArrayDecoder {
                 ..resume
             },
             failed: None,
+            fields: SharedFields::new(),
         }))
     }
 }
@@ -68,6 +70,8 @@ struct JsonArrayCursor {
     position: Position,
     /// The structural error that stopped the scan: repeated on every later call.
     failed: Option<String>,
+    /// The fields shared by the records of this object.
+    fields: SharedFields,
 }
 
 impl JsonArrayCursor {
@@ -218,7 +222,7 @@ impl RecordCursor for JsonArrayCursor {
                     self.scan_element(byte).await?;
                     self.state = State::AfterElement;
                     self.position.record += 1;
-                    return match serde_json::from_slice::<Record>(&self.element) {
+                    return match self.fields.from_slice(&self.element) {
                         Ok(record) => Ok(Some(record)),
                         Err(err) => {
                             let at = format!(

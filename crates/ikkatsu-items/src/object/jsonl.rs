@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use ikkatsu_core::record::SharedFields;
 use ikkatsu_core::{Error, ErrorKind, Record, Result};
 
 use super::reader::{Object, Position, RecordCursor, RecordDecoder};
@@ -49,6 +50,7 @@ impl RecordDecoder for JsonLinesDecoder {
             name: object.name,
             line: Vec::with_capacity(1024),
             position: resume,
+            fields: SharedFields::new(),
         }))
     }
 }
@@ -73,6 +75,8 @@ struct JsonLinesCursor {
     name: String,
     line: Vec<u8>,
     position: Position,
+    /// The fields shared by the records of this object.
+    fields: SharedFields,
 }
 
 impl JsonLinesCursor {
@@ -113,7 +117,7 @@ impl RecordCursor for JsonLinesCursor {
                 continue;
             }
             self.position.record += 1;
-            return match serde_json::from_slice::<Record>(text) {
+            return match self.fields.from_slice(text) {
                 Ok(record) => Ok(Some(record)),
                 Err(err) => {
                     let at = format!("{}:{}", self.name, self.position.line);

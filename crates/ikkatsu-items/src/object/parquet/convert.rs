@@ -1,5 +1,7 @@
 //! Arrow values read from Parquet, as JSON values of a [`Record`].
 
+use std::sync::Arc;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Decimal256Type,
@@ -12,6 +14,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{NaiveDateTime, SecondsFormat};
 use ikkatsu_core::Record;
+use ikkatsu_core::record::Fields as RecordFields;
 use serde_json::{Map, Number, Value};
 
 /// Whether values of `data_type` can be turned into JSON (checked when an object is
@@ -59,18 +62,48 @@ pub(crate) fn supported(data_type: &DataType) -> bool {
 
 /// The rows of `batch` as records (keys in column order); a row whose value cannot be
 /// represented is an `Err` naming the column.
-pub(crate) fn batch_to_records(batch: &RecordBatch) -> Vec<Result<Record, String>> {
+///
+/// The records of a batch share one [`RecordFields`], and so do those of the next batches
+/// while their schema has the same column names (`shared` holds the fields of the last
+/// batch).
+pub(crate) fn batch_to_records(
+    batch: &RecordBatch,
+    shared: &mut Option<Arc<RecordFields>>,
+) -> Vec<Result<Record, String>> {
     let schema = batch.schema();
     let fields = schema.fields();
+    let record_fields = match shared {
+        Some(known)
+            if known.len() == fields.len()
+                && known
+                    .names()
+                    .iter()
+                    .zip(fields.iter())
+                    .all(|(a, b)| a == b.name()) =>
+        {
+            Arc::clone(known)
+        }
+        _ => {
+            let made = RecordFields::new(fields.iter().map(|field| field.name().as_str()));
+            *shared = Some(Arc::clone(&made));
+            made
+        }
+    };
+    // Columns of the same name share the slot of the first one; the last one's value wins.
+    let slots: Vec<usize> = fields
+        .iter()
+        .map(|field| record_fields.position(field.name()).unwrap_or_default())
+        .collect();
     (0..batch.num_rows())
         .map(|row| {
-            let mut record = Record::with_capacity(fields.len());
-            for (field, column) in fields.iter().zip(batch.columns()) {
+            let mut values = vec![None; record_fields.len()];
+            for ((field, column), slot) in fields.iter().zip(batch.columns()).zip(&slots) {
                 let value = cell(column.as_ref(), row)
                     .map_err(|err| format!("column `{}`: {err}", field.name()))?;
-                record.insert(field.name().clone(), value);
+                values[*slot] = Some(value);
             }
-            Ok(record)
+            Record::from_values(Arc::clone(&record_fields), values)
+                .ok_or_else(|| "the row has more values than columns".to_string())
         })
         .collect()
 }

@@ -339,6 +339,7 @@ impl RecordDecoder for ParquetDecoder {
             pending: VecDeque::new(),
             record: resume.record,
             failed: None,
+            fields: None,
         }))
     }
 }
@@ -351,6 +352,8 @@ struct ParquetCursor {
     record: u64,
     /// The error that stopped decoding: repeated on every later call.
     failed: Option<Error>,
+    /// The fields shared by the records of this object.
+    fields: Option<std::sync::Arc<ikkatsu_core::record::Fields>>,
 }
 
 #[async_trait]
@@ -362,7 +365,9 @@ impl RecordCursor for ParquetCursor {
         if self.pending.is_empty() {
             match self.stream.next().await {
                 None => return Ok(None),
-                Some(Ok(batch)) => self.pending.extend(convert::batch_to_records(&batch)),
+                Some(Ok(batch)) => self
+                    .pending
+                    .extend(convert::batch_to_records(&batch, &mut self.fields)),
                 Some(Err(err)) => {
                     let what = format!("cannot decode the rows after row {}", self.record);
                     let err = parquet_error(&self.name, &what, err);

@@ -468,7 +468,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| v.as_object().unwrap().clone())
+            .map(|v| v.as_object().unwrap().clone().into())
             .collect()
     }
 
