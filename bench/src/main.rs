@@ -58,28 +58,27 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let rest: Vec<String> = args.collect();
-    let result = match bench.as_str() {
-        "chunk-csv" => chunk_csv::Options::parse(&rest).and_then(|opts| chunk_csv::run(&opts)),
-        "overwrite-scan" => {
-            overwrite_scan::Options::parse(&rest).and_then(|opts| overwrite_scan::run(&opts))
-        }
-        // Hidden: one ikkatsu scan in a child process, for its peak RSS.
-        "overwrite-scan-child" => overwrite_scan::run_child_main(&rest),
-        "overwrite-process" => {
-            overwrite_process::Options::parse(&rest).and_then(|opts| overwrite_process::run(&opts))
-        }
-        "overwrite-remote" => {
-            overwrite_remote::Options::parse(&rest).and_then(|opts| overwrite_remote::run(&opts))
-        }
-        "status-redis" => {
-            status_redis::Options::parse(&rest).and_then(|opts| status_redis::run(&opts))
-        }
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        other => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
-    };
+    let result =
+        match bench.as_str() {
+            "chunk-csv" => chunk_csv::Options::parse(&rest).and_then(|opts| chunk_csv::run(&opts)),
+            "overwrite-scan" => {
+                overwrite_scan::Options::parse(&rest).and_then(|opts| overwrite_scan::run(&opts))
+            }
+            // Hidden: one ikkatsu scan in a child process, for its peak RSS.
+            "overwrite-scan-child" => overwrite_scan::run_child_main(&rest),
+            "overwrite-process" => overwrite_process::Options::parse(&rest)
+                .and_then(|opts| overwrite_process::run(&opts)),
+            "overwrite-remote" => overwrite_remote::Options::parse(&rest)
+                .and_then(|opts| overwrite_remote::run(&opts)),
+            "status-redis" => {
+                status_redis::Options::parse(&rest).and_then(|opts| status_redis::run(&opts))
+            }
+            "-h" | "--help" | "help" => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
+        };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

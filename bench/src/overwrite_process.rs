@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::overwrite_scan::{flag_value, parse_count, split_flag};
+use crate::report;
 
 /// Name of the bench in the JSON output.
 pub const BENCH: &str = "overwrite-process";
@@ -187,11 +188,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
     let runtime = imp::runtime()?;
     let mut ratios = Vec::new();
     for round in 1..=opts.runs {
-        let order = if round % 2 == 1 {
-            ["limit", "ikkatsu"]
-        } else {
-            ["ikkatsu", "limit"]
-        };
+        let order = report::round_order(round, ["limit", "ikkatsu"]);
         let mut seconds = [0.0f64; 2];
         for (position, name) in order.into_iter().enumerate() {
             let started = Instant::now();
@@ -217,11 +214,9 @@ pub fn run(opts: &Options) -> Result<(), String> {
         }
         ratios.push(seconds[1] / seconds[0]);
     }
-    let geometric_mean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.4}")).collect();
+    let (geometric_mean, shown) = report::mean_ratio(&ratios);
     println!(
-        r#"{{"bench":"{BENCH}","ratio_vs_limit":{geometric_mean:.4},"round_ratios":[{}]}}"#,
-        shown.join(",")
+        r#"{{"bench":"{BENCH}","ratio_vs_limit":{geometric_mean:.4},"round_ratios":{shown}}}"#
     );
     Ok(())
 }

@@ -7,7 +7,11 @@
 //! ones `scripts/test-servers start` runs; their addresses and credentials come from the
 //! `IKKATSU_TEST_*` variables (`scripts/bench` sets them).
 //!
-//! Contenders, per backend, in one run:
+//! Contenders, per backend, in one run of `--runs K` rounds (default 2); the contenders
+//! run in turn, rclone first in odd rounds and ikkatsu first in even ones, because the one
+//! running second creates its files on a server that has just freed the first one's (on
+//! ext4 new inodes cost more among recently deleted ones), and the ratio is the rounds'
+//! geometric mean:
 //! * `rclone` (the peer): `rclone copy REMOTE LOCAL`, then every local file upper-cased in
 //!   place (one thread; this takes a few tens of milliseconds), then
 //!   `rclone copy --ignore-times LOCAL REMOTE`. rclone runs with its defaults (4 transfers,
@@ -22,14 +26,15 @@
 //! content upper-cased exactly once. The prefixes are deleted at the end.
 //!
 //! Output: one line per backend and contender, then per backend
-//! `{"bench":"overwrite-remote","backend":B,"ratio_vs_rclone":X}` (ikkatsu's time over
-//! rclone's; the goal is ≤ 1.0).
+//! `{"bench":"overwrite-remote","backend":B,"ratio_vs_rclone":X,"round_ratios":[…]}`
+//! (ikkatsu's time over rclone's, geometric mean of the rounds; the goal is ≤ 1.0).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use crate::overwrite_scan::{flag_value, parse_count, split_flag};
+use crate::report;
 
 /// Name of the bench in the JSON output.
 pub const BENCH: &str = "overwrite-remote";
@@ -58,22 +63,25 @@ pub struct Options {
     size: usize,
     concurrency: Option<usize>,
     backends: Vec<Backend>,
+    runs: u32,
 }
 
 impl Options {
-    /// Parses `[--files N] [--size BYTES] [--concurrency C] [--backends sftp,s3]`.
+    /// Parses `[--files N] [--size BYTES] [--concurrency C] [--backends sftp,s3] [--runs K]`.
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut opts = Options {
             files: 10_000,
             size: 10_240,
             concurrency: None,
             backends: vec![Backend::Sftp, Backend::S3],
+            runs: 2,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let (flag, inline) = split_flag(arg);
             let mut value = || flag_value(flag, inline.clone(), &mut it);
             match flag {
+                "--runs" => opts.runs = parse_count(flag, &value()?, 1)? as u32,
                 "--files" => opts.files = parse_count(flag, &value()?, 1)?,
                 "--size" => opts.size = parse_count(flag, &value()?, 16)? as usize,
                 "--concurrency" => {
@@ -351,69 +359,94 @@ pub fn run(opts: &Options) -> Result<(), String> {
         if backend == Backend::S3 {
             rclone(&servers, &["mkdir", &format!("benchs3:{bucket}")])?;
         }
-        let mut seconds = Vec::new();
-        for contender in ["rclone", "ikkatsu"] {
-            let prefix = format!("{run_id}-{contender}");
-            let remote = servers.rclone_path(backend, &bucket, &prefix);
-            let started = Instant::now();
-            rclone(
-                &servers,
-                &["copy", "--transfers", "16", input_text, &remote],
-            )?;
-            eprintln!(
-                "{BENCH}: {}: uploaded {} files for {contender} in {:.1}s",
-                backend.name(),
-                opts.files,
-                started.elapsed().as_secs_f64()
-            );
-            let work = dir.path().join(format!("{}-{contender}", backend.name()));
-            let result = match contender {
-                "rclone" => run_rclone(&servers, &remote, &work, opts.concurrency),
-                _ => imp::ikkatsu(
-                    &runtime,
-                    &servers.storage_url(backend, &bucket, &prefix),
-                    &work,
-                    opts,
-                ),
-            };
-            let check = dir
-                .path()
-                .join(format!("{}-{contender}-check", backend.name()));
-            let verified = result.and_then(|elapsed| {
-                let check_text = check
-                    .to_str()
-                    .ok_or_else(|| format!("{} is not UTF-8", check.display()))?;
-                rclone(
+        let mut round_ratios = Vec::new();
+        for round in 1..=opts.runs {
+            let mut seconds = [0.0f64; 2];
+            for (position, contender) in report::round_order(round, ["rclone", "ikkatsu"])
+                .into_iter()
+                .enumerate()
+            {
+                let elapsed = run_contender(
                     &servers,
-                    &["copy", "--transfers", "16", &remote, check_text],
+                    &runtime,
+                    opts,
+                    dir.path(),
+                    input_text,
+                    backend,
+                    &bucket,
+                    &format!("{run_id}-{contender}-{round}"),
+                    contender,
                 )?;
-                verify(&check, opts.files, opts.size)
-                    .map_err(|e| format!("contender `{contender}` on {}: {e}", backend.name()))?;
-                Ok(elapsed)
-            });
-            let _ = rclone(&servers, &["purge", &remote]);
-            let elapsed = verified?;
-            println!(
-                r#"{{"bench":"{BENCH}","backend":"{}","contender":"{contender}","seconds":{elapsed:.6},"files":{},"bytes_per_file":{}}}"#,
-                backend.name(),
-                opts.files,
-                opts.size
-            );
-            seconds.push(elapsed);
+                println!(
+                    r#"{{"bench":"{BENCH}","backend":"{}","contender":"{contender}","seconds":{elapsed:.6},"files":{},"bytes_per_file":{},"round":{round},"position":{}}}"#,
+                    backend.name(),
+                    opts.files,
+                    opts.size,
+                    position + 1
+                );
+                seconds[usize::from(contender == "ikkatsu")] = elapsed;
+            }
+            round_ratios.push(seconds[1] / seconds[0]);
         }
         if backend == Backend::S3 {
             let _ = rclone(&servers, &["purge", &format!("benchs3:{bucket}")]);
         }
-        let ratio = seconds[1] / seconds[0];
-        ratios.push((backend, ratio));
+        ratios.push((backend, report::mean_ratio(&round_ratios)));
     }
-    for (backend, ratio) in ratios {
+    for (backend, (ratio, shown)) in ratios {
         println!(
-            r#"{{"bench":"{BENCH}","backend":"{}","ratio_vs_rclone":{ratio:.4}}}"#,
+            r#"{{"bench":"{BENCH}","backend":"{}","ratio_vs_rclone":{ratio:.4},"round_ratios":{shown}}}"#,
             backend.name()
         );
     }
     Ok(())
+}
+
+/// Uploads the input under `prefix`, runs `contender` on it, checks the result and deletes
+/// the prefix; returns the contender's time.
+#[allow(clippy::too_many_arguments)]
+fn run_contender(
+    servers: &Servers,
+    runtime: &imp::Runtime,
+    opts: &Options,
+    dir: &Path,
+    input_text: &str,
+    backend: Backend,
+    bucket: &str,
+    prefix: &str,
+    contender: &str,
+) -> Result<f64, String> {
+    let remote = servers.rclone_path(backend, bucket, prefix);
+    let started = Instant::now();
+    rclone(servers, &["copy", "--transfers", "16", input_text, &remote])?;
+    eprintln!(
+        "{BENCH}: {}: uploaded {} files for {contender} in {:.1}s",
+        backend.name(),
+        opts.files,
+        started.elapsed().as_secs_f64()
+    );
+    let work = dir.join(format!("{}-{prefix}", backend.name()));
+    let result = match contender {
+        "rclone" => run_rclone(servers, &remote, &work, opts.concurrency),
+        _ => imp::ikkatsu(
+            runtime,
+            &servers.storage_url(backend, bucket, prefix),
+            &work,
+            opts,
+        ),
+    };
+    let check = dir.join(format!("{}-{prefix}-check", backend.name()));
+    let verified = result.and_then(|elapsed| {
+        let check_text = check
+            .to_str()
+            .ok_or_else(|| format!("{} is not UTF-8", check.display()))?;
+        rclone(servers, &["copy", "--transfers", "16", &remote, check_text])?;
+        verify(&check, opts.files, opts.size)
+            .map_err(|e| format!("contender `{contender}` on {}: {e}", backend.name()))?;
+        Ok(elapsed)
+    });
+    let _ = rclone(servers, &["purge", &remote]);
+    verified
 }
 
 #[cfg(not(feature = "ikkatsu"))]
@@ -445,7 +478,7 @@ mod imp {
         OverwriteFlow, OverwriteOptions, StatusStoreOptions, open_status_store, process_fn,
     };
     use ikkatsu_storage::Storage;
-    use tokio::runtime::Runtime;
+    pub use tokio::runtime::Runtime;
 
     pub fn runtime() -> Result<Runtime, String> {
         Runtime::new().map_err(|e| format!("cannot start the tokio runtime: {e}"))

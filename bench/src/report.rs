@@ -18,3 +18,21 @@ pub fn ratios(bench: &str, vs_limit: Option<f64>, vs_peer: Option<f64>) {
         fmt(vs_peer)
     );
 }
+
+/// The order two contenders run in during round `round` (1-based): as given in odd rounds,
+/// swapped in even ones, so neither always pays for what the other left behind (freed
+/// inodes, a warm or fragmented server).
+pub fn round_order(round: u32, contenders: [&str; 2]) -> [&str; 2] {
+    if round % 2 == 1 {
+        contenders
+    } else {
+        [contenders[1], contenders[0]]
+    }
+}
+
+/// The geometric mean of `ratios` and their list as JSON (`[1.0123,0.9876]`).
+pub fn mean_ratio(ratios: &[f64]) -> (f64, String) {
+    let mean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len().max(1) as f64).exp();
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.4}")).collect();
+    (mean, format!("[{}]", shown.join(",")))
+}

@@ -290,7 +290,7 @@ fn generate_input(path: &Path, rows: u64) -> Result<u64, String> {
             let city = rng.pick(&CITIES);
             // Never a whole number of units: every writer prints such amounts identically.
             let cents = rng.next() % 99_999_999 + 1;
-            let cents = if cents % 100 == 0 { cents + 1 } else { cents };
+            let cents = if cents.is_multiple_of(100) { cents + 1 } else { cents };
             writeln!(
                 out,
                 "{id},{first},{last},{}.{}.{id}@customers.mail.example-company.org,{city},{}.{:02}",

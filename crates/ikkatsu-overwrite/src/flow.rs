@@ -784,7 +784,9 @@ impl Ctx {
             None => {
                 let downloaded = self
                     .retry
-                    .run(&self.cancel, || self.source.download(path, downloaded_to))
+                    .run(&self.cancel, || {
+                        self.source.download_listed(file, downloaded_to)
+                    })
                     .await
                     .map_err(|err| err.context(format!("downloading `{path}`")))?;
                 // Changed since the pre-check: what decides is the file as downloaded.

@@ -97,6 +97,8 @@ struct Inner {
     empty_files: Option<Arc<dyn backend::EmptyFileWriter>>,
     /// Stat before reading, so that a missing file fails at once.
     stat_before_read: bool,
+    /// Listings report what a stat would.
+    listing_is_stat: bool,
 }
 
 impl std::fmt::Debug for Storage {
@@ -179,6 +181,7 @@ impl Storage {
                 uploader: opened.uploader,
                 empty_files: opened.empty_files,
                 stat_before_read: opened.stat_before_read,
+                listing_is_stat: opened.listing_is_stat,
             }),
         })
     }
@@ -301,7 +304,7 @@ impl Storage {
         if self.inner.stat_before_read {
             self.stat(path).await?;
         }
-        self.open_reader(path, None).await
+        self.open_reader(path, None, None).await
     }
 
     /// The stream of [`Storage::reader`], without the stat some backends need first. With
@@ -311,6 +314,7 @@ impl Storage {
         &self,
         path: &str,
         size: Option<u64>,
+        if_match: Option<&str>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
         let path = path.to_string();
         let reader = self.inner.op.reader_with(&path);
@@ -321,6 +325,10 @@ impl Storage {
         } else {
             reader
         };
+        let reader = match if_match {
+            Some(etag) => reader.if_match(etag),
+            None => reader,
+        };
         let reader = reader.await.map_err(|e| self.err(e, "read", &path))?;
         let stream = match size {
             Some(size) => reader.into_bytes_stream(0..size).await,
@@ -328,9 +336,7 @@ impl Storage {
         }
         .map_err(|e| self.err(e, "read", &path))?;
         let url = self.inner.url.clone();
-        Ok(stream
-            .map_err(move |e| Error::io(format!("storage {url}: read {path:?}"), e))
-            .boxed())
+        Ok(stream.map_err(move |e| read_error(e, &path, &url)).boxed())
     }
 
     /// Streams the file at `path` into the local file `local` (created or truncated), with
@@ -339,25 +345,64 @@ impl Storage {
     pub async fn download(&self, path: &str, local: &Path) -> Result<FileInfo> {
         let started = Instant::now();
         let info = self.stat(path).await?;
-        let mut file = tokio::fs::File::create(local)
-            .await
-            .map_err(|e| Error::io(local.display(), e))?;
         // The content as of the stat: its size bounds the read (an empty file needs none).
-        let mut stream = if info.size == 0 {
+        let stream = if info.size == 0 {
             futures::stream::empty().boxed()
         } else {
-            self.open_reader(path, Some(info.size)).await?
+            self.open_reader(path, Some(info.size), None).await?
         };
-        while let Some(chunk) = stream.next().await {
-            file.write_all(&chunk?)
-                .await
-                .map_err(|e| Error::io(local.display(), e))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| Error::io(local.display(), e))?;
+        save(stream, local).await?;
         self.log_done("download", path, Some(info.size), started);
         Ok(info)
+    }
+
+    /// [`Storage::download`] of a file as a listing (a walk) reported it, with fewer
+    /// requests where the backend allows:
+    ///
+    /// * Where reads can be conditional on an ETag (S3, Azure Blob, GCS) and `listed` has
+    ///   one, one read on the condition that the file still has that ETag replaces the
+    ///   stat.
+    /// * Where a listing reports what a stat would (SFTP), the listed size bounds the read
+    ///   and no stat is made. A change since the listing that the read does not reveal (a
+    ///   longer file, the same size) is caught by [`Storage::write_if_unchanged`], which
+    ///   compares the file with `listed` and refuses to overwrite it.
+    ///
+    /// A read that fails (a refused condition, a file shorter than listed, a deleted file)
+    /// is followed by [`Storage::download`], whose result or error is returned.
+    ///
+    /// Elsewhere this is [`Storage::download`]. Returns the info to give
+    /// [`Storage::write_if_unchanged`]: `listed`, unless the file was downloaded again.
+    pub async fn download_listed(&self, listed: &FileInfo, local: &Path) -> Result<FileInfo> {
+        let path = listed.path.as_str();
+        let etag = match &listed.etag {
+            Some(etag)
+                if self.inner.capabilities.conditional_write == ConditionalWrite::IfMatch
+                    && self.inner.op.info().capability().read_with_if_match =>
+            {
+                Some(etag.as_str())
+            }
+            _ => None,
+        };
+        let by_listing =
+            etag.is_some() || (self.inner.listing_is_stat && listed.modified.is_some());
+        if !by_listing || listed.size == 0 {
+            return self.download(path, local).await;
+        }
+        let started = Instant::now();
+        let read = match self.open_reader(path, Some(listed.size), etag).await {
+            Ok(stream) => save(stream, local).await,
+            Err(err) => Err(err),
+        };
+        match read {
+            Ok(size) if size == listed.size => {
+                self.log_done("download", path, Some(size), started);
+                Ok(listed.clone())
+            }
+            // Shorter than listed, a refused condition, or any other failure: the file
+            // may have changed since the listing; what a stat finds now decides (and a
+            // lasting error is the stat's or the read's there).
+            Ok(_) | Err(_) => self.download(path, local).await,
+        }
     }
 
     /// Writes `bytes` to `path`, replacing any file there; returns the new file's info.
@@ -755,6 +800,41 @@ fn split_dir(path: &str) -> (&str, &str) {
 pub(crate) fn temp_sibling_prefix(path: &str) -> String {
     let (dir, name) = split_dir(path);
     format!("{dir}.{name}.ikkatsu-")
+}
+
+/// An error of a read stream: OpenDAL's error inside it (a refused condition, a lost
+/// connection) classified as any other storage error, or a plain I/O error.
+fn read_error(err: std::io::Error, path: &str, url: &str) -> Error {
+    let kind = err.kind();
+    let context = || format!("storage {url}: read {path:?}");
+    match err
+        .into_inner()
+        .map(|inner| inner.downcast::<opendal::Error>())
+    {
+        Some(Ok(od)) => parse_error(*od, "read", path, url),
+        Some(Err(other)) => Error::io(context(), std::io::Error::new(kind, other)),
+        None => Error::io(context(), std::io::Error::from(kind)),
+    }
+}
+
+/// Writes the chunks of `stream` to the local file `local` (created or truncated); returns
+/// the number of bytes written.
+async fn save(mut stream: BoxStream<'static, Result<Bytes>>, local: &Path) -> Result<u64> {
+    let mut file = tokio::fs::File::create(local)
+        .await
+        .map_err(|e| Error::io(local.display(), e))?;
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| Error::io(local.display(), e))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| Error::io(local.display(), e))?;
+    Ok(size)
 }
 
 /// A hidden name beside `path` for content being written.

@@ -38,7 +38,8 @@ macro_rules! storage_behaviours {
             conditional_write_accepted_when_unchanged,
             conditional_write_refused_after_change,
             conditional_write_refused_after_delete,
-            conditional_write_uses_the_backend_condition
+            conditional_write_uses_the_backend_condition,
+            download_listed_reads_what_is_there_now
         );
     };
 }
@@ -631,6 +632,72 @@ pub async fn conditional_write_refused_after_change(storage: Storage) {
         ["f.txt"],
         "no temporary file is left"
     );
+}
+
+/// [`Storage::download_listed`] of a file as the walk listed it downloads it and returns
+/// info that describes it. After the file changed, it either downloads the new content and
+/// returns the new info, or returns the listed info, and then the overwrite that follows
+/// is refused: a change is never taken for the listed file. A deleted file is
+/// [`ErrorKind::NotFound`].
+pub async fn download_listed_reads_what_is_there_now(storage: Storage) {
+    put(&storage, &["l/a.txt", "l/b.txt", "l/c.txt"]).await;
+    let listed: Vec<FileInfo> = storage
+        .walk(WalkOptions::new())
+        .expect("walk starts")
+        .try_collect()
+        .await
+        .expect("walk succeeds");
+    assert_eq!(listed.len(), 3);
+    let local = tempfile::tempdir().expect("tempdir");
+    let file = local.path().join("f");
+    for info in &listed {
+        let downloaded = storage
+            .download_listed(info, &file)
+            .await
+            .expect("download");
+        assert!(
+            downloaded.same_content_as(info),
+            "{downloaded:?} vs {info:?}"
+        );
+        assert_eq!(
+            std::fs::read(&file).expect("read"),
+            format!("content of {}", info.path).into_bytes()
+        );
+    }
+    let listed_as = |path: &str| listed.iter().find(|i| i.path == path).expect(path);
+    // Shorter, and longer, than listed.
+    for (path, content) in [
+        ("l/a.txt", &b"short"[..]),
+        ("l/b.txt", &b"changed after the listing, and longer"[..]),
+    ] {
+        let now = storage.write(path, content).await.expect("write");
+        let downloaded = storage
+            .download_listed(listed_as(path), &file)
+            .await
+            .expect("download after change");
+        if downloaded.same_content_as(&now) {
+            assert_eq!(std::fs::read(&file).expect("read"), content, "{path}");
+            continue;
+        }
+        assert_eq!(
+            &downloaded,
+            listed_as(path),
+            "{path}: neither listed nor current"
+        );
+        std::fs::write(&file, b"transformed").expect("local write");
+        let err = storage
+            .write_if_unchanged(path, &file, &downloaded)
+            .await
+            .expect_err("a change since the listing is refused");
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{path}");
+        assert_eq!(storage.read(path).await.expect("read").as_ref(), content);
+    }
+    storage.delete("l/c.txt").await.expect("delete");
+    let err = storage
+        .download_listed(listed_as("l/c.txt"), &file)
+        .await
+        .expect_err("deleted");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
 /// A file deleted after it was read is not recreated: [`ErrorKind::Conflict`].

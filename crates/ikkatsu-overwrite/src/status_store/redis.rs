@@ -44,6 +44,37 @@ impl std::fmt::Debug for RedisStatusStore {
 }
 
 impl RedisStatusStore {
+    /// Records every `(source, uploaded)` pair as done in one atomic pipeline.
+    async fn record_done(&self, done: &[(FileInfo, FileInfo)], what: &str) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now().to_rfc3339();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (source, uploaded) in done {
+            let key = self.key(&source.path);
+            pipe.cmd("DEL")
+                .arg(&key)
+                .ignore()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("state")
+                .arg(FileState::Done.as_str())
+                .arg("uploaded")
+                .arg(to_json(uploaded)?)
+                .arg("errors")
+                .arg(0)
+                .arg("updated")
+                .arg(&now)
+                .ignore();
+        }
+        let mut connection = self.connection.clone();
+        pipe.query_async::<()>(&mut connection)
+            .await
+            .map_err(|err| self.error(what, err))
+    }
+
     /// Connects to the Redis server at `url`; fails at once if it cannot be reached.
     pub async fn connect(url: &str, options: StatusStoreOptions) -> Result<Self> {
         options.validate()?;
@@ -195,27 +226,11 @@ impl StatusStore for RedisStatusStore {
     }
 
     async fn report_done(&self, source: &FileInfo, uploaded: &FileInfo) -> Result<()> {
-        let key = self.key(&source.path);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("DEL")
-            .arg(&key)
-            .ignore()
-            .cmd("HSET")
-            .arg(&key)
-            .arg("state")
-            .arg(FileState::Done.as_str())
-            .arg("uploaded")
-            .arg(to_json(uploaded)?)
-            .arg("errors")
-            .arg(0)
-            .arg("updated")
-            .arg(Utc::now().to_rfc3339())
-            .ignore();
-        let mut connection = self.connection.clone();
-        pipe.query_async::<()>(&mut connection)
-            .await
-            .map_err(|err| self.error(&format!("recording the success of `{}`", source.path), err))
+        self.record_done(
+            &[(source.clone(), uploaded.clone())],
+            &format!("recording the success of `{}`", source.path),
+        )
+        .await
     }
 
     async fn is_empty(&self) -> Result<bool> {
@@ -233,33 +248,8 @@ impl StatusStore for RedisStatusStore {
     }
 
     async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        let now = Utc::now().to_rfc3339();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (source, uploaded) in done {
-            let key = self.key(&source.path);
-            pipe.cmd("DEL")
-                .arg(&key)
-                .ignore()
-                .cmd("HSET")
-                .arg(&key)
-                .arg("state")
-                .arg(FileState::Done.as_str())
-                .arg("uploaded")
-                .arg(to_json(uploaded)?)
-                .arg("errors")
-                .arg(0)
-                .arg("updated")
-                .arg(&now)
-                .ignore();
-        }
-        let mut connection = self.connection.clone();
-        pipe.query_async::<()>(&mut connection)
+        self.record_done(done, &format!("recording {} successes", done.len()))
             .await
-            .map_err(|err| self.error(&format!("recording {} successes", done.len()), err))
     }
 
     async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {

@@ -51,6 +51,14 @@ enum Pool {
     MySql(sqlx::MySqlPool),
 }
 
+/// Rows per multi-row upsert when recording successes (4 bound values each, far below the
+/// 65,535 bound values PostgreSQL and MySQL allow per statement).
+const DONE_ROWS_PER_STATEMENT: usize = 500;
+
+/// The start of the upsert that records successes.
+const DONE_UPSERT: &str = "INSERT INTO ikkatsu_file_status \
+    (namespace, path, state, uploaded, failed, error_count, last_error, updated_at) ";
+
 impl std::fmt::Debug for SqlStatusStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlStatusStore")
@@ -177,6 +185,84 @@ fn my_row(row: &sqlx::mysql::MySqlRow) -> std::result::Result<RawRow, sqlx::Erro
 }
 
 impl SqlStatusStore {
+    /// Records every `(source, uploaded)` pair as done: one multi-row upsert per
+    /// [`DONE_ROWS_PER_STATEMENT`] pairs, in one transaction when there are several.
+    async fn record_done(&self, done: &[(FileInfo, FileInfo)], what: &str) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let namespace = self.options.namespace.as_str();
+        let now = Utc::now();
+        let mut encoded = Vec::with_capacity(done.len());
+        for (source, uploaded) in done {
+            encoded.push((source.path.as_str(), encode_info(uploaded)?));
+        }
+        let fail = |err: sqlx::Error| self.error(what, err);
+        // One statement is atomic by itself; several need a transaction.
+        let single = encoded.len() <= DONE_ROWS_PER_STATEMENT;
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                let build = |rows: &[(&str, String)]| {
+                    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(DONE_UPSERT);
+                    query.push_values(rows.iter(), |mut row, (path, uploaded)| {
+                        row.push_bind(namespace.to_owned())
+                            .push_bind(path.to_string())
+                            .push("'done'")
+                            .push_bind(uploaded.clone())
+                            .push("NULL, 0, NULL")
+                            .push_bind(now);
+                    });
+                    query.push(
+                        " ON CONFLICT (namespace, path) DO UPDATE SET state = 'done', \
+                         uploaded = EXCLUDED.uploaded, failed = NULL, error_count = 0, \
+                         last_error = NULL, updated_at = EXCLUDED.updated_at",
+                    );
+                    query
+                };
+                if single {
+                    build(&encoded).build().execute(pool).await.map_err(fail)?;
+                } else {
+                    let mut tx = pool.begin().await.map_err(fail)?;
+                    for rows in encoded.chunks(DONE_ROWS_PER_STATEMENT) {
+                        build(rows).build().execute(&mut *tx).await.map_err(fail)?;
+                    }
+                    tx.commit().await.map_err(fail)?;
+                }
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) => {
+                let build = |rows: &[(&str, String)]| {
+                    let mut query = sqlx::QueryBuilder::<sqlx::MySql>::new(DONE_UPSERT);
+                    query.push_values(rows.iter(), |mut row, (path, uploaded)| {
+                        row.push_bind(namespace.as_bytes().to_vec())
+                            .push_bind(path.as_bytes().to_vec())
+                            .push("'done'")
+                            .push_bind(uploaded.clone())
+                            .push("NULL, 0, NULL")
+                            .push_bind(now.naive_utc());
+                    });
+                    query.push(
+                        " ON DUPLICATE KEY UPDATE state = 'done', uploaded = VALUES(uploaded), \
+                         failed = NULL, error_count = 0, last_error = NULL, \
+                         updated_at = VALUES(updated_at)",
+                    );
+                    query
+                };
+                if single {
+                    build(&encoded).build().execute(pool).await.map_err(fail)?;
+                } else {
+                    let mut tx = pool.begin().await.map_err(fail)?;
+                    for rows in encoded.chunks(DONE_ROWS_PER_STATEMENT) {
+                        build(rows).build().execute(&mut *tx).await.map_err(fail)?;
+                    }
+                    tx.commit().await.map_err(fail)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Connects to `url` (`postgres://`, `postgresql://`, `mysql://` or `mariadb://`) and
     /// applies the pending migrations.
     pub async fn connect(url: &str, options: StatusStoreOptions) -> Result<Self> {
@@ -353,45 +439,11 @@ impl StatusStore for SqlStatusStore {
     }
 
     async fn report_done(&self, source: &FileInfo, uploaded: &FileInfo) -> Result<()> {
-        let namespace = self.options.namespace.as_str();
-        let uploaded = encode_info(uploaded)?;
-        let now = Utc::now();
-        let what = || format!("recording the success of `{}`", source.path);
-        match &self.pool {
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO ikkatsu_file_status (namespace, path, state, uploaded, failed, error_count, last_error, updated_at) \
-                     VALUES ($1, $2, 'done', $3, NULL, 0, NULL, $4) \
-                     ON CONFLICT (namespace, path) DO UPDATE SET state = 'done', uploaded = EXCLUDED.uploaded, \
-                     failed = NULL, error_count = 0, last_error = NULL, updated_at = EXCLUDED.updated_at",
-                )
-                .bind(namespace)
-                .bind(&source.path)
-                .bind(uploaded)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map_err(|err| self.error(&what(), err))?;
-            }
-            #[cfg(feature = "mysql")]
-            Pool::MySql(pool) => {
-                sqlx::query(
-                    "INSERT INTO ikkatsu_file_status (namespace, path, state, uploaded, failed, error_count, last_error, updated_at) \
-                     VALUES (?, ?, 'done', ?, NULL, 0, NULL, ?) \
-                     ON DUPLICATE KEY UPDATE state = 'done', uploaded = VALUES(uploaded), failed = NULL, \
-                     error_count = 0, last_error = NULL, updated_at = VALUES(updated_at)",
-                )
-                .bind(namespace.as_bytes())
-                .bind(source.path.as_bytes())
-                .bind(uploaded)
-                .bind(now.naive_utc())
-                .execute(pool)
-                .await
-                .map_err(|err| self.error(&what(), err))?;
-            }
-        }
-        Ok(())
+        self.record_done(
+            &[(source.clone(), uploaded.clone())],
+            &format!("recording the success of `{}`", source.path),
+        )
+        .await
     }
 
     async fn is_empty(&self) -> Result<bool> {
@@ -419,60 +471,8 @@ impl StatusStore for SqlStatusStore {
     }
 
     async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        let namespace = self.options.namespace.as_str();
-        let now = Utc::now();
-        let what = || format!("recording {} successes", done.len());
-        let mut encoded = Vec::with_capacity(done.len());
-        for (source, uploaded) in done {
-            encoded.push((source.path.as_str(), encode_info(uploaded)?));
-        }
-        // One transaction: one commit (one flush of the server's log) for the group.
-        match &self.pool {
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(|err| self.error(&what(), err))?;
-                for (path, uploaded) in &encoded {
-                    sqlx::query(
-                        "INSERT INTO ikkatsu_file_status (namespace, path, state, uploaded, failed, error_count, last_error, updated_at) \
-                         VALUES ($1, $2, 'done', $3, NULL, 0, NULL, $4) \
-                         ON CONFLICT (namespace, path) DO UPDATE SET state = 'done', uploaded = EXCLUDED.uploaded, \
-                         failed = NULL, error_count = 0, last_error = NULL, updated_at = EXCLUDED.updated_at",
-                    )
-                    .bind(namespace)
-                    .bind(*path)
-                    .bind(uploaded)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|err| self.error(&what(), err))?;
-                }
-                tx.commit().await.map_err(|err| self.error(&what(), err))?;
-            }
-            #[cfg(feature = "mysql")]
-            Pool::MySql(pool) => {
-                let mut tx = pool.begin().await.map_err(|err| self.error(&what(), err))?;
-                for (path, uploaded) in &encoded {
-                    sqlx::query(
-                        "INSERT INTO ikkatsu_file_status (namespace, path, state, uploaded, failed, error_count, last_error, updated_at) \
-                         VALUES (?, ?, 'done', ?, NULL, 0, NULL, ?) \
-                         ON DUPLICATE KEY UPDATE state = 'done', uploaded = VALUES(uploaded), failed = NULL, \
-                         error_count = 0, last_error = NULL, updated_at = VALUES(updated_at)",
-                    )
-                    .bind(namespace.as_bytes())
-                    .bind(path.as_bytes())
-                    .bind(uploaded)
-                    .bind(now.naive_utc())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|err| self.error(&what(), err))?;
-                }
-                tx.commit().await.map_err(|err| self.error(&what(), err))?;
-            }
-        }
-        Ok(())
+        self.record_done(done, &format!("recording {} successes", done.len()))
+            .await
     }
 
     async fn report_error(&self, file: &FileInfo, error: &str) -> Result<u32> {

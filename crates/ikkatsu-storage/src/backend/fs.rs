@@ -49,5 +49,6 @@ pub(crate) fn open(root: &Path, shown: &str) -> Result<Opened> {
         uploader: None,
         empty_files: None,
         stat_before_read: false,
+        listing_is_stat: false,
     })
 }

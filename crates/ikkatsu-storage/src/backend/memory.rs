@@ -43,5 +43,6 @@ pub(crate) fn open(name: Option<&str>, shown: &str) -> Result<Opened> {
         uploader: None,
         empty_files: None,
         stat_before_read: false,
+        listing_is_stat: false,
     })
 }

@@ -50,6 +50,10 @@ pub(crate) struct Opened {
     /// Reads of a missing file must be answered by a stat first (FTPS: the read of a
     /// missing file waits for a data connection the server never opens).
     pub(crate) stat_before_read: bool,
+    /// A listing reports what a stat would (size, modification time to the same
+    /// precision), so a listed file may be read without a stat first (SFTP: both come from
+    /// the same attributes).
+    pub(crate) listing_is_stat: bool,
 }
 
 /// Creates (or truncates) an empty file where OpenDAL's writer, given no bytes, leaves the
@@ -91,6 +95,7 @@ impl Opened {
             uploader: None,
             empty_files: None,
             stat_before_read: false,
+            listing_is_stat: false,
         }
     }
 }

@@ -176,7 +176,10 @@ pub(crate) fn open(
     };
     let builder = SftpBuilder::new(sftp, Arc::new(service::Resources { runtime, agent }));
     let operator = Operator::new(builder).map_err(|e| build_error(e, &shown))?;
-    Ok(Opened::remote(operator))
+    Ok(Opened {
+        listing_is_stat: true,
+        ..Opened::remote(operator)
+    })
 }
 
 #[cfg(test)]
