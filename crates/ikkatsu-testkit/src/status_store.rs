@@ -426,7 +426,8 @@ pub async fn large_batch(factory: &dyn StatusStoreFactory) {
 }
 
 /// `report_done_all` records a group of successes as `report_done` records each: errors
-/// cleared, the uploaded file skipped afterwards; an empty group changes nothing.
+/// cleared, the uploaded file skipped afterwards; an empty group changes nothing. The group
+/// is larger than what SQL stores put in one statement.
 /// `is_empty` is true only for a namespace without records.
 pub async fn done_in_groups(factory: &dyn StatusStoreFactory) {
     let store = factory.open("groups", 2).await;
@@ -438,9 +439,9 @@ pub async fn done_in_groups(factory: &dyn StatusStoreFactory) {
         empty(&factory.open("groups-other", 2).await).await,
         "other namespaces do not count"
     );
-    let group: Vec<(FileInfo, FileInfo)> = (0..300u64)
+    let group: Vec<(FileInfo, FileInfo)> = (0..1200u64)
         .map(|i| {
-            let path = format!("g/{i:03}.txt");
+            let path = format!("g/{i:04}.txt");
             (file(&path, i, 0), file(&path, i + 1, 60))
         })
         .chain([(failed.clone(), file("g/failed.txt", 2, 60))])
@@ -467,7 +468,7 @@ pub async fn done_in_groups(factory: &dyn StatusStoreFactory) {
     assert_eq!(
         counts(&store).await,
         StatusCounts {
-            done: 301,
+            done: 1201,
             failed: 0
         }
     );

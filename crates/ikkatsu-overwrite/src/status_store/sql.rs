@@ -199,7 +199,23 @@ impl SqlStatusStore {
         }
         let fail = |err: sqlx::Error| self.error(what, err);
         // One statement is atomic by itself; several need a transaction.
-        let single = encoded.len() <= DONE_ROWS_PER_STATEMENT;
+        macro_rules! run {
+            ($pool:expr, $build:expr) => {
+                if encoded.len() <= DONE_ROWS_PER_STATEMENT {
+                    $build(&encoded)
+                        .build()
+                        .execute($pool)
+                        .await
+                        .map_err(fail)?;
+                } else {
+                    let mut tx = $pool.begin().await.map_err(fail)?;
+                    for rows in encoded.chunks(DONE_ROWS_PER_STATEMENT) {
+                        $build(rows).build().execute(&mut *tx).await.map_err(fail)?;
+                    }
+                    tx.commit().await.map_err(fail)?;
+                }
+            };
+        }
         match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(pool) => {
@@ -220,15 +236,7 @@ impl SqlStatusStore {
                     );
                     query
                 };
-                if single {
-                    build(&encoded).build().execute(pool).await.map_err(fail)?;
-                } else {
-                    let mut tx = pool.begin().await.map_err(fail)?;
-                    for rows in encoded.chunks(DONE_ROWS_PER_STATEMENT) {
-                        build(rows).build().execute(&mut *tx).await.map_err(fail)?;
-                    }
-                    tx.commit().await.map_err(fail)?;
-                }
+                run!(pool, build);
             }
             #[cfg(feature = "mysql")]
             Pool::MySql(pool) => {
@@ -249,15 +257,7 @@ impl SqlStatusStore {
                     );
                     query
                 };
-                if single {
-                    build(&encoded).build().execute(pool).await.map_err(fail)?;
-                } else {
-                    let mut tx = pool.begin().await.map_err(fail)?;
-                    for rows in encoded.chunks(DONE_ROWS_PER_STATEMENT) {
-                        build(rows).build().execute(&mut *tx).await.map_err(fail)?;
-                    }
-                    tx.commit().await.map_err(fail)?;
-                }
+                run!(pool, build);
             }
         }
         Ok(())
