@@ -215,6 +215,10 @@ fn csv_error(path: &Path, err: csv::Error, names: Option<&[String]>) -> Error {
     Error::new(ErrorKind::Parse, message).with_source(err)
 }
 
+/// Bytes the CSV reader reads and the writer writes per system call (the csv crate's
+/// default is 8 KiB): a chunk of ~100-byte rows then costs one or two calls, not dozens.
+const IO_BUFFER: usize = 128 * 1024;
+
 /// A reusable row buffer the csv reader reads into.
 trait RowBuffer {
     fn read_from(&mut self, reader: &mut csv::Reader<File>) -> csv::Result<bool>;
@@ -287,6 +291,7 @@ impl CsvSource {
             check_resume_offset(&file, self.path(), offset)?;
         }
         let mut reader = csv::ReaderBuilder::new()
+            .buffer_capacity(IO_BUFFER)
             .delimiter(self.delimiter)
             .quote(self.quote)
             .has_headers(self.config.has_header)
@@ -697,6 +702,7 @@ impl CsvSink {
         };
         self.writer = Some(
             csv::WriterBuilder::new()
+                .buffer_capacity(IO_BUFFER)
                 .delimiter(self.delimiter)
                 .quote(self.quote)
                 .has_headers(auto_header && self.header_pending)

@@ -115,6 +115,10 @@ impl SqliteJobRepository {
                 Some(Duration::from_secs(1800))
             })
             .acquire_timeout(Duration::from_secs(30))
+            // A SQLite connection is a file handle on a worker thread: it cannot go stale
+            // the way a network connection can, and a ping before every statement would
+            // double the thread hand-offs of a chunk commit.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|err| crate::error::map_sqlx(&describe, "opening the database", err))?;
