@@ -30,7 +30,7 @@ benches:
       CSV file -> uppercase the `city` field -> CSV file, chunk size 1000.
       Contenders: limit (hand-written csv loop), peer (spring-batch-rs 0.4), ikkatsu.
       --rows N          rows in the generated input (default 1000000)
-      --runs K          run each contender K times, report the best (default 1)
+      --runs K          run each contender K times, report the best (default 3)
       --only LIST       run only these contenders (comma-separated)
       --ikkatsu-items   ikkatsu's Record-based CSV reader/writer (default) or the
                         serde-typed ones

@@ -54,7 +54,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut opts = Options {
             rows: 1_000_000,
-            runs: 1,
+            runs: 3,
             ikkatsu_items: ItemsKind::Record,
             only: CONTENDERS.iter().map(|c| c.to_string()).collect(),
             keep_dir: false,
@@ -290,7 +290,11 @@ fn generate_input(path: &Path, rows: u64) -> Result<u64, String> {
             let city = rng.pick(&CITIES);
             // Never a whole number of units: every writer prints such amounts identically.
             let cents = rng.next() % 99_999_999 + 1;
-            let cents = if cents.is_multiple_of(100) { cents + 1 } else { cents };
+            let cents = if cents.is_multiple_of(100) {
+                cents + 1
+            } else {
+                cents
+            };
             writeln!(
                 out,
                 "{id},{first},{last},{}.{}.{id}@customers.mail.example-company.org,{city},{}.{:02}",
