@@ -110,37 +110,90 @@ impl EmbeddedStatusStore {
         &self.path
     }
 
+    /// What the work of a transaction needs besides the table.
+    fn scope(&self, what: &'static str) -> Scope {
+        Scope {
+            describe: self.describe.clone(),
+            namespace: self.options.namespace.clone(),
+            what,
+        }
+    }
+
+    /// Runs `work` on the table in a read transaction, off the async threads.
+    async fn read<T, F>(&self, what: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Scope, &ReadTable) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        let scope = self.scope(what);
+        blocking(&self.describe, move || {
+            let txn = db.begin_read().map_err(|e| scope.fail(e))?;
+            let table = txn.open_table(TABLE).map_err(|e| scope.fail(e))?;
+            work(&scope, &table)
+        })
+        .await
+    }
+
+    /// Runs `work` on the table in a write transaction, committed when `work` succeeds, off
+    /// the async threads.
+    async fn write<T, F>(&self, what: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Scope, &mut WriteTable<'_>) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        let scope = self.scope(what);
+        blocking(&self.describe, move || {
+            let txn = db.begin_write().map_err(|e| scope.fail(e))?;
+            let out = {
+                let mut table = txn.open_table(TABLE).map_err(|e| scope.fail(e))?;
+                work(&scope, &mut table)?
+            };
+            txn.commit().map_err(|e| scope.fail(e))?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Reads and replaces one record in a write transaction.
     async fn update<F>(&self, path: String, what: &'static str, change: F) -> Result<FileStatus>
     where
         F: FnOnce(Option<FileStatus>) -> FileStatus + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        let describe = self.describe.clone();
-        let namespace = self.options.namespace.clone();
-        blocking(&self.describe, move || {
-            let fail = |err: redb::Error| store_error(&describe, what, err, false);
-            let txn = db.begin_write().map_err(|e| fail(e.into()))?;
-            let status = {
-                let mut table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
-                let previous = match table
-                    .get((namespace.as_str(), path.as_str()))
-                    .map_err(|e| fail(e.into()))?
-                {
-                    Some(value) => Some(decode_status(&describe, &path, value.value())?),
-                    None => None,
-                };
-                let status = change(previous);
-                let bytes = encode_status(&status)?;
-                table
-                    .insert((namespace.as_str(), path.as_str()), bytes.as_slice())
-                    .map_err(|e| fail(e.into()))?;
-                status
+        self.write(what, move |scope, table| {
+            let key = (scope.namespace.as_str(), path.as_str());
+            let previous = match table.get(key).map_err(|e| scope.fail(e))? {
+                Some(value) => Some(decode_status(&scope.describe, &path, value.value())?),
+                None => None,
             };
-            txn.commit().map_err(|e| fail(e.into()))?;
+            let status = change(previous);
+            let bytes = encode_status(&status)?;
+            table
+                .insert(key, bytes.as_slice())
+                .map_err(|e| scope.fail(e))?;
             Ok(status)
         })
         .await
+    }
+}
+
+/// The table, read-only.
+type ReadTable = redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
+/// The table, in a write transaction.
+type WriteTable<'txn> = redb::Table<'txn, (&'static str, &'static str), &'static [u8]>;
+
+/// What the work of a transaction needs besides the table: the flow's namespace, and what
+/// errors name (the store, what was being done).
+struct Scope {
+    describe: String,
+    namespace: String,
+    what: &'static str,
+}
+
+impl Scope {
+    fn fail(&self, err: impl Into<redb::Error>) -> Error {
+        store_error(&self.describe, self.what, err.into(), false)
     }
 }
 
@@ -161,21 +214,15 @@ impl StatusStore for EmbeddedStatusStore {
         if files.is_empty() {
             return Ok(files);
         }
-        let db = Arc::clone(&self.db);
-        let describe = self.describe.clone();
-        let namespace = self.options.namespace.clone();
         let max_errors = self.options.max_errors;
-        blocking(&self.describe, move || {
-            let fail = |err: redb::Error| store_error(&describe, "looking up files", err, false);
-            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
-            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+        self.read("looking up files", move |scope, table| {
             let mut out = Vec::with_capacity(files.len());
             for file in files {
                 let needed = match table
-                    .get((namespace.as_str(), file.path.as_str()))
-                    .map_err(|e| fail(e.into()))?
+                    .get((scope.namespace.as_str(), file.path.as_str()))
+                    .map_err(|e| scope.fail(e))?
                 {
-                    Some(value) => decode_status(&describe, &file.path, value.value())?
+                    Some(value) => decode_status(&scope.describe, &file.path, value.value())?
                         .needs_processing(&file, max_errors),
                     None => true,
                 };
@@ -198,20 +245,14 @@ impl StatusStore for EmbeddedStatusStore {
     }
 
     async fn is_empty(&self) -> Result<bool> {
-        let db = Arc::clone(&self.db);
-        let describe = self.describe.clone();
-        let namespace = self.options.namespace.clone();
-        blocking(&self.describe, move || {
-            let fail = |err: redb::Error| store_error(&describe, "reading records", err, false);
-            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
-            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+        self.read("reading records", |scope, table| {
             let mut range = table
-                .range((namespace.as_str(), "")..)
-                .map_err(|e| fail(e.into()))?;
+                .range((scope.namespace.as_str(), "")..)
+                .map_err(|e| scope.fail(e))?;
             match range.next() {
                 Some(entry) => {
-                    let (key, _) = entry.map_err(|e| fail(e.into()))?;
-                    Ok(key.value().0 != namespace)
+                    let (key, _) = entry.map_err(|e| scope.fail(e))?;
+                    Ok(key.value().0 != scope.namespace)
                 }
                 None => Ok(true),
             }
@@ -231,21 +272,12 @@ impl StatusStore for EmbeddedStatusStore {
                 encode_status(&FileStatus::done(uploaded, now))?,
             ));
         }
-        let db = Arc::clone(&self.db);
-        let describe = self.describe.clone();
-        let namespace = self.options.namespace.clone();
-        blocking(&self.describe, move || {
-            let fail = |err: redb::Error| store_error(&describe, "recording successes", err, false);
-            let txn = db.begin_write().map_err(|e| fail(e.into()))?;
-            {
-                let mut table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
-                for (path, bytes) in &records {
-                    table
-                        .insert((namespace.as_str(), path.as_str()), bytes.as_slice())
-                        .map_err(|e| fail(e.into()))?;
-                }
+        self.write("recording successes", move |scope, table| {
+            for (path, bytes) in &records {
+                table
+                    .insert((scope.namespace.as_str(), path.as_str()), bytes.as_slice())
+                    .map_err(|e| scope.fail(e))?;
             }
-            txn.commit().map_err(|e| fail(e.into()))?;
             Ok(())
         })
         .await
@@ -263,19 +295,13 @@ impl StatusStore for EmbeddedStatusStore {
     }
 
     async fn status(&self, path: &str) -> Result<Option<FileStatus>> {
-        let db = Arc::clone(&self.db);
-        let describe = self.describe.clone();
-        let namespace = self.options.namespace.clone();
         let path = path.to_string();
-        blocking(&self.describe, move || {
-            let fail = |err: redb::Error| store_error(&describe, "reading a record", err, false);
-            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
-            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+        self.read("reading a record", move |scope, table| {
             match table
-                .get((namespace.as_str(), path.as_str()))
-                .map_err(|e| fail(e.into()))?
+                .get((scope.namespace.as_str(), path.as_str()))
+                .map_err(|e| scope.fail(e))?
             {
-                Some(value) => Ok(Some(decode_status(&describe, &path, value.value())?)),
+                Some(value) => Ok(Some(decode_status(&scope.describe, &path, value.value())?)),
                 None => Ok(None),
             }
         })
@@ -283,24 +309,18 @@ impl StatusStore for EmbeddedStatusStore {
     }
 
     async fn counts(&self) -> Result<StatusCounts> {
-        let db = Arc::clone(&self.db);
-        let describe = self.describe.clone();
-        let namespace = self.options.namespace.clone();
-        blocking(&self.describe, move || {
-            let fail = |err: redb::Error| store_error(&describe, "counting records", err, false);
-            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
-            let table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
+        self.read("counting records", |scope, table| {
             let mut counts = StatusCounts::default();
             for entry in table
-                .range((namespace.as_str(), "")..)
-                .map_err(|e| fail(e.into()))?
+                .range((scope.namespace.as_str(), "")..)
+                .map_err(|e| scope.fail(e))?
             {
-                let (key, value) = entry.map_err(|e| fail(e.into()))?;
+                let (key, value) = entry.map_err(|e| scope.fail(e))?;
                 let (ns, path) = key.value();
-                if ns != namespace {
+                if ns != scope.namespace {
                     break;
                 }
-                match decode_status(&describe, path, value.value())?.state {
+                match decode_status(&scope.describe, path, value.value())?.state {
                     FileState::Done => counts.done += 1,
                     FileState::Failed => counts.failed += 1,
                 }
@@ -319,34 +339,24 @@ impl StatusStore for EmbeddedStatusStore {
     }
 
     async fn clear(&self) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        let describe = self.describe.clone();
-        let namespace = self.options.namespace.clone();
-        blocking(&self.describe, move || {
-            let fail =
-                |err: redb::Error| store_error(&describe, "clearing the namespace", err, false);
-            let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+        self.write("clearing the namespace", |scope, table| {
+            let mut doomed = Vec::new();
+            for entry in table
+                .range((scope.namespace.as_str(), "")..)
+                .map_err(|e| scope.fail(e))?
             {
-                let mut table = txn.open_table(TABLE).map_err(|e| fail(e.into()))?;
-                let mut doomed = Vec::new();
-                for entry in table
-                    .range((namespace.as_str(), "")..)
-                    .map_err(|e| fail(e.into()))?
-                {
-                    let (key, _) = entry.map_err(|e| fail(e.into()))?;
-                    let (ns, path) = key.value();
-                    if ns != namespace {
-                        break;
-                    }
-                    doomed.push(path.to_string());
+                let (key, _) = entry.map_err(|e| scope.fail(e))?;
+                let (ns, path) = key.value();
+                if ns != scope.namespace {
+                    break;
                 }
-                for path in doomed {
-                    table
-                        .remove((namespace.as_str(), path.as_str()))
-                        .map_err(|e| fail(e.into()))?;
-                }
+                doomed.push(path.to_string());
             }
-            txn.commit().map_err(|e| fail(e.into()))?;
+            for path in doomed {
+                table
+                    .remove((scope.namespace.as_str(), path.as_str()))
+                    .map_err(|e| scope.fail(e))?;
+            }
             Ok(())
         })
         .await
