@@ -1,8 +1,10 @@
 //! `ikkatsu overwrite` end to end: real processes, a local tree, the embedded status store.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ikkatsu");
 
@@ -179,14 +181,21 @@ fn failures_are_reported_and_the_run_goes_on() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nowhere"));
 }
 
-#[test]
-fn kill_9_during_processing_then_resume_transforms_each_file_once() {
-    let total = 120;
-    for kill_after in [1usize, 40, 90] {
+/// Runs the overwrite of a tree of `total` files with `exec`, kills it with SIGKILL once
+/// `kill_after` files are processed (for each kill point, on a fresh tree), resumes it, and
+/// checks that every file was transformed exactly once and nothing is left in flight.
+fn kill_9_then_resume(
+    total: usize,
+    kill_points: &[usize],
+    exec: &str,
+    concurrency: &str,
+    timeout: Duration,
+    poll: Duration,
+) {
+    for &kill_after in kill_points {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
         let files = make_tree(&root, total);
-        let exec = "cat {in} > {out} && sleep 0.05 && echo processed >> {out}";
         let args = [
             "overwrite",
             "data",
@@ -196,27 +205,11 @@ fn kill_9_during_processing_then_resume_transforms_each_file_once() {
             exec,
             "--shell",
             "--concurrency",
-            "4",
+            concurrency,
         ];
-        let mut child = ikkatsu(dir.path(), &args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut reached = false;
-        while Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if processed_count(&files) >= kill_after {
-                reached = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let reached = common::kill_9_when(&mut ikkatsu(dir.path(), &args), timeout, poll, || {
+            processed_count(&files) >= kill_after
+        });
         assert!(reached, "kill point {kill_after}: the run ended first");
         let resumed = run(dir.path(), &args);
         assert_eq!(
@@ -227,13 +220,20 @@ fn kill_9_during_processing_then_resume_transforms_each_file_once() {
         );
         assert_exactly_once(&root, &files);
         assert_eq!(processed_count(&files), total);
-        let state = dir.path().join(".ikkatsu/overwrite");
-        for ns in std::fs::read_dir(&state).unwrap() {
-            let ns = ns.unwrap().path();
-            assert!(!ns.join("work").exists(), "work directory removed");
-            assert_eq!(std::fs::read_dir(ns.join("journal")).unwrap().count(), 0);
-        }
+        common::assert_nothing_in_flight(dir.path());
     }
+}
+
+#[test]
+fn kill_9_during_processing_then_resume_transforms_each_file_once() {
+    kill_9_then_resume(
+        120,
+        &[1, 40, 90],
+        "cat {in} > {out} && sleep 0.05 && echo processed >> {out}",
+        "4",
+        Duration::from_secs(60),
+        Duration::from_millis(5),
+    );
 }
 
 /// Kills land while groups of files are being flushed, replaced and recorded (a fast
@@ -241,58 +241,14 @@ fn kill_9_during_processing_then_resume_transforms_each_file_once() {
 /// file exactly once and leaves no temporary file or journal entry.
 #[test]
 fn kill_9_during_group_commits_then_resume_transforms_each_file_once() {
-    let total = 1500;
-    for kill_after in [100usize, 500, 900] {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("data");
-        let files = make_tree(&root, total);
-        let args = [
-            "overwrite",
-            "data",
-            "--include",
-            "**/*.txt",
-            "--exec",
-            APPEND,
-            "--shell",
-            "--concurrency",
-            "8",
-        ];
-        let mut child = ikkatsu(dir.path(), &args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut reached = false;
-        while Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if processed_count(&files) >= kill_after {
-                reached = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(reached, "kill point {kill_after}: the run ended first");
-        let resumed = run(dir.path(), &args);
-        assert_eq!(
-            resumed.status.code(),
-            Some(0),
-            "kill point {kill_after}: {}",
-            String::from_utf8_lossy(&resumed.stderr)
-        );
-        assert_exactly_once(&root, &files);
-        assert_eq!(processed_count(&files), total);
-        let state = dir.path().join(".ikkatsu/overwrite");
-        for ns in std::fs::read_dir(&state).unwrap() {
-            let ns = ns.unwrap().path();
-            assert!(!ns.join("work").exists(), "work directory removed");
-            assert_eq!(std::fs::read_dir(ns.join("journal")).unwrap().count(), 0);
-        }
-    }
+    kill_9_then_resume(
+        1500,
+        &[100, 500, 900],
+        APPEND,
+        "8",
+        Duration::from_secs(120),
+        Duration::from_millis(2),
+    );
 }
 
 #[test]

@@ -5,9 +5,11 @@
 //! process → status, a second run that does nothing, a changed file processed again, and, on
 //! SFTP and S3, a `kill -9` in the middle of the processing followed by a resume.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use ikkatsu_storage::{Storage, WalkOptions};
@@ -323,39 +325,23 @@ fn kill_9_then_resume(backend: &str) {
             marker.display()
         );
         let args = overwrite_args(&url, &exec);
-        let mut child = ikkatsu(dir.path(), &args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut reached = false;
-        while Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            let calls = std::fs::read_to_string(&marker)
-                .map(|t| t.lines().count())
-                .unwrap_or(0);
-            if calls >= kill_after {
-                reached = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let reached = common::kill_9_when(
+            &mut ikkatsu(dir.path(), &args),
+            Duration::from_secs(120),
+            Duration::from_millis(5),
+            || {
+                let calls = std::fs::read_to_string(&marker)
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0);
+                calls >= kill_after
+            },
+        );
         assert!(reached, "kill point {kill_after}: the run ended first");
 
         let (_, json) = run(dir.path(), &args);
         assert_eq!(json["process"]["progress"]["failed"], 0, "{json}");
         rt.block_on(assert_exactly_once(&storage));
-        let state = dir.path().join(".ikkatsu/overwrite");
-        for ns in std::fs::read_dir(&state).unwrap() {
-            let ns = ns.unwrap().path();
-            assert!(!ns.join("work").exists(), "work directory removed");
-            assert_eq!(std::fs::read_dir(ns.join("journal")).unwrap().count(), 0);
-        }
+        common::assert_nothing_in_flight(dir.path());
         rt.block_on(clean(&storage));
     }
 }
