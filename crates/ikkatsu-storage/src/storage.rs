@@ -99,6 +99,8 @@ struct Inner {
     stat_before_read: bool,
     /// Listings report what a stat would.
     listing_is_stat: bool,
+    /// Reads can be conditional on an ETag, and that ETag is the one conditional writes use.
+    read_if_match: bool,
 }
 
 impl std::fmt::Debug for Storage {
@@ -148,6 +150,7 @@ impl Storage {
         let opened = backend::open(&parsed, settings, &layers, &shown)?;
         let native = opened.operator.info().capability();
         let local = opened.local_root.is_some();
+        let read_if_match = native.read_with_if_match && native.write_with_if_match;
         let capabilities = Capabilities {
             scheme: opened.operator.info().scheme(),
             conditional_write: if native.write_with_if_match {
@@ -182,6 +185,7 @@ impl Storage {
                 empty_files: opened.empty_files,
                 stat_before_read: opened.stat_before_read,
                 listing_is_stat: opened.listing_is_stat,
+                read_if_match,
             }),
         })
     }
@@ -374,15 +378,7 @@ impl Storage {
     /// [`Storage::write_if_unchanged`]: `listed`, unless the file was downloaded again.
     pub async fn download_listed(&self, listed: &FileInfo, local: &Path) -> Result<FileInfo> {
         let path = listed.path.as_str();
-        let etag = match &listed.etag {
-            Some(etag)
-                if self.inner.capabilities.conditional_write == ConditionalWrite::IfMatch
-                    && self.inner.op.info().capability().read_with_if_match =>
-            {
-                Some(etag.as_str())
-            }
-            _ => None,
-        };
+        let etag = listed.etag.as_deref().filter(|_| self.inner.read_if_match);
         let by_listing =
             etag.is_some() || (self.inner.listing_is_stat && listed.modified.is_some());
         if !by_listing || listed.size == 0 {
