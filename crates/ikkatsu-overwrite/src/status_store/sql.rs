@@ -222,10 +222,10 @@ impl SqlStatusStore {
                 let build = |rows: &[(&str, String)]| {
                     let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(DONE_UPSERT);
                     query.push_values(rows.iter(), |mut row, (path, uploaded)| {
-                        row.push_bind(namespace.to_owned())
-                            .push_bind(path.to_string())
+                        row.push_bind(namespace)
+                            .push_bind(*path)
                             .push("'done'")
-                            .push_bind(uploaded.clone())
+                            .push_bind(uploaded.as_str())
                             .push("NULL, 0, NULL")
                             .push_bind(now);
                     });
@@ -243,10 +243,10 @@ impl SqlStatusStore {
                 let build = |rows: &[(&str, String)]| {
                     let mut query = sqlx::QueryBuilder::<sqlx::MySql>::new(DONE_UPSERT);
                     query.push_values(rows.iter(), |mut row, (path, uploaded)| {
-                        row.push_bind(namespace.as_bytes().to_vec())
-                            .push_bind(path.as_bytes().to_vec())
+                        row.push_bind(namespace.as_bytes())
+                            .push_bind(path.as_bytes())
                             .push("'done'")
-                            .push_bind(uploaded.clone())
+                            .push_bind(uploaded.as_str())
                             .push("NULL, 0, NULL")
                             .push_bind(now.naive_utc());
                     });
