@@ -57,8 +57,8 @@ pub(crate) fn parse_error(err: opendal::Error, op: &str, path: &str, url: &str) 
                 ErrorKind::PermissionDenied,
                 format!(
                     "the server's TLS certificate was refused ({detail}); trust the CA that \
-                     signed it with the `ca-file` option (FTPS: the SSL_CERT_FILE environment \
-                     variable), or check that the URL names the host the certificate is for"
+                     signed it with the `ca-file` option, or check that the URL names the host \
+                     the certificate is for"
                 ),
             )
         }

@@ -399,16 +399,18 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
         || key == "sig"
 }
 
+/// `url`, a remote URL (tests).
+#[cfg(test)]
+pub(crate) fn remote(url: &str) -> RemoteUrl {
+    match StorageUrl::parse(url).unwrap() {
+        StorageUrl::Remote(r) => r,
+        other => panic!("{url} parsed as {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn remote(url: &str) -> RemoteUrl {
-        match StorageUrl::parse(url).unwrap() {
-            StorageUrl::Remote(r) => r,
-            other => panic!("{url} parsed as {other:?}"),
-        }
-    }
 
     #[test]
     fn parses_forms() {

@@ -122,7 +122,8 @@ fn assert_refused_not_retried(storage: &Storage, err: &Error) {
 /// Runs the test `name` (as the test harness names it: `module::test`) again in a child
 /// process with `envs` set, and checks that it ran and passed. In that child, returns false
 /// so the test runs its body. For settings that only the environment of a process can give
-/// (`SSL_CERT_FILE` for FTPS), without changing the environment of a running process.
+/// (`SSL_CERT_FILE` for FTPS's system store), without changing the environment of a running
+/// process.
 #[allow(dead_code)]
 fn run_in_child(name: &str, envs: &[(&str, &str)]) -> bool {
     if std::env::var_os("IKKATSU_TEST_CHILD").is_some() {
@@ -174,10 +175,6 @@ mod ftp {
             &unique(name),
             &var("IKKATSU_TEST_FTP_PASSWORD"),
         ));
-        // OpenDAL's FTP service creates a missing root when it connects; connections made
-        // at the same moment race and all but one fail (see docs/storage.md). One connection
-        // first, as a flow's walk does.
-        storage.exists("x").await.expect("first connection");
         Fixture {
             storage,
             clean: true,
@@ -198,6 +195,37 @@ mod ftp {
         assert!(caps.modified);
     }
 
+    /// Connections made at the same moment on a missing root all create it (and its
+    /// parents) or find it made.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_first_connections_on_a_missing_root() {
+        let prefix = format!("{}/a/b", unique("race"));
+        let storage = open(&connection(
+            "ftp",
+            &prefix,
+            &var("IKKATSU_TEST_FTP_PASSWORD"),
+        ));
+        let writes = (0..8).map(|i| {
+            let storage = storage.clone();
+            tokio::spawn(async move { storage.write(&format!("f{i}"), &b"x"[..]).await })
+        });
+        for write in futures::future::join_all(writes).await {
+            write.expect("task").expect("write");
+        }
+        for i in 0..8 {
+            assert_eq!(
+                storage.read(&format!("f{i}")).await.expect("read").as_ref(),
+                b"x"
+            );
+        }
+        Fixture {
+            storage,
+            clean: true,
+        }
+        .cleanup()
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wrong_password_is_a_permission_error_not_retried() {
         let storage = open(&connection("ftp", &unique("wrong-pw"), "not-the-password"));
@@ -216,89 +244,107 @@ mod ftp {
     }
 }
 
+/// The TLS tests of the backends whose plain protocol runs the whole suite (FTPS, WebDAV over
+/// HTTPS): `connection(prefix)` is the test server over TLS.
+#[cfg(any(feature = "ftp", feature = "webdav"))]
+mod tls {
+    use super::*;
+
+    /// A subset of the suite, trusting the test CA with `ca-file`.
+    pub(crate) async fn suite_subset_with_ca_file(
+        tag: &str,
+        connection: impl Fn(&str) -> StorageConnection,
+    ) {
+        use ikkatsu_testkit::storage as suite;
+        for run in 0..7 {
+            let storage = open(
+                &connection(&unique(&format!("{tag}-{run}")))
+                    .with_option("ca-file", var("IKKATSU_TEST_CA")),
+            );
+            match run {
+                0 => suite::write_stat_read_round_trip(storage.clone()).await,
+                1 => suite::overwrite_and_delete(storage.clone()).await,
+                2 => suite::special_names(storage.clone()).await,
+                3 => suite::streaming_upload_and_download(storage.clone()).await,
+                4 => suite::walk_include_exclude(storage.clone()).await,
+                5 => suite::conditional_write_accepted_when_unchanged(storage.clone()).await,
+                _ => suite::conditional_write_refused_after_change(storage.clone()).await,
+            }
+            Fixture {
+                storage,
+                clean: true,
+            }
+            .cleanup()
+            .await;
+        }
+    }
+
+    /// A certificate signed by a CA other than the one of `ca-file` is refused, clearly and
+    /// without retries.
+    pub(crate) async fn untrusted_ca_is_refused_without_retries(connection: StorageConnection) {
+        let storage = open(&connection.with_option("ca-file", var("IKKATSU_TEST_OTHER_CA")));
+        let err = storage.stat("x").await.expect_err("untrusted certificate");
+        assert_refused_not_retried(&storage, &err);
+        assert!(
+            err.message().contains("TLS certificate was refused"),
+            "{}",
+            err.report()
+        );
+        assert!(err.message().contains("ca-file"), "{}", err.report());
+    }
+
+    /// `storage` works: a write, a stat and a read.
+    pub(crate) async fn works(storage: Storage) {
+        storage.write("x", &b"x"[..]).await.expect("write");
+        assert_eq!(storage.stat("x").await.expect("stat").size, 1);
+        assert_eq!(storage.read("x").await.expect("read").as_ref(), b"x");
+        Fixture {
+            storage,
+            clean: true,
+        }
+        .cleanup()
+        .await;
+    }
+}
+
 #[cfg(feature = "ftp")]
 mod ftps {
     use super::*;
 
-    fn test_name(test: &str) -> String {
+    fn connection(prefix: &str) -> StorageConnection {
+        super::ftp::connection("ftps", prefix, &var("IKKATSU_TEST_FTP_PASSWORD"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn suite_subset_over_tls_with_ca_file() {
+        tls::suite_subset_with_ca_file("ftps", connection).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn certificate_of_an_untrusted_ca_is_refused_without_retries() {
+        tls::untrusted_ca_is_refused_without_retries(connection(&unique("ftps-bad-ca"))).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn insecure_accepts_the_certificate() {
+        let storage = open(&connection(&unique("ftps-insecure")).with_option("insecure", "true"));
+        tls::works(storage).await;
+    }
+
+    /// Without `ca-file`, FTPS trusts the system store, which `SSL_CERT_FILE` replaces: the
+    /// test CA, in a child process.
+    #[test]
+    fn system_store_is_trusted_without_ca_file() {
         let module = module_path!()
             .split_once("::")
             .map_or(module_path!(), |(_, m)| m);
-        format!("{module}::{test}")
-    }
-
-    fn storage(prefix: &str) -> Storage {
-        open(&super::ftp::connection(
-            "ftps",
-            prefix,
-            &var("IKKATSU_TEST_FTP_PASSWORD"),
-        ))
-    }
-
-    /// FTPS trusts what `SSL_CERT_FILE` names (OpenDAL's FTP service reads the platform
-    /// store): the test CA, in a child process.
-    #[test]
-    fn suite_subset_over_tls_with_the_test_ca() {
         if run_in_child(
-            &test_name("suite_subset_over_tls_with_the_test_ca"),
+            &format!("{module}::system_store_is_trusted_without_ca_file"),
             &[("SSL_CERT_FILE", &var("IKKATSU_TEST_CA"))],
         ) {
             return;
         }
-        runtime().block_on(async {
-            use ikkatsu_testkit::storage as suite;
-            for run in 0..6 {
-                let prefix = unique(&format!("ftps-{run}"));
-                let storage = storage(&prefix);
-                match run {
-                    0 => suite::write_stat_read_round_trip(storage.clone()).await,
-                    1 => suite::overwrite_and_delete(storage.clone()).await,
-                    2 => suite::special_names(storage.clone()).await,
-                    3 => suite::streaming_upload_and_download(storage.clone()).await,
-                    4 => suite::walk_include_exclude(storage.clone()).await,
-                    _ => suite::conditional_write_refused_after_change(storage.clone()).await,
-                }
-                Fixture {
-                    storage,
-                    clean: true,
-                }
-                .cleanup()
-                .await;
-            }
-        });
-    }
-
-    /// A certificate signed by a CA the client does not trust is refused, clearly and
-    /// without retries.
-    #[test]
-    fn certificate_of_an_untrusted_ca_is_refused() {
-        if run_in_child(
-            &test_name("certificate_of_an_untrusted_ca_is_refused"),
-            &[("SSL_CERT_FILE", &var("IKKATSU_TEST_OTHER_CA"))],
-        ) {
-            return;
-        }
-        runtime().block_on(async {
-            let storage = storage(&unique("ftps-bad-ca"));
-            let err = storage.stat("x").await.expect_err("untrusted certificate");
-            assert_refused_not_retried(&storage, &err);
-            assert!(
-                err.message().contains("TLS certificate was refused"),
-                "{}",
-                err.report()
-            );
-            assert!(err.message().contains("SSL_CERT_FILE"), "{}", err.report());
-        });
-    }
-
-    #[test]
-    fn ca_file_and_insecure_are_refused_with_what_to_do() {
-        let err = StorageConnection::new("ftps://u@127.0.0.1/x")
-            .with_option("ca-file", var("IKKATSU_TEST_CA"))
-            .open()
-            .expect_err("not supported");
-        assert_eq!(err.kind(), ErrorKind::Config);
-        assert!(err.message().contains("SSL_CERT_FILE"), "{}", err.message());
+        runtime().block_on(async { tls::works(open(&connection(&unique("ftps-system")))).await });
     }
 }
 
@@ -531,54 +577,18 @@ mod webdavs {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn suite_subset_over_tls_with_ca_file() {
-        use ikkatsu_testkit::storage as suite;
-        for run in 0..5 {
-            let storage = open(
-                &connection(&unique(&format!("dav-tls-{run}")))
-                    .with_option("ca-file", var("IKKATSU_TEST_CA")),
-            );
-            match run {
-                0 => suite::write_stat_read_round_trip(storage.clone()).await,
-                1 => suite::special_names(storage.clone()).await,
-                2 => suite::streaming_upload_and_download(storage.clone()).await,
-                3 => suite::walk_include_exclude(storage.clone()).await,
-                _ => suite::conditional_write_accepted_when_unchanged(storage.clone()).await,
-            }
-            Fixture {
-                storage,
-                clean: true,
-            }
-            .cleanup()
-            .await;
-        }
+        tls::suite_subset_with_ca_file("dav-tls", connection).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn certificate_of_an_untrusted_ca_is_refused_without_retries() {
-        let storage = open(
-            &connection(&unique("dav-bad-ca")).with_option("ca-file", var("IKKATSU_TEST_OTHER_CA")),
-        );
-        let err = storage.stat("x").await.expect_err("untrusted certificate");
-        assert_refused_not_retried(&storage, &err);
-        assert!(
-            err.message().contains("TLS certificate was refused"),
-            "{}",
-            err.report()
-        );
-        assert!(err.message().contains("ca-file"), "{}", err.report());
+        tls::untrusted_ca_is_refused_without_retries(connection(&unique("dav-bad-ca"))).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn insecure_accepts_the_certificate() {
         let storage = open(&connection(&unique("dav-insecure")).with_option("insecure", "true"));
-        storage.write("x", &b"x"[..]).await.expect("write");
-        assert_eq!(storage.read("x").await.expect("read").as_ref(), b"x");
-        Fixture {
-            storage,
-            clean: true,
-        }
-        .cleanup()
-        .await;
+        tls::works(storage).await;
     }
 }
 

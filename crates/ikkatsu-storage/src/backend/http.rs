@@ -13,6 +13,7 @@ use opendal::layers::CapabilityOverrideLayer;
 use opendal::{Buffer, HttpBody, HttpTransport, HttpTransporter, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 
+use super::tls::{TlsSettings, install_crypto_provider, read_ca_file, warn_insecure};
 use crate::connection::Settings;
 use crate::error::{AUTH_MARK, TLS_MARK};
 use crate::layers::StorageOptions;
@@ -34,20 +35,14 @@ pub(crate) struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// Takes `ca-file` and `insecure` from the settings.
+    /// Takes `ca-file`, `insecure` and `conditional-write` from the settings.
     pub(crate) fn take(settings: &mut Settings) -> Result<HttpSettings> {
-        let out = HttpSettings {
-            ca_file: settings.take_file("ca-file")?,
-            insecure: settings.take_bool("insecure")?.unwrap_or(false),
+        let tls = TlsSettings::take(settings)?;
+        Ok(HttpSettings {
+            ca_file: tls.ca_file,
+            insecure: tls.insecure,
             conditional_write: settings.take_bool("conditional-write")?.unwrap_or(true),
-        };
-        if out.insecure && out.ca_file.is_some() {
-            return Err(Error::config(format!(
-                "storage {}: `insecure` and `ca-file` exclude each other; keep one",
-                settings.shown()
-            )));
-        }
-        Ok(out)
+        })
     }
 }
 
@@ -81,7 +76,7 @@ pub(crate) fn build_client(
     layers: &StorageOptions,
     shown: &str,
 ) -> Result<reqwest::Client> {
-    crate::backend::tls::install_crypto_provider();
+    install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("ikkatsu/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(layers.timeout.min(Duration::from_secs(30)))
@@ -90,28 +85,20 @@ pub(crate) fn build_client(
         .pool_max_idle_per_host(layers.concurrency.max(1))
         .tcp_keepalive(Duration::from_secs(30));
     if let Some(path) = &http.ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| Error::io(format!("storage {shown}: `ca-file` {}", path.display()), e))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            Error::config(format!(
-                "storage {shown}: `ca-file` {} holds no usable PEM certificate: {e}",
-                path.display()
-            ))
-        })?;
-        if certs.is_empty() {
-            return Err(Error::config(format!(
-                "storage {shown}: `ca-file` {} holds no PEM certificate",
-                path.display()
-            )));
-        }
+        let certs = read_ca_file(path, shown)?
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<reqwest::Result<Vec<_>>>()
+            .map_err(|e| {
+                Error::config(format!(
+                    "storage {shown}: `ca-file` {} holds no usable PEM certificate: {e}",
+                    path.display()
+                ))
+            })?;
         builder = builder.tls_certs_merge(certs);
     }
     if http.insecure {
-        tracing::warn!(
-            storage = %shown,
-            "TLS certificate verification is OFF for this storage (`insecure`): anyone on the \
-             network path can read and change the data"
-        );
+        warn_insecure(shown);
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
     builder.build().map_err(|e| {

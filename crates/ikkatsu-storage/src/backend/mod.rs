@@ -161,3 +161,29 @@ fn open_remote(
 pub(crate) fn build_error(err: opendal::Error, shown: &str) -> Error {
     crate::error::parse_error(err, "open", "", shown)
 }
+
+/// The user and the password, each given in the URL or as an option (not both); a password
+/// needs a user.
+#[cfg(any(feature = "ftp", feature = "webdav"))]
+pub(crate) fn user_and_password(
+    url: &RemoteUrl,
+    settings: &mut Settings,
+) -> Result<(Option<String>, Option<String>)> {
+    let shown = settings.shown().to_string();
+    let mut pick = |what: &str, in_url: &Option<String>| match (settings.take(what), in_url) {
+        (Some(_), Some(_)) => Err(Error::config(format!(
+            "storage {shown}: the {what} is given both in the URL and as the `{what}` option; \
+             keep one"
+        ))),
+        (option, in_url) => Ok(option.or_else(|| in_url.clone())),
+    };
+    let user = pick("user", &url.user)?;
+    let password = pick("password", &url.password)?;
+    if password.is_some() && user.is_none() {
+        return Err(Error::config(format!(
+            "storage {shown}: a password without a user; write `{}://USER@{}/…`",
+            url.scheme, url.host
+        )));
+    }
+    Ok((user, password))
+}

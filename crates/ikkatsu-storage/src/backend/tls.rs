@@ -1,7 +1,15 @@
-//! rustls needs one crypto provider per process; ikkatsu installs ring's once, before the
-//! first TLS client is built (FTPS and the HTTP backends).
+//! TLS shared by FTPS and the HTTP backends: the process-wide rustls crypto provider (ring,
+//! installed once before the first TLS client is built), the `ca-file` and `insecure`
+//! options, and a certificate verifier that accepts any certificate.
 
+use std::path::{Path, PathBuf};
 use std::sync::Once;
+
+use ikkatsu_core::{Error, Result};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::connection::Settings;
 
 /// Installs ring as the process-wide rustls crypto provider, unless the program installed one.
 pub(crate) fn install_crypto_provider() {
@@ -12,4 +20,114 @@ pub(crate) fn install_crypto_provider() {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
     });
+}
+
+/// The trust options of a TLS backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TlsSettings {
+    /// PEM file with the CA certificates to trust.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Accept any certificate (logs a warning).
+    pub(crate) insecure: bool,
+}
+
+impl TlsSettings {
+    /// Takes `ca-file` and `insecure` from the settings; they exclude each other.
+    pub(crate) fn take(settings: &mut Settings) -> Result<TlsSettings> {
+        let out = TlsSettings {
+            ca_file: settings.take_file("ca-file")?,
+            insecure: settings.take_bool("insecure")?.unwrap_or(false),
+        };
+        if out.insecure && out.ca_file.is_some() {
+            return Err(Error::config(format!(
+                "storage {}: `insecure` and `ca-file` exclude each other; keep one",
+                settings.shown()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// The certificates of the PEM file `path` given as `ca-file`: at least one.
+pub(crate) fn read_ca_file(path: &Path, shown: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::io(format!("storage {shown}: `ca-file` {}", path.display()), e))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Error::config(format!(
+                "storage {shown}: `ca-file` {} holds no usable PEM certificate: {e}",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "storage {shown}: `ca-file` {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// Says that `insecure` turned certificate verification off for the storage `shown`.
+pub(crate) fn warn_insecure(shown: &str) {
+    tracing::warn!(
+        storage = %shown,
+        "TLS certificate verification is OFF for this storage (`insecure`): anyone on the \
+         network path can read and change the data"
+    );
+}
+
+/// Accepts any server certificate (`insecure`), still checking that the handshake is signed
+/// by the certificate's key.
+#[cfg(feature = "ftp")]
+#[derive(Debug)]
+pub(crate) struct AcceptAnyCertificate {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+#[cfg(feature = "ftp")]
+impl AcceptAnyCertificate {
+    /// The verifier, with the signature algorithms of the ring provider.
+    pub(crate) fn new() -> Self {
+        AcceptAnyCertificate {
+            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        }
+    }
+}
+
+#[cfg(feature = "ftp")]
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }

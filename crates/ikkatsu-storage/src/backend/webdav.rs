@@ -16,7 +16,7 @@ use opendal::services::Webdav;
 use super::http::{
     HTTP_OPTIONS, HttpSettings, build_client, reqwest_error, status_error, with_transport,
 };
-use super::{Opened, StreamUploader, build_error};
+use super::{Opened, StreamUploader, build_error, user_and_password};
 use crate::connection::Settings;
 use crate::layers::StorageOptions;
 use crate::url::RemoteUrl;
@@ -44,20 +44,8 @@ fn builder(url: &RemoteUrl, settings: &mut Settings) -> Result<Webdav> {
 fn builder_and_target(url: &RemoteUrl, settings: &mut Settings) -> Result<(Webdav, Target)> {
     let shown = settings.shown().to_string();
     let https = url.scheme == "webdav+https";
-    let user = one_of(settings.take("user"), url.user.clone(), "user", &shown)?;
-    let password = one_of(
-        settings.take("password"),
-        url.password.clone(),
-        "password",
-        &shown,
-    )?;
+    let (user, password) = user_and_password(url, settings)?;
     let token = settings.take("token");
-    if password.is_some() && user.is_none() {
-        return Err(Error::config(format!(
-            "storage {shown}: a password without a user; write `{}://USER@host/path`",
-            url.scheme
-        )));
-    }
     if token.is_some() && user.is_some() {
         return Err(Error::config(format!(
             "storage {shown}: give a user and password (basic authentication) or a `token`, \
@@ -166,21 +154,6 @@ impl std::error::Error for BodyError {
     }
 }
 
-fn one_of(
-    option: Option<String>,
-    in_url: Option<String>,
-    what: &str,
-    shown: &str,
-) -> Result<Option<String>> {
-    match (option, in_url) {
-        (Some(_), Some(_)) => Err(Error::config(format!(
-            "storage {shown}: the {what} is given both in the URL and as the `{what}` option; \
-             keep one"
-        ))),
-        (a, b) => Ok(a.or(b)),
-    }
-}
-
 /// Opens a WebDAV storage.
 pub(crate) fn open(
     url: &RemoteUrl,
@@ -207,14 +180,7 @@ pub(crate) fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::StorageUrl;
-
-    fn parse(url: &str) -> RemoteUrl {
-        match StorageUrl::parse(url).unwrap() {
-            StorageUrl::Remote(r) => r,
-            _ => unreachable!(),
-        }
-    }
+    use crate::url::remote as parse;
 
     #[test]
     fn maps_url_and_options() {
