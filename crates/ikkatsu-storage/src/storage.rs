@@ -613,19 +613,36 @@ impl Storage {
             (ConditionalWrite::StatCompareRename, _) => {
                 let temp = temp_sibling(path);
                 self.upload_unchecked(local, &temp).await?;
-                let result = match self.check_unchanged(path, expected).await {
-                    Ok(()) => self
+                // The file is compared while the copy beside it is looked at: a rename keeps
+                // size, modification time and etag, so the copy's are the replaced file's.
+                let stat_temp = async {
+                    self.inner
+                        .op
+                        .stat(&temp)
+                        .await
+                        .map_err(|e| self.err(e, "stat", &temp))
+                };
+                let result = match tokio::try_join!(self.check_unchanged(path, expected), stat_temp)
+                {
+                    Ok(((), meta)) => self
                         .inner
                         .op
                         .rename(&temp, path)
                         .await
+                        .map(|()| meta)
                         .map_err(|e| self.err(e, "rename", path)),
                     Err(e) => Err(e),
                 };
-                if let Err(e) = result {
-                    let _ = self.inner.op.delete(&temp).await;
-                    return Err(e);
-                }
+                return match result {
+                    Ok(meta) => {
+                        self.log_done("write-if-unchanged", path, None, started);
+                        Ok(self.info(path, &meta))
+                    }
+                    Err(e) => {
+                        let _ = self.inner.op.delete(&temp).await;
+                        Err(e)
+                    }
+                };
             }
             _ => {
                 self.check_unchanged(path, expected).await?;
