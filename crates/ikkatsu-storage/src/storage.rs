@@ -1,5 +1,6 @@
 //! [`Storage`]: the port every flow uses to reach files, whatever the backend.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -513,64 +514,21 @@ impl Storage {
 
     /// Streams `local` to `path`; returns the number of bytes written.
     async fn upload_unchecked(&self, local: &Path, path: &str) -> Result<u64> {
-        let mut file = tokio::fs::File::open(local)
-            .await
-            .map_err(|e| Error::io(local.display(), e))?;
+        let (size, chunks) = read_local(local).await?;
         if let Some(uploader) = &self.inner.uploader {
-            let size = file
-                .metadata()
-                .await
-                .map_err(|e| Error::io(local.display(), e))?
-                .len();
-            let buffer = read_buffer(&file).await;
-            let shown = local.display().to_string();
-            let body = futures::stream::try_unfold(
-                (file, buffer, shown),
-                |(mut file, mut buffer, shown)| async move {
-                    match file.read(&mut buffer).await {
-                        Ok(0) => Ok(None),
-                        Ok(n) => {
-                            let chunk = Bytes::copy_from_slice(&buffer[..n]);
-                            Ok(Some((chunk, (file, buffer, shown))))
-                        }
-                        Err(e) => Err(Error::io(&shown, e)),
-                    }
-                },
-            )
-            .boxed();
             uploader
-                .upload(&self.inner.op, path, body, Some(size))
+                .upload(&self.inner.op, path, chunks, Some(size))
                 .await
                 .map_err(|e| self.err(e, "write", path))?;
             return Ok(size);
         }
-        let mut writer = self
+        let writer = self
             .inner
             .op
             .writer(path)
             .await
             .map_err(|e| self.err(e, "write", path))?;
-        let mut buffer = read_buffer(&file).await;
-        let mut written = 0u64;
-        loop {
-            let n = match file.read(&mut buffer).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(Error::io(local.display(), e));
-                }
-            };
-            written += n as u64;
-            if let Err(e) = writer.write(Bytes::copy_from_slice(&buffer[..n])).await {
-                let _ = writer.abort().await;
-                return Err(self.err(e, "write", path));
-            }
-        }
-        writer
-            .close()
-            .await
-            .map_err(|e| self.err(e, "write", path))?;
+        let written = write_chunks(writer, chunks, |e| self.err(e, "write", path)).await?;
         self.ensure_written_if_empty(path, written).await?;
         Ok(written)
     }
@@ -692,33 +650,14 @@ impl Storage {
     }
 
     async fn upload_if(&self, local: &Path, path: &str, condition: Condition<'_>) -> Result<()> {
-        let mut file = tokio::fs::File::open(local)
-            .await
-            .map_err(|e| Error::io(local.display(), e))?;
+        let (_, chunks) = read_local(local).await?;
         let writer = self.inner.op.writer_with(path);
         let writer = match condition {
             Condition::Etag(etag) => writer.if_match(etag),
             Condition::Version(version) => writer.if_version_match(version),
         };
-        let mut writer = writer.await.map_err(|e| self.conflict_or(e, path))?;
-        let mut buffer = read_buffer(&file).await;
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .await
-                .map_err(|e| Error::io(local.display(), e))?;
-            if n == 0 {
-                break;
-            }
-            if let Err(e) = writer.write(Bytes::copy_from_slice(&buffer[..n])).await {
-                let _ = writer.abort().await;
-                return Err(self.conflict_or(e, path));
-            }
-        }
-        writer
-            .close()
-            .await
-            .map_err(|e| self.conflict_or(e, path))?;
+        let writer = writer.await.map_err(|e| self.conflict_or(e, path))?;
+        write_chunks(writer, chunks, |e| self.conflict_or(e, path)).await?;
         Ok(())
     }
 
@@ -790,15 +729,81 @@ enum Condition<'a> {
     Version(&'a str),
 }
 
-/// A read buffer for copying `file`: its size, up to [`CHUNK`] (small files are common; a
-/// zeroed megabyte for each would cost more than the copy).
-async fn read_buffer(file: &tokio::fs::File) -> Vec<u8> {
-    let len = file
-        .metadata()
-        .await
-        .map(|m| m.len())
-        .unwrap_or(CHUNK as u64);
-    vec![0u8; usize::try_from(len).unwrap_or(CHUNK).clamp(1, CHUNK)]
+/// The size of the local file `local` and its content as chunks for an upload. A file of up
+/// to [`CHUNK`] bytes (the common case) is opened, measured and read whole in one blocking
+/// call; a longer one is streamed a chunk at a time, with memory bounded by one chunk.
+async fn read_local(local: &Path) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+    let path = local.to_path_buf();
+    let opened = blocking_io(local, move || {
+        let mut file = std::fs::File::open(&path)?;
+        let size = file.metadata()?.len();
+        if size > CHUNK as u64 {
+            return Ok((size, Err(file)));
+        }
+        let mut content = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut content)?;
+        Ok((content.len() as u64, Ok(Bytes::from(content))))
+    })
+    .await?;
+    let chunks = match opened {
+        (_, Ok(content)) if content.is_empty() => futures::stream::empty().boxed(),
+        (_, Ok(content)) => futures::stream::once(async move { Ok(content) }).boxed(),
+        (_, Err(file)) => {
+            let shown = local.display().to_string();
+            let file = tokio::fs::File::from_std(file);
+            futures::stream::try_unfold(
+                (file, vec![0u8; CHUNK], shown),
+                |(mut file, mut buffer, shown)| async move {
+                    match file.read(&mut buffer).await {
+                        Ok(0) => Ok(None),
+                        Ok(n) => {
+                            let chunk = Bytes::copy_from_slice(&buffer[..n]);
+                            Ok(Some((chunk, (file, buffer, shown))))
+                        }
+                        Err(e) => Err(Error::io(&shown, e)),
+                    }
+                },
+            )
+            .boxed()
+        }
+    };
+    Ok((opened.0, chunks))
+}
+
+/// Writes `chunks` to `writer` and closes it, or aborts it at the first error: a local one
+/// as it is, a storage one through `storage_error`. Returns the number of bytes written.
+async fn write_chunks(
+    mut writer: opendal::Writer,
+    mut chunks: BoxStream<'static, Result<Bytes>>,
+    storage_error: impl Fn(opendal::Error) -> Error,
+) -> Result<u64> {
+    let mut written = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let result = match chunk {
+            Ok(chunk) => {
+                written += chunk.len() as u64;
+                writer.write(chunk).await.map_err(&storage_error)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+    }
+    writer.close().await.map_err(storage_error)?;
+    Ok(written)
+}
+
+/// Runs the file work `work` on `local` on a blocking thread.
+async fn blocking_io<T: Send + 'static>(
+    local: &Path,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|e| Error::io(local.display(), e)),
+        Err(e) => Err(Error::io(local.display(), std::io::Error::other(e))),
+    }
 }
 
 /// `path` split into its directory (with the trailing `/`, or empty) and its name.
@@ -831,12 +836,33 @@ fn read_error(err: std::io::Error, path: &str, url: &str) -> Error {
 }
 
 /// Writes the chunks of `stream` to the local file `local` (created or truncated); returns
-/// the number of bytes written.
+/// the number of bytes written. Content of up to [`CHUNK`] bytes (the common case) is
+/// gathered first and written with the file's creation in one blocking call; longer content
+/// is streamed, with memory bounded by about one chunk.
 async fn save(mut stream: BoxStream<'static, Result<Bytes>>, local: &Path) -> Result<u64> {
-    let mut file = tokio::fs::File::create(local)
-        .await
-        .map_err(|e| Error::io(local.display(), e))?;
+    let mut head = Vec::new();
     let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        head.push(chunk);
+        if size > CHUNK as u64 {
+            break;
+        }
+    }
+    let path = local.to_path_buf();
+    let file = blocking_io(local, move || {
+        let mut file = std::fs::File::create(&path)?;
+        for chunk in &head {
+            file.write_all(chunk)?;
+        }
+        Ok(file)
+    })
+    .await?;
+    if size <= CHUNK as u64 {
+        return Ok(size);
+    }
+    let mut file = tokio::fs::File::from_std(file);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         size += chunk.len() as u64;
