@@ -484,6 +484,113 @@ mod sftp {
         );
     }
 
+    /// The connection without `key-file`: the keys come from the agent or the home directory.
+    fn without_key_file(prefix: &str) -> StorageConnection {
+        StorageConnection::new(format!(
+            "sftp://{}@{}:{}{}/{prefix}",
+            var("IKKATSU_TEST_SFTP_USER"),
+            var("IKKATSU_TEST_SFTP_HOST"),
+            var("IKKATSU_TEST_SFTP_PORT"),
+            var("IKKATSU_TEST_SFTP_ROOT"),
+        ))
+        .with_option("known-hosts", var("IKKATSU_TEST_SFTP_KNOWN_HOSTS"))
+    }
+
+    /// Writes, reads back and cleans up, in a child process's own runtime.
+    fn works_without_key_file(tag: &str) {
+        runtime().block_on(async {
+            let storage = open(&without_key_file(&unique(tag)));
+            storage.write("x", &b"1"[..]).await.expect("write");
+            assert_eq!(storage.read("x").await.expect("read").as_ref(), b"1");
+            Fixture {
+                storage,
+                clean: true,
+            }
+            .cleanup()
+            .await;
+        });
+    }
+
+    fn test_name(test: &str) -> String {
+        let module = module_path!()
+            .split_once("::")
+            .map_or(module_path!(), |(_, m)| m);
+        format!("{module}::{test}")
+    }
+
+    /// Without `key-file`, the keys of the agent at `SSH_AUTH_SOCK` are offered (an agent
+    /// started for the test, a home directory without keys, in a child process).
+    #[test]
+    fn agent_keys_are_offered_without_key_file() {
+        if std::env::var_os("IKKATSU_TEST_CHILD").is_none() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let socket = dir.path().join("agent.sock");
+            let home = dir.path().join("home");
+            std::fs::create_dir(&home).expect("home");
+            let mut agent = std::process::Command::new("ssh-agent")
+                .arg("-D")
+                .arg("-a")
+                .arg(&socket)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ssh-agent");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !socket.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let added = std::process::Command::new("ssh-add")
+                .arg(var("IKKATSU_TEST_SFTP_KEY"))
+                .env("SSH_AUTH_SOCK", &socket)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("ssh-add");
+            let ran = added.status.success()
+                && run_in_child(
+                    &test_name("agent_keys_are_offered_without_key_file"),
+                    &[
+                        ("SSH_AUTH_SOCK", &socket.display().to_string()),
+                        ("HOME", &home.display().to_string()),
+                    ],
+                );
+            let _ = agent.kill();
+            let _ = agent.wait();
+            assert!(
+                added.status.success(),
+                "ssh-add: {}",
+                String::from_utf8_lossy(&added.stderr)
+            );
+            assert!(ran);
+            return;
+        }
+        works_without_key_file("agent");
+    }
+
+    /// Without `key-file` and without an agent, `~/.ssh/id_ed25519` is offered (a home
+    /// directory made for the test, in a child process).
+    #[test]
+    fn default_key_is_offered_without_key_file() {
+        if std::env::var_os("IKKATSU_TEST_CHILD").is_none() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ssh = dir.path().join(".ssh");
+            std::fs::create_dir(&ssh).expect(".ssh");
+            std::fs::copy(var("IKKATSU_TEST_SFTP_KEY"), ssh.join("id_ed25519")).expect("copy");
+            assert!(run_in_child(
+                &test_name("default_key_is_offered_without_key_file"),
+                &[
+                    (
+                        "SSH_AUTH_SOCK",
+                        &dir.path().join("no-agent").display().to_string()
+                    ),
+                    ("HOME", &dir.path().display().to_string()),
+                ],
+            ));
+            return;
+        }
+        works_without_key_file("default-key");
+    }
+
     /// The SSH server goes away in the middle of a run (a TCP front to sshd is stopped, which
     /// refuses new connections and cuts the open ones): operations fail with temporary
     /// errors, and an operation retried by the storage succeeds once the server is back.
