@@ -64,14 +64,17 @@ pub(crate) fn parse_error(err: opendal::Error, op: &str, path: &str, url: &str) 
         }
         Some(Cause::HostKey(detail)) => {
             temporary = false;
-            (
-                ErrorKind::PermissionDenied,
+            // The SFTP backend's own refusals already say what to do.
+            let hint = if detail.contains("ssh-keyscan") || detail.contains("ssh-keygen -R") {
+                format!("the server's SSH host key was refused ({detail})")
+            } else {
                 format!(
                     "the server's SSH host key was refused ({detail}); add the host key to the \
                      `known-hosts` file after checking its fingerprint (`ssh-keyscan -p PORT \
                      HOST`), or fix the host name"
-                ),
-            )
+                )
+            };
+            (ErrorKind::PermissionDenied, hint)
         }
         Some(Cause::Auth(detail)) => {
             temporary = false;

@@ -483,6 +483,185 @@ mod sftp {
             "strict checking adds nothing to known_hosts"
         );
     }
+
+    /// The connection without `key-file`: the keys come from the agent or the home directory.
+    fn without_key_file(prefix: &str) -> StorageConnection {
+        StorageConnection::new(format!(
+            "sftp://{}@{}:{}{}/{prefix}",
+            var("IKKATSU_TEST_SFTP_USER"),
+            var("IKKATSU_TEST_SFTP_HOST"),
+            var("IKKATSU_TEST_SFTP_PORT"),
+            var("IKKATSU_TEST_SFTP_ROOT"),
+        ))
+        .with_option("known-hosts", var("IKKATSU_TEST_SFTP_KNOWN_HOSTS"))
+    }
+
+    /// Writes, reads back and cleans up, in a child process's own runtime.
+    fn works_without_key_file(tag: &str) {
+        runtime().block_on(async {
+            let storage = open(&without_key_file(&unique(tag)));
+            storage.write("x", &b"1"[..]).await.expect("write");
+            assert_eq!(storage.read("x").await.expect("read").as_ref(), b"1");
+            Fixture {
+                storage,
+                clean: true,
+            }
+            .cleanup()
+            .await;
+        });
+    }
+
+    fn test_name(test: &str) -> String {
+        let module = module_path!()
+            .split_once("::")
+            .map_or(module_path!(), |(_, m)| m);
+        format!("{module}::{test}")
+    }
+
+    /// Without `key-file`, the keys of the agent at `SSH_AUTH_SOCK` are offered (an agent
+    /// started for the test, a home directory without keys, in a child process).
+    #[test]
+    fn agent_keys_are_offered_without_key_file() {
+        if std::env::var_os("IKKATSU_TEST_CHILD").is_none() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let socket = dir.path().join("agent.sock");
+            let home = dir.path().join("home");
+            std::fs::create_dir(&home).expect("home");
+            let mut agent = std::process::Command::new("ssh-agent")
+                .arg("-D")
+                .arg("-a")
+                .arg(&socket)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ssh-agent");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !socket.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let added = std::process::Command::new("ssh-add")
+                .arg(var("IKKATSU_TEST_SFTP_KEY"))
+                .env("SSH_AUTH_SOCK", &socket)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("ssh-add");
+            let ran = added.status.success()
+                && run_in_child(
+                    &test_name("agent_keys_are_offered_without_key_file"),
+                    &[
+                        ("SSH_AUTH_SOCK", &socket.display().to_string()),
+                        ("HOME", &home.display().to_string()),
+                    ],
+                );
+            let _ = agent.kill();
+            let _ = agent.wait();
+            assert!(
+                added.status.success(),
+                "ssh-add: {}",
+                String::from_utf8_lossy(&added.stderr)
+            );
+            assert!(ran);
+            return;
+        }
+        works_without_key_file("agent");
+    }
+
+    /// Without `key-file` and without an agent, `~/.ssh/id_ed25519` is offered (a home
+    /// directory made for the test, in a child process).
+    #[test]
+    fn default_key_is_offered_without_key_file() {
+        if std::env::var_os("IKKATSU_TEST_CHILD").is_none() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ssh = dir.path().join(".ssh");
+            std::fs::create_dir(&ssh).expect(".ssh");
+            std::fs::copy(var("IKKATSU_TEST_SFTP_KEY"), ssh.join("id_ed25519")).expect("copy");
+            assert!(run_in_child(
+                &test_name("default_key_is_offered_without_key_file"),
+                &[
+                    (
+                        "SSH_AUTH_SOCK",
+                        &dir.path().join("no-agent").display().to_string()
+                    ),
+                    ("HOME", &dir.path().display().to_string()),
+                ],
+            ));
+            return;
+        }
+        works_without_key_file("default-key");
+    }
+
+    /// The SSH server goes away in the middle of a run (a TCP front to sshd is stopped, which
+    /// refuses new connections and cuts the open ones): operations fail with temporary
+    /// errors, and an operation retried by the storage succeeds once the server is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn server_stopped_mid_run_gives_temporary_errors_and_retries_succeed_once_it_is_back() {
+        let sshd: u16 = var("IKKATSU_TEST_SFTP_PORT").parse().expect("port");
+        let port = free_port();
+        let mut server = front(port, sshd);
+        // The server's key, recorded for the front's port.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let known_hosts = dir.path().join("known_hosts");
+        let recorded = std::fs::read_to_string(var("IKKATSU_TEST_SFTP_KNOWN_HOSTS"))
+            .expect("known_hosts")
+            .replace(&format!("]:{sshd} "), &format!("]:{port} "));
+        std::fs::write(&known_hosts, recorded).expect("write known_hosts");
+        let prefix = unique("restart");
+        let connection = |retries: &str| {
+            StorageConnection::new(format!(
+                "sftp://{}@{}:{port}{}/{prefix}",
+                var("IKKATSU_TEST_SFTP_USER"),
+                var("IKKATSU_TEST_SFTP_HOST"),
+                var("IKKATSU_TEST_SFTP_ROOT"),
+            ))
+            .with_option("key-file", var("IKKATSU_TEST_SFTP_KEY"))
+            .with_option("known-hosts", known_hosts.display().to_string())
+            .with_option("retries", retries)
+        };
+        let once = open(&connection("0"));
+        let patient = open(&connection("8"));
+        once.write("before", &b"1"[..])
+            .await
+            .expect("write while up");
+        patient.stat("before").await.expect("stat while up");
+
+        // The server stops: the pooled connection breaks, a new one is refused.
+        server.abort();
+        let _ = (&mut server).await;
+        for _ in 0..2 {
+            let err = once.stat("before").await.expect_err("server is down");
+            assert!(err.is_temporary(), "{}", err.report());
+            assert_eq!(err.kind(), ErrorKind::Io, "{}", err.report());
+        }
+        let err = once.stat("before").await.expect_err("server is down");
+        assert!(err.message().contains("cannot reach"), "{}", err.report());
+        assert_eq!(once.retry_count(), 0);
+
+        // A write starts while the server is down; the storage retries it.
+        let write = tokio::spawn({
+            let patient = patient.clone();
+            async move { patient.write("after", &b"2"[..]).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert!(!write.is_finished(), "the write waits for the server");
+
+        // The server is back.
+        let _server = front(port, sshd);
+        let info = write
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("the retried write failed: {}", e.report()));
+        assert_eq!(info.size, 1);
+        assert!(patient.retry_count() >= 1, "the write was retried");
+        assert_eq!(patient.read("after").await.expect("read").as_ref(), b"2");
+        assert_eq!(once.read("before").await.expect("read").as_ref(), b"1");
+        Fixture {
+            storage: once,
+            clean: true,
+        }
+        .cleanup()
+        .await;
+    }
 }
 
 #[cfg(feature = "webdav")]
@@ -727,6 +906,35 @@ mod s3 {
     }
 }
 
+#[cfg(any(feature = "s3", feature = "sftp"))]
+/// A TCP front on `port` forwarding to `target`; aborting it closes the listener and
+/// every connection.
+pub(crate) fn front(port: u16, target: u16) -> tokio::task::JoinHandle<()> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the front");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+#[cfg(any(feature = "s3", feature = "sftp"))]
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 /// The server stops in the middle of a run: operations fail with temporary errors, and an
 /// operation retried by the storage succeeds once the server is back. The server is a private
 /// moto on a free port behind a TCP front the test stops and starts again: stopping it
@@ -734,11 +942,8 @@ mod s3 {
 /// keeps the bucket (it holds everything in memory, so a restarted moto would not).
 #[cfg(feature = "s3")]
 mod restart {
-    use std::net::TcpListener;
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
-
-    use tokio::task::JoinHandle;
 
     use super::*;
 
@@ -780,33 +985,6 @@ mod restart {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
-    }
-
-    /// A TCP front on `port` forwarding to `target`; aborting it closes the listener and
-    /// every connection.
-    fn front(port: u16, target: u16) -> JoinHandle<()> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the front");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-        tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                connections.spawn(async move {
-                    if let Ok(mut outbound) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        })
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

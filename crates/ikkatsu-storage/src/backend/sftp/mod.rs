@@ -1,24 +1,26 @@
 //! SFTP: `sftp://[user@]host[:port]/absolute/dir`, key authentication and host-key checks
-//! against known_hosts, through the system `ssh` client (the `openssh` crate, as OpenDAL's
-//! SFTP service does).
+//! against known_hosts, over SSH run inside the process (the pure-Rust `russh` crate): no
+//! `ssh` program is started and `~/.ssh/config` is not read; the user, port and key come from
+//! the URL and the options.
 //!
-//! OpenDAL's own SFTP service takes only a user, a key file and a strictness: it cannot point
-//! ssh at a known_hosts file, use a key with a passphrase (ssh runs in batch mode) or bound
-//! its connection time. [`service`] is that service adapted to take them; a passphrase is
-//! handed to a private `ssh-agent` started for the storage (see [`agent`]).
+//! The key of `key-file` is read (and decrypted with `key-passphrase`) when the storage opens.
+//! Without `key-file`, the keys of the SSH agent at `SSH_AUTH_SOCK` are offered, then the
+//! unencrypted default keys `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa` and `~/.ssh/id_rsa`, as
+//! OpenSSH does. [`service`] is OpenDAL's SFTP service adapted to this transport.
 
-mod agent;
 mod service;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ikkatsu_core::{Error, Result};
+use ikkatsu_core::{Error, ErrorKind, Result};
 use opendal::Operator;
+use russh::keys::PrivateKey;
 
 use super::{Opened, build_error};
 use crate::connection::Settings;
+use crate::error::AUTH_MARK;
 use crate::layers::StorageOptions;
 use crate::url::RemoteUrl;
 
@@ -53,13 +55,14 @@ pub(crate) struct SftpSettings {
     pub(crate) host: String,
     /// The port, when not 22.
     pub(crate) port: Option<u16>,
-    /// The login name (default: ssh's, from `~/.ssh/config` or the local user).
+    /// The login name (default: the local user, see [`local_user`]).
     pub(crate) user: Option<String>,
     /// The root directory, absolute, with a trailing `/`.
     pub(crate) root: String,
     /// The private key.
     pub(crate) key_file: Option<PathBuf>,
-    /// The known_hosts file (default: ssh's `~/.ssh/known_hosts` and the system one).
+    /// The known_hosts file (default: `~/.ssh/known_hosts`, and `/etc/ssh/ssh_known_hosts`
+    /// read only).
     pub(crate) known_hosts: Option<PathBuf>,
     /// How host keys are checked.
     pub(crate) check: HostKeyCheck,
@@ -161,25 +164,145 @@ pub(crate) fn open(
              server"
         );
     }
-    let runtime = tempfile::Builder::new()
-        .prefix("ikkatsu-ssh-")
-        .tempdir()
-        .map_err(|e| Error::io(format!("storage {shown}: private SSH directory"), e))?;
-    let agent = match (&passphrase, &sftp.key_file) {
-        (Some(passphrase), Some(key)) => Some(agent::PrivateAgent::start(
-            runtime.path(),
-            key,
-            passphrase,
-            &shown,
-        )?),
-        _ => None,
+    let key = match &sftp.key_file {
+        Some(path) => Some(Arc::new(load_key(path, passphrase.as_deref(), &shown)?)),
+        None => None,
     };
-    let builder = SftpBuilder::new(sftp, Arc::new(service::Resources { runtime, agent }));
+    let user = match &sftp.user {
+        Some(user) => user.clone(),
+        None => local_user().ok_or_else(|| {
+            Error::config(format!(
+                "storage {shown}: the local user name is unknown (no `USER`); give the user in \
+                 the URL (`sftp://user@host/...`) or as the `user` option"
+            ))
+        })?,
+    };
+    let default_keys = if key.is_none() {
+        default_keys()
+    } else {
+        Vec::new()
+    };
+    let credentials = service::Credentials::new(user, key, default_keys);
+    let builder = SftpBuilder::new(sftp, Arc::new(credentials));
     let operator = Operator::new(builder).map_err(|e| build_error(e, &shown))?;
     Ok(Opened {
         listing_is_stat: true,
         ..Opened::remote(operator)
     })
+}
+
+/// Reads the private key at `path`, decrypted with `passphrase`. A key that cannot be
+/// decrypted is a permanent permission error that shows neither the passphrase nor the key.
+fn load_key(path: &Path, passphrase: Option<&str>, shown: &str) -> Result<PrivateKey> {
+    use russh::keys::Error as KeyError;
+    match russh::keys::load_secret_key(path, passphrase) {
+        Ok(key) if !supported(&key) => Err(Error::config(format!(
+            "storage {shown}: the key {} is of type {}, which this build cannot sign with; \
+             use an ed25519 or ECDSA key",
+            path.display(),
+            key.algorithm()
+        ))),
+        Ok(key) => Ok(key),
+        Err(KeyError::IO(e)) => Err(Error::io(
+            format!("storage {shown}: cannot read the key {}", path.display()),
+            e,
+        )
+        .set_temporary(false)),
+        Err(KeyError::KeyIsEncrypted) => Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "storage {shown}: {AUTH_MARK}: the key {} is encrypted; give its passphrase as \
+                 `key-passphrase`",
+                path.display()
+            ),
+        )),
+        Err(e) if passphrase.is_some() => Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "storage {shown}: {AUTH_MARK}: the key {} could not be unlocked with \
+                 `key-passphrase` ({e}); check the passphrase and the key file",
+                path.display()
+            ),
+        )),
+        Err(e) => Err(Error::config(format!(
+            "storage {shown}: the key {} cannot be used ({e}); give an OpenSSH, PEM or PKCS#8 \
+             private key (ed25519 or ECDSA)",
+            path.display()
+        ))),
+    }
+}
+
+/// Whether this build can sign with `key` (RSA needs russh's `rsa` feature, which is off).
+fn supported(key: &PrivateKey) -> bool {
+    russh::keys::key::ALL_KEY_TYPES.contains(&key.algorithm())
+}
+
+/// The user's home directory.
+pub(crate) fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The unencrypted keys among `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa` and `~/.ssh/id_rsa`, in
+/// that order, that this build can sign with; the others are skipped.
+fn default_keys() -> Vec<(PathBuf, Arc<PrivateKey>)> {
+    let Some(home) = home_dir() else {
+        return Vec::new();
+    };
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|name| home.join(".ssh").join(name))
+        .filter(|path| path.exists())
+        .filter_map(|path| match russh::keys::load_secret_key(&path, None) {
+            Ok(key) if supported(&key) => Some((path, Arc::new(key))),
+            Ok(key) => {
+                tracing::debug!(
+                    key = %path.display(),
+                    kind = %key.algorithm(),
+                    "default SSH key skipped: this build cannot sign with its type"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::debug!(key = %path.display(), error = %e, "default SSH key skipped");
+                None
+            }
+        })
+        .collect()
+}
+
+/// The local user name: `USER`, `LOGNAME`, else the name of the effective user id.
+fn local_user() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(user) = std::env::var(var)
+            && !user.is_empty()
+        {
+            return Some(user);
+        }
+    }
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: `getpwuid_r` writes the entry into `pwd` and the strings it points to into
+    // `buf`, both live until the name is copied out below.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        );
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(pwd.pw_name)
+            .to_str()
+            .ok()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+    }
 }
 
 #[cfg(test)]

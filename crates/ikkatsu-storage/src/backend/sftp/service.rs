@@ -1,19 +1,22 @@
 //! The SFTP service: Apache OpenDAL's `opendal-service-sftp` 0.59.5 (Apache-2.0), adapted
-//! for ikkatsu. The changes: ssh is given a known_hosts file, a private agent, a port, a
-//! connection timeout, a keep-alive and a private control directory; the connection pool has
-//! a configurable size and waits as long as the storage's timeout; SSH failures are
-//! classified (refused host key and credentials are permanent permission errors, connection
-//! failures temporary); names that are not UTF-8 are errors instead of panics.
+//! for ikkatsu. The changes: the SSH connection is made in-process with `russh` (TCP
+//! connection and handshake bounded by the connection timeout, keep-alive every 15 s, host
+//! key checked against known_hosts, key authentication) and the SFTP client runs over its
+//! `sftp` subsystem channel; the connection pool has a configurable size and waits as long as
+//! the storage's timeout; SSH failures are classified (refused host key and credentials are
+//! permanent permission errors, connection failures temporary); names that are not UTF-8 are
+//! errors instead of panics.
 //!
 //! Licensed to the Apache Software Foundation (ASF) under one or more contributor license
 //! agreements; the ASF licenses the original to you under the Apache License, Version 2.0
 //! <http://www.apache.org/licenses/LICENSE-2.0>.
 
+use std::borrow::Cow;
 use std::fmt::{self, Debug};
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asyncband::pool::{ManageObject, ObjectStatus, bounded};
@@ -22,16 +25,21 @@ use futures::StreamExt;
 use opendal::raw::oio::Entry;
 use opendal::raw::*;
 use opendal::*;
-use openssh::{ControlPersist, KnownHosts, SessionBuilder};
 use openssh_sftp_client::error::SftpErrorKind;
 use openssh_sftp_client::file::{File, TokioCompatFile};
 use openssh_sftp_client::fs::{DirEntry, ReadDir};
 use openssh_sftp_client::metadata::MetaData as SftpMeta;
-use openssh_sftp_client::{Error as SftpClientError, Sftp, SftpOptions};
+use openssh_sftp_client::{Error as SftpClientError, Sftp, SftpAuxiliaryData, SftpOptions};
+use russh::ChannelMsg;
+use russh::client as ssh;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::known_hosts::{known_host_keys_path, learn_known_hosts_path};
+use russh::keys::{
+    Algorithm, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate,
+};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::agent::PrivateAgent;
-use super::{HostKeyCheck, SftpSettings};
+use super::{HostKeyCheck, SftpSettings, home_dir};
 use crate::error::{AUTH_MARK, HOST_KEY_MARK};
 
 /// The scheme OpenDAL reports for this service.
@@ -39,30 +47,65 @@ const SFTP_SCHEME: &str = "sftp";
 
 /// A pooled connection idle for longer than this is checked before it is handed out.
 const RECHECK_IDLE: Duration = Duration::from_secs(10);
-/// How long an SSH master connection outlives its last session.
-const IDLE_MASTER: std::num::NonZeroUsize = std::num::NonZeroUsize::new(30).unwrap();
+/// With nothing received from the server for this long, a keep-alive is sent; after three
+/// unanswered ones the connection is closed.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// The system-wide known_hosts file, read but never written.
+const SYSTEM_KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
 
-/// What lives as long as the storage: its private directory (control sockets, agent socket)
-/// and the private agent.
-#[derive(Debug)]
-pub(crate) struct Resources {
-    /// The private directory, removed when the storage is dropped.
-    pub(crate) runtime: tempfile::TempDir,
-    /// The agent holding a passphrase-protected key.
-    pub(crate) agent: Option<PrivateAgent>,
+/// What the connections of one storage authenticate with.
+pub(crate) struct Credentials {
+    /// The login name.
+    user: String,
+    /// The key of `key-file`, decrypted.
+    key: Option<Arc<PrivateKey>>,
+    /// Without `key-file`: the unencrypted default keys, offered after the agent's.
+    default_keys: Vec<(PathBuf, Arc<PrivateKey>)>,
+    /// Held while a host key is looked up and added to known_hosts (`add`), so that
+    /// connections made together add it once.
+    learning: Mutex<()>,
+}
+
+impl Credentials {
+    /// The credentials for `user`.
+    pub(crate) fn new(
+        user: String,
+        key: Option<Arc<PrivateKey>>,
+        default_keys: Vec<(PathBuf, Arc<PrivateKey>)>,
+    ) -> Self {
+        Credentials {
+            user,
+            key,
+            default_keys,
+            learning: Mutex::new(()),
+        }
+    }
+}
+
+impl Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("key", &self.key.as_ref().map(|k| k.algorithm().to_string()))
+            .field(
+                "default_keys",
+                &self.default_keys.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Builds the service (OpenDAL's `Operator::new` takes a builder).
 #[derive(Debug, Default)]
 pub(crate) struct SftpBuilder {
-    settings: Option<(SftpSettings, Arc<Resources>)>,
+    settings: Option<(SftpSettings, Arc<Credentials>)>,
 }
 
 impl SftpBuilder {
     /// A builder of the service for `settings`.
-    pub(crate) fn new(settings: SftpSettings, resources: Arc<Resources>) -> Self {
+    pub(crate) fn new(settings: SftpSettings, credentials: Arc<Credentials>) -> Self {
         SftpBuilder {
-            settings: Some((settings, resources)),
+            settings: Some((settings, credentials)),
         }
     }
 }
@@ -71,7 +114,7 @@ impl Builder for SftpBuilder {
     type Config = ();
 
     fn build(self) -> Result<impl Service> {
-        let Some((settings, resources)) = self.settings else {
+        let Some((settings, credentials)) = self.settings else {
             return Err(Error::new(
                 ErrorKind::ConfigInvalid,
                 "the SFTP service needs its settings",
@@ -98,7 +141,7 @@ impl Builder for SftpBuilder {
             bounded::PoolConfig::new(settings.connections),
             Manager {
                 settings: settings.clone(),
-                resources: resources.clone(),
+                credentials,
             },
         );
         Ok(SftpBackend {
@@ -108,7 +151,6 @@ impl Builder for SftpBuilder {
                 root: settings.root,
                 pool,
                 pool_timeout,
-                _resources: resources,
             }),
         })
     }
@@ -121,10 +163,6 @@ pub(crate) struct SftpCore {
     root: String,
     pool: Arc<bounded::Pool<Manager>>,
     pool_timeout: Duration,
-    /// Dropped after the pool (fields drop in order), so that the connections are closed
-    /// (`ssh -O exit` through their control sockets) before the private directory holding
-    /// those sockets is removed.
-    _resources: Arc<Resources>,
 }
 
 impl Debug for SftpCore {
@@ -157,61 +195,42 @@ impl SftpCore {
 /// Creates and checks the SSH connections of the pool.
 pub(crate) struct Manager {
     settings: SftpSettings,
-    resources: Arc<Resources>,
+    credentials: Arc<Credentials>,
 }
 
 impl ManageObject for Manager {
     type Object = Sftp;
     type Error = Error;
 
+    // The SSH session lives as long as the SFTP client and its open files (it is their
+    // auxiliary data): when the last of them is dropped, the channel closes and the session
+    // ends with its task.
     async fn create(&self) -> Result<Self::Object, Self::Error> {
         let s = &self.settings;
-        let mut session = SessionBuilder::default();
-        if let Some(user) = &s.user {
-            session.user(user.clone());
-        }
-        if let Some(port) = s.port {
-            session.port(port);
-        }
-        if let Some(key) = &s.key_file {
-            session.keyfile(key);
-        }
-        match s.check {
-            HostKeyCheck::Strict => {
-                session.known_hosts_check(KnownHosts::Strict);
-            }
-            HostKeyCheck::Add => {
-                session.known_hosts_check(KnownHosts::Add);
-            }
-            HostKeyCheck::Accept => {
-                // Accept any key without recording it anywhere.
-                session.known_hosts_check(KnownHosts::Accept);
-                session.user_known_hosts_file("/dev/null");
-            }
-        }
-        if s.check != HostKeyCheck::Accept
-            && let Some(known_hosts) = &s.known_hosts
-        {
-            session.user_known_hosts_file(known_hosts);
-        }
-        if let Some(agent) = &self.resources.agent {
-            session.ssh_auth_sock(agent.socket());
-        }
-        session.connect_timeout(s.connect_timeout);
-        session.server_alive_interval(Duration::from_secs(15));
-        session.control_directory(self.resources.runtime.path());
-        // The master connection ends 30 s after its last session (the SFTP channel) closes,
-        // even if this process could not tell it to: no ssh process outlives the storage
-        // for long, whatever way the process ends.
-        session.control_persist(ControlPersist::IdleFor(IDLE_MASTER));
-
-        let session = session
-            .connect(&s.host)
+        let (handle, channel) = tokio::time::timeout(s.connect_timeout, self.ssh_channel())
             .await
-            .map_err(|e| parse_ssh_error(e, s))?;
-        let sftp = Sftp::from_session(session, SftpOptions::default())
-            .await
-            .map_err(parse_sftp_error)?;
+            .map_err(|_| {
+                let io = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no SSH session with {} within {:?}",
+                        target(s),
+                        s.connect_timeout
+                    ),
+                );
+                Error::new(ErrorKind::Unexpected, format!("ssh: {io}"))
+                    .set_source(io)
+                    .set_temporary()
+            })??;
+        let (reader, writer) = tokio::io::split(channel.into_stream());
+        let sftp = Sftp::new_with_auxiliary(
+            writer,
+            reader,
+            SftpOptions::default(),
+            SftpAuxiliaryData::Arced(Arc::new(handle)),
+        )
+        .await
+        .map_err(parse_sftp_error)?;
 
         let mut fs = sftp.fs();
         let mut current = PathBuf::new();
@@ -242,6 +261,388 @@ impl ManageObject for Manager {
         match o.fs().metadata(&self.settings.root).await {
             Ok(_) => Ok(()),
             Err(e) => Err(parse_sftp_error(e)),
+        }
+    }
+}
+
+impl Manager {
+    /// Connects, checks the host key, authenticates and opens the `sftp` subsystem.
+    async fn ssh_channel(&self) -> Result<(ssh::Handle<Client>, russh::Channel<ssh::Msg>)> {
+        let s = &self.settings;
+        let port = s.port.unwrap_or(22);
+        let client = Client::new(s, self.credentials.clone());
+        let mut config = ssh::Config {
+            keepalive_interval: Some(KEEPALIVE),
+            ..Default::default()
+        };
+        config.preferred.key = Cow::Owned(client.host_key_preference());
+        let socket = tokio::net::TcpStream::connect((s.host.as_str(), port))
+            .await
+            .map_err(|e| transport_error(s, e))?;
+        // SFTP waits for each answer: do not hold small packets back.
+        let _ = socket.set_nodelay(true);
+        let mut handle = ssh::connect_stream(Arc::new(config), socket, client)
+            .await
+            .map_err(|e| parse_ssh_error(e, s))?;
+        self.authenticate(&mut handle).await?;
+        let mut channel = handle
+            .channel_open_session()
+            .await
+            .map_err(|e| parse_ssh_error(e.into(), s))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| parse_ssh_error(e.into(), s))?;
+        loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Success) => break,
+                Some(ChannelMsg::Failure) => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("{} refused the `sftp` subsystem", target(s)),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    return Err(transport_error(
+                        s,
+                        std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            "the SSH channel closed before the `sftp` subsystem started",
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok((handle, channel))
+    }
+
+    /// Offers the key of `key-file`; without it, the agent's keys and then the default keys.
+    async fn authenticate(&self, handle: &mut ssh::Handle<Client>) -> Result<()> {
+        let s = &self.settings;
+        let c = &self.credentials;
+        let user = c.user.as_str();
+        let mut tried = Vec::new();
+        if let Some(key) = &c.key {
+            let file = s
+                .key_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            tried.push(file);
+            if offer_key(handle, user, key.clone(), s).await? {
+                return Ok(());
+            }
+            return Err(auth_refused(s, user, &tried));
+        }
+        if let Some(socket) = std::env::var_os("SSH_AUTH_SOCK") {
+            match AgentClient::connect_uds(&socket).await {
+                Ok(mut agent) => {
+                    let identities = agent.request_identities().await.unwrap_or_default();
+                    for identity in identities {
+                        let key = identity.public_key().into_owned();
+                        let hash = rsa_hash(handle, key.algorithm(), s).await?;
+                        tried.push(format!("agent key {}", key.fingerprint(HashAlg::Sha256)));
+                        match handle
+                            .authenticate_publickey_with(user, key, hash, &mut agent)
+                            .await
+                        {
+                            Ok(result) if result.success() => return Ok(()),
+                            Ok(_) => {}
+                            Err(e) => tracing::debug!(error = %e, "the SSH agent did not sign"),
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(
+                    socket = %Path::new(&socket).display(),
+                    error = %e,
+                    "SSH agent not reachable"
+                ),
+            }
+        }
+        for (path, key) in &c.default_keys {
+            tried.push(path.display().to_string());
+            if offer_key(handle, user, key.clone(), s).await? {
+                return Ok(());
+            }
+        }
+        Err(auth_refused(s, user, &tried))
+    }
+}
+
+/// Offers `key`; true when the server accepted it.
+async fn offer_key(
+    handle: &mut ssh::Handle<Client>,
+    user: &str,
+    key: Arc<PrivateKey>,
+    s: &SftpSettings,
+) -> Result<bool> {
+    let hash = rsa_hash(handle, key.algorithm(), s).await?;
+    handle
+        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
+        .await
+        .map(|r| r.success())
+        .map_err(|e| parse_ssh_error(e.into(), s))
+}
+
+/// For an RSA key, the best signature hash the server takes.
+async fn rsa_hash(
+    handle: &ssh::Handle<Client>,
+    algorithm: Algorithm,
+    s: &SftpSettings,
+) -> Result<Option<HashAlg>> {
+    if !algorithm.is_rsa() {
+        return Ok(None);
+    }
+    handle
+        .best_supported_rsa_hash()
+        .await
+        .map(Option::flatten)
+        .map_err(|e| parse_ssh_error(e.into(), s))
+}
+
+fn is_rsa(a: &Algorithm) -> bool {
+    matches!(a, Algorithm::Rsa { .. })
+}
+
+/// The server refused every key offered.
+fn auth_refused(s: &SftpSettings, user: &str, tried: &[String]) -> Error {
+    let host = target(s);
+    let message = if tried.is_empty() {
+        format!(
+            "{AUTH_MARK}: no key to offer {user}@{host}: give `key-file`, or put the key in the \
+             SSH agent (`SSH_AUTH_SOCK`) or in ~/.ssh/id_ed25519, ~/.ssh/id_ecdsa or \
+             ~/.ssh/id_rsa"
+        )
+    } else {
+        format!(
+            "{AUTH_MARK}: {user}@{host} refused the key {}; check the user and that the \
+             public key is in its authorized_keys",
+            tried.join(", ")
+        )
+    };
+    Error::new(ErrorKind::PermissionDenied, message)
+}
+
+/// `host` or `[host]:port`, as known_hosts names it.
+fn target(s: &SftpSettings) -> String {
+    match s.port {
+        Some(port) if port != 22 => format!("[{}]:{port}", s.host),
+        _ => s.host.clone(),
+    }
+}
+
+/// Why the SSH handshake failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The host key was refused: the message says why and what to do.
+    HostKey(String),
+    /// Anything else.
+    Ssh(russh::Error),
+}
+
+impl From<russh::Error> for Failure {
+    fn from(e: russh::Error) -> Self {
+        Failure::Ssh(e)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::HostKey(message) => f.write_str(message),
+            Failure::Ssh(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::HostKey(_) => None,
+            Failure::Ssh(e) => e.source(),
+        }
+    }
+}
+
+/// What known_hosts says about a host key.
+#[derive(Debug, PartialEq, Eq)]
+enum Known {
+    /// The key is recorded for the host.
+    Matches,
+    /// Another key of the same type is recorded for the host, at `line` of `file`.
+    Changed { file: PathBuf, line: usize },
+    /// No key of that type is recorded for the host.
+    Unknown,
+}
+
+/// The SSH client's callbacks: checks the server's host key.
+pub(crate) struct Client {
+    host: String,
+    port: u16,
+    check: HostKeyCheck,
+    /// The known_hosts file keys are added to (and read from).
+    user_file: Option<PathBuf>,
+    /// Every known_hosts file read.
+    files: Vec<PathBuf>,
+    credentials: Arc<Credentials>,
+}
+
+impl Client {
+    fn new(s: &SftpSettings, credentials: Arc<Credentials>) -> Self {
+        let user_file = s
+            .known_hosts
+            .clone()
+            .or_else(|| home_dir().map(|h| h.join(".ssh").join("known_hosts")));
+        let mut files: Vec<PathBuf> = user_file.iter().cloned().collect();
+        files.push(PathBuf::from(SYSTEM_KNOWN_HOSTS));
+        Client {
+            host: s.host.clone(),
+            port: s.port.unwrap_or(22),
+            check: s.check,
+            user_file,
+            files,
+            credentials,
+        }
+    }
+
+    /// The keys recorded for the host, with their file and line.
+    fn recorded(&self) -> std::result::Result<Vec<(PathBuf, usize, PublicKey)>, String> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            let keys = known_host_keys_path(&self.host, self.port, file)
+                .map_err(|e| format!("cannot read the known_hosts file {}: {e}", file.display()))?;
+            out.extend(
+                keys.into_iter()
+                    .map(|(line, key)| (file.clone(), line, key)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Host key algorithms, those of the keys recorded for the host first (as OpenSSH
+    /// orders them), so that the server shows the key known_hosts has.
+    fn host_key_preference(&self) -> Vec<Algorithm> {
+        let all = russh::Preferred::default().key.into_owned();
+        let known: Vec<Algorithm> = match self.check {
+            HostKeyCheck::Accept => Vec::new(),
+            _ => self
+                .recorded()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, _, k)| k.algorithm())
+                .collect(),
+        };
+        let is_known = |a: &Algorithm| known.iter().any(|k| k == a || (is_rsa(k) && is_rsa(a)));
+        let (mut first, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(is_known);
+        first.extend(rest);
+        first
+    }
+
+    /// Looks `key` up in the known_hosts files.
+    fn lookup(&self, key: &PublicKey) -> std::result::Result<Known, String> {
+        let recorded = self.recorded()?;
+        if recorded
+            .iter()
+            .any(|(_, _, k)| k.key_data() == key.key_data())
+        {
+            return Ok(Known::Matches);
+        }
+        Ok(recorded
+            .into_iter()
+            .find(|(_, _, k)| k.algorithm() == key.algorithm())
+            .map_or(Known::Unknown, |(file, line, _)| Known::Changed {
+                file,
+                line,
+            }))
+    }
+
+    fn files_shown(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+
+    /// Whether `key` is accepted; a refusal says why.
+    fn check_key(&self, key: &PublicKey) -> std::result::Result<(), String> {
+        let host = if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        };
+        let fingerprint = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+        let refused = |why: String| format!("{HOST_KEY_MARK}: {why}");
+        let _learning = self
+            .credentials
+            .learning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match self.lookup(key).map_err(refused)? {
+            Known::Matches => Ok(()),
+            Known::Changed { file, line } => Err(refused(format!(
+                "the host key of {host} CHANGED: the server shows {fingerprint}, which is not \
+                 the key recorded at line {line} of {} (someone may be impersonating the \
+                 server); if the server's key was replaced on purpose, remove the old entry \
+                 (`ssh-keygen -R '{host}' -f {}`) and add the new one after checking its \
+                 fingerprint",
+                file.display(),
+                file.display()
+            ))),
+            Known::Unknown => {
+                let Some(file) = self.user_file.as_ref() else {
+                    return Err(refused(format!(
+                        "the host key of {host} ({fingerprint}) is not known and there is no \
+                         known_hosts file (no home directory); give one with `known-hosts`"
+                    )));
+                };
+                if self.check == HostKeyCheck::Add {
+                    learn_known_hosts_path(&self.host, self.port, key, file).map_err(|e| {
+                        refused(format!(
+                            "the host key of {host} cannot be added to {}: {e}",
+                            file.display()
+                        ))
+                    })?;
+                    tracing::info!(
+                        host = %host,
+                        key = %fingerprint,
+                        file = %file.display(),
+                        "SSH host key added to known_hosts"
+                    );
+                    return Ok(());
+                }
+                Err(refused(format!(
+                    "the host key of {host} ({fingerprint}) is not in {}; if this is the right \
+                     server, add its key after checking the fingerprint (`ssh-keyscan -p {} {} \
+                     >> {}`) or set `known-hosts-strategy=add`",
+                    self.files_shown(),
+                    self.port,
+                    self.host,
+                    file.display()
+                )))
+            }
+        }
+    }
+}
+
+impl ssh::Handler for Client {
+    type Error = Failure;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        if self.check == HostKeyCheck::Accept {
+            return Ok(true);
+        }
+        match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                self.check_key(key).map(|()| true).map_err(Failure::HostKey)
+            }
+            PublicKeyOrCertificate::Certificate(_) => Err(Failure::HostKey(format!(
+                "{HOST_KEY_MARK}: the server showed a host certificate, which is not checked"
+            ))),
         }
     }
 }
@@ -738,71 +1139,56 @@ fn parse_sftp_error(e: SftpClientError) -> Error {
         .with_temporary(temporary)
 }
 
-/// SSH connection failures: a refused host key or refused credentials are permanent
-/// permission errors with a message saying so; anything else (connection refused, timed out,
-/// reset) is temporary.
-fn parse_ssh_error(e: openssh::Error, settings: &SftpSettings) -> Error {
-    let text = error_text(&e);
-    let lower = text.to_ascii_lowercase();
-    let target = match settings.port {
-        Some(port) => format!("[{}]:{port}", settings.host),
-        None => settings.host.clone(),
-    };
-    let known_hosts = settings
-        .known_hosts
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "~/.ssh/known_hosts".to_string());
-    if lower.contains("host key verification failed")
-        || lower.contains("remote host identification has changed")
-        || lower.contains("no matching host key")
-    {
-        return Error::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "{HOST_KEY_MARK}: the host key of {target} is not in {known_hosts} or does not \
-                 match it ({})",
-                last_line(&text)
-            ),
-        )
-        .set_source(e);
-    }
-    let io_kind = match &e {
-        openssh::Error::Connect(io) | openssh::Error::Master(io) => Some(io.kind()),
-        _ => None,
-    };
-    if io_kind == Some(std::io::ErrorKind::PermissionDenied) || lower.contains("permission denied")
-    {
-        return Error::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "{AUTH_MARK}: {target} refused the key ({})",
-                last_line(&text)
-            ),
-        )
-        .set_source(e);
-    }
-    Error::new(ErrorKind::Unexpected, format!("ssh: {}", last_line(&text)))
-        .set_source(e)
-        .set_temporary()
+/// A connection that could not be made or broke: temporary, with the I/O error as the
+/// source (the storage's error mapping reads it as "cannot reach the server").
+fn transport_error(s: &SftpSettings, io: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Unexpected,
+        format!("ssh: connection to {}: {io}", target(s)),
+    )
+    .set_source(io)
+    .set_temporary()
 }
 
-fn error_text(e: &openssh::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+/// SSH failures: a refused host key is a permanent permission error with the message saying
+/// why; algorithms the server does not share are permanent; anything else (connection
+/// refused, reset, closed, timed out) is temporary.
+fn parse_ssh_error(e: Failure, s: &SftpSettings) -> Error {
+    let e = match e {
+        Failure::HostKey(message) => {
+            return Error::new(ErrorKind::PermissionDenied, message);
+        }
+        Failure::Ssh(e) => e,
+    };
+    use std::io::ErrorKind as Io;
+    match e {
+        russh::Error::IO(io) => transport_error(s, io),
+        russh::Error::Keys(russh::keys::Error::IO(io)) => transport_error(s, io),
+        russh::Error::UnknownKey | russh::Error::KeyChanged { .. } => Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{HOST_KEY_MARK}: the host key of {} was refused ({e})",
+                target(s)
+            ),
+        ),
+        russh::Error::NoCommonAlgo { .. } => Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "ssh: {} shares no algorithm with this client ({e})",
+                target(s)
+            ),
+        ),
+        e => {
+            let kind = match e {
+                russh::Error::ConnectionTimeout
+                | russh::Error::KeepaliveTimeout
+                | russh::Error::InactivityTimeout
+                | russh::Error::Elapsed(_) => Io::TimedOut,
+                _ => Io::ConnectionAborted,
+            };
+            transport_error(s, std::io::Error::new(kind, e))
+        }
     }
-    text
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty() && !l.starts_with('@'))
-        .unwrap_or(text)
 }
 
 fn is_not_found(e: &SftpClientError) -> bool {
@@ -866,43 +1252,100 @@ mod tests {
         }
     }
 
-    fn connect_error(kind: std::io::ErrorKind, text: &str) -> openssh::Error {
-        // The shape `openssh` gives a failed `ssh` start.
-        openssh::Error::Connect(std::io::Error::new(kind, text.to_string()))
+    fn credentials() -> Arc<Credentials> {
+        Arc::new(Credentials::new("u".into(), None, Vec::new()))
+    }
+
+    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIFyfGZy0OdrG86LcyVCKMgL0onwFlokdbmJOlksv6RAd";
+    const OTHER: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIBjrmP7fQjWRVTbmqsyVYUG6GbeLRra3k7UbSKR0ln9o";
+
+    fn key(base64: &str) -> PublicKey {
+        russh::keys::parse_public_key_base64(base64).unwrap()
     }
 
     #[test]
     fn ssh_errors_are_classified() {
-        let err = parse_ssh_error(
-            connect_error(
-                std::io::ErrorKind::ConnectionAborted,
-                "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\r\nHost key verification failed.",
-            ),
-            &settings(),
-        );
+        let client = Client::new(&settings(), credentials());
+        let refused = client.check_key(&key(KEY)).unwrap_err();
+        let err = parse_ssh_error(Failure::HostKey(refused), &settings());
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
         assert!(!err.is_temporary());
+        assert!(err.to_string().contains(HOST_KEY_MARK), "{err}");
         assert!(err.to_string().contains("/etc/kh"), "{err}");
         assert!(err.to_string().contains("[127.0.0.1]:2222"), "{err}");
+        assert!(err.to_string().contains("ssh-keyscan -p 2222"), "{err}");
 
-        let err = parse_ssh_error(
-            connect_error(
-                std::io::ErrorKind::PermissionDenied,
-                "u@127.0.0.1: Permission denied (publickey).",
-            ),
-            &settings(),
-        );
+        let err = auth_refused(&settings(), "u", &["/k/id".to_string()]);
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        assert!(!err.is_temporary());
         assert!(err.to_string().contains(AUTH_MARK), "{err}");
+        assert!(err.to_string().contains("u@[127.0.0.1]:2222"), "{err}");
+        assert!(err.to_string().contains("/k/id"), "{err}");
 
-        let err = parse_ssh_error(
-            connect_error(
+        for e in [
+            russh::Error::IO(std::io::Error::new(
                 std::io::ErrorKind::ConnectionRefused,
-                "connect to host 127.0.0.1 port 2222: Connection refused",
-            ),
-            &settings(),
+                "Connection refused",
+            )),
+            russh::Error::HUP,
+            russh::Error::Disconnect,
+            russh::Error::KeepaliveTimeout,
+        ] {
+            let err = parse_ssh_error(Failure::Ssh(e), &settings());
+            assert_eq!(err.kind(), ErrorKind::Unexpected);
+            assert!(err.is_temporary(), "{err}");
+            let source = std::error::Error::source(&err).expect("source");
+            assert!(source.downcast_ref::<std::io::Error>().is_some(), "{err}");
+        }
+    }
+
+    /// Hashed (`|1|...`) and plain `[host]:port` entries are found; another key of the same
+    /// type for the host is a changed key; `add` appends an unknown key.
+    #[test]
+    fn known_hosts_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let mut s = settings();
+        s.known_hosts = Some(file.clone());
+        std::fs::write(&file, format!("[127.0.0.1]:2222 ssh-ed25519 {KEY}\n")).unwrap();
+        let client = Client::new(&s, credentials());
+        assert_eq!(client.lookup(&key(KEY)).unwrap(), Known::Matches);
+        assert!(matches!(
+            client.lookup(&key(OTHER)).unwrap(),
+            Known::Changed { line: 1, .. }
+        ));
+        let changed = client.check_key(&key(OTHER)).unwrap_err();
+        assert!(changed.contains("CHANGED"), "{changed}");
+
+        let hashed = std::process::Command::new("ssh-keygen")
+            .arg("-H")
+            .arg("-f")
+            .arg(&file)
+            .output();
+        if let Ok(out) = hashed
+            && out.status.success()
+        {
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(text.starts_with("|1|"), "{text}");
+            assert_eq!(client.lookup(&key(KEY)).unwrap(), Known::Matches);
+        }
+
+        let on_22 = SftpSettings {
+            port: None,
+            ..s.clone()
+        };
+        assert_eq!(
+            Client::new(&on_22, credentials())
+                .lookup(&key(KEY))
+                .unwrap(),
+            Known::Unknown
         );
-        assert_eq!(err.kind(), ErrorKind::Unexpected);
-        assert!(err.is_temporary());
+
+        std::fs::write(&file, "").unwrap();
+        s.check = HostKeyCheck::Add;
+        let client = Client::new(&s, credentials());
+        client.check_key(&key(KEY)).unwrap();
+        assert_eq!(client.lookup(&key(KEY)).unwrap(), Known::Matches);
+        assert!(client.check_key(&key(OTHER)).is_err());
     }
 }
