@@ -400,6 +400,24 @@ mod sftp {
         .await;
     }
 
+    /// An RSA key in the PEM format (`BEGIN RSA PRIVATE KEY`) signs with the best hash the
+    /// server takes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rsa_key_in_pem_format() {
+        let storage = open(
+            &StorageConnection::new(connection(&unique("rsa")).url)
+                .with_option("key-file", var("IKKATSU_TEST_SFTP_KEY_RSA"))
+                .with_option("known-hosts", var("IKKATSU_TEST_SFTP_KNOWN_HOSTS")),
+        );
+        ikkatsu_testkit::storage::write_stat_read_round_trip(storage.clone()).await;
+        Fixture {
+            storage,
+            clean: true,
+        }
+        .cleanup()
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wrong_passphrase_is_a_permission_error() {
         let err = StorageConnection::new(connection(&unique("bad-pass")).url)

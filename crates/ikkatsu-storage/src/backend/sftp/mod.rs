@@ -198,7 +198,7 @@ fn load_key(path: &Path, passphrase: Option<&str>, shown: &str) -> Result<Privat
     match russh::keys::load_secret_key(path, passphrase) {
         Ok(key) if !supported(&key) => Err(Error::config(format!(
             "storage {shown}: the key {} is of type {}, which this build cannot sign with; \
-             use an ed25519 or ECDSA key",
+             use an ed25519, ECDSA or RSA key",
             path.display(),
             key.algorithm()
         ))),
@@ -226,13 +226,13 @@ fn load_key(path: &Path, passphrase: Option<&str>, shown: &str) -> Result<Privat
         )),
         Err(e) => Err(Error::config(format!(
             "storage {shown}: the key {} cannot be used ({e}); give an OpenSSH, PEM or PKCS#8 \
-             private key (ed25519 or ECDSA)",
+             private key (ed25519, ECDSA or RSA)",
             path.display()
         ))),
     }
 }
 
-/// Whether this build can sign with `key` (RSA needs russh's `rsa` feature, which is off).
+/// Whether this build can sign with `key`.
 fn supported(key: &PrivateKey) -> bool {
     russh::keys::key::ALL_KEY_TYPES.contains(&key.algorithm())
 }
