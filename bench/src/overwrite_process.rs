@@ -336,7 +336,7 @@ mod imp {
                     .map_err(|e| Error::io(format_args!("writing `{}`", output.display()), e))
             });
             let mut options = OverwriteOptions::new(state.join("flow"));
-            options.concurrency = concurrency;
+            options.concurrency = Some(concurrency);
             let flow = OverwriteFlow::new(source, status.clone(), upper, options);
             let cancel = CancellationToken::new();
             let scan = flow.scan(&cancel).await?;

@@ -18,9 +18,9 @@
 //!   8 checkers) unless `--concurrency C` is given, then `--transfers C --checkers 2C`.
 //! * `ikkatsu`: [`OverwriteFlow::scan`] then [`OverwriteFlow::process`] on the remote
 //!   storage, with a fresh embedded (redb) status store and ikkatsu's defaults (concurrency
-//!   2 × cores unless `--concurrency C`): per file a download to the work directory, the
-//!   function (read → upper-case → write), a conditional upload over the original, and the
-//!   file recorded as done.
+//!   on a remote storage: 2 × cores, at least 8, unless `--concurrency C`): per file a
+//!   download to the work directory, the function (read → upper-case → write), a
+//!   conditional upload over the original, and the file recorded as done.
 //!
 //! After each contender, every remote file is downloaded (untimed) and checked to hold its
 //! content upper-cased exactly once. The prefixes are deleted at the end.
@@ -513,7 +513,7 @@ mod imp {
             });
             let mut options = OverwriteOptions::new(state.join("flow"));
             if let Some(concurrency) = opts.concurrency {
-                options.concurrency = concurrency;
+                options.concurrency = Some(concurrency);
             }
             let flow = OverwriteFlow::new(source, status.clone(), upper, options);
             let cancel = CancellationToken::new();

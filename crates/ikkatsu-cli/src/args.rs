@@ -221,7 +221,7 @@ pub struct OverwriteArgs {
     /// Namespace of this flow in the status store (default: from SOURCE and --target).
     #[arg(long)]
     pub namespace: Option<String>,
-    /// Files processed at once (default: 2 × cores).
+    /// Files processed at once (default: 2 × cores; at least 8 on a remote storage).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Failures after which a file is left alone until it changes (default 3).

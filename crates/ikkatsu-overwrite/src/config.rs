@@ -162,7 +162,7 @@ impl OverwriteConfig {
         let mut options = OverwriteOptions::new(self.state_dir());
         options.walk = self.walk_options();
         if let Some(concurrency) = self.concurrency {
-            options.concurrency = concurrency.max(1);
+            options.concurrency = Some(concurrency.max(1));
         }
         if let Some(retries) = self.retries {
             options.retry.limit = retries;

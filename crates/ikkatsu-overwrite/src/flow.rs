@@ -38,13 +38,19 @@ use crate::journal::{Journal, JournalEntry};
 use crate::process_fn::ProcessFn;
 use crate::status_store::StatusStore;
 
+/// The least default concurrency on a remote storage (see
+/// [`OverwriteOptions::concurrency_for`]).
+pub const REMOTE_CONCURRENCY: usize = 8;
+
 /// Settings of an [`OverwriteFlow`].
 #[derive(Debug, Clone)]
 pub struct OverwriteOptions {
     /// Which files of the source to consider.
     pub walk: WalkOptions,
-    /// Files processed at once (default: 2 × the number of cores).
-    pub concurrency: usize,
+    /// Files processed at once. `None` (the default): 2 × the number of cores, and at least
+    /// [`REMOTE_CONCURRENCY`] when the source is a remote storage (see
+    /// [`OverwriteOptions::concurrency_for`]).
+    pub concurrency: Option<usize>,
     /// Retries of temporary errors per operation (download, function, upload).
     pub retry: RetryPolicy,
     /// Files per status-store lookup, and the unit of the process phase's window: at most
@@ -61,12 +67,9 @@ pub struct OverwriteOptions {
 impl OverwriteOptions {
     /// Defaults with state kept in `state_dir`.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
         OverwriteOptions {
             walk: WalkOptions::new(),
-            concurrency: cores * 2,
+            concurrency: None,
             retry: RetryPolicy {
                 limit: 3,
                 initial_backoff: Duration::from_millis(200),
@@ -77,6 +80,22 @@ impl OverwriteOptions {
             state_dir: state_dir.into(),
             dry_run: false,
             backlog: None,
+        }
+    }
+
+    /// Files processed at once on `source`: the one set, or the default. A file on a remote
+    /// storage spends most of its time waiting for the network (a request chain per file),
+    /// so there the default is at least [`REMOTE_CONCURRENCY`]; on the local file system it
+    /// is 2 × the number of cores.
+    pub fn concurrency_for(&self, source: &Storage) -> usize {
+        if let Some(n) = self.concurrency {
+            return n.max(1);
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        if source.local_files().is_some() {
+            cores * 2
+        } else {
+            (cores * 2).max(REMOTE_CONCURRENCY)
         }
     }
 
@@ -406,6 +425,7 @@ impl OverwriteFlow {
         progress: Option<ProgressCallback>,
     ) -> Result<ProcessSummary> {
         let recovered = self.recover().await?;
+        let concurrency = self.options.concurrency_for(&self.source);
         let work_dir = self.options.work_dir();
         empty_dir(&work_dir)?;
         let backlog = self.options.backlog_path();
@@ -429,7 +449,7 @@ impl OverwriteFlow {
             work_dir: work_dir.clone(),
             work_counter: AtomicU64::new(0),
             spare_downloads: Mutex::new(Vec::new()),
-            io_threads: self.options.concurrency.clamp(1, 16),
+            io_threads: concurrency.clamp(1, 16),
             cancel: cancel.clone(),
             halt: cancel.child_token(),
             tally: Tally {
@@ -452,7 +472,7 @@ impl OverwriteFlow {
             commit_queue,
             GROUP_BATCHES * batch_size,
         ));
-        let workers = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let workers = Arc::new(Semaphore::new(concurrency));
         let window = Arc::new(Semaphore::new(WINDOW_BATCHES * batch_size));
         let mut tasks = JoinSet::new();
 
@@ -489,7 +509,7 @@ impl OverwriteFlow {
                     })
                     .collect()
             } else {
-                match ctx.precheck(todo, self.options.concurrency.max(1)).await {
+                match ctx.precheck(todo, concurrency).await {
                     Ok(checked) => checked,
                     Err(err) => {
                         failure = Some(err);

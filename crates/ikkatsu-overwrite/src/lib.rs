@@ -58,7 +58,7 @@ pub use backlog::{
 pub use config::OverwriteConfig;
 pub use flow::{
     Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
-    ScanSummary,
+    REMOTE_CONCURRENCY, ScanSummary,
 };
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
 #[cfg(feature = "embedded")]

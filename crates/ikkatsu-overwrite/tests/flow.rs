@@ -8,8 +8,8 @@ use std::time::Duration;
 use ikkatsu_core::{CancellationToken, Error, ErrorKind};
 use ikkatsu_overwrite::journal::{Journal, JournalEntry};
 use ikkatsu_overwrite::{
-    OverwriteFlow, OverwriteOptions, ProcessFn, StatusStore, StatusStoreOptions, open_status_store,
-    process_fn,
+    OverwriteFlow, OverwriteOptions, ProcessFn, REMOTE_CONCURRENCY, StatusStore,
+    StatusStoreOptions, open_status_store, process_fn,
 };
 use ikkatsu_storage::{Storage, WalkOptions};
 
@@ -58,7 +58,7 @@ fn options(state: &Path) -> OverwriteOptions {
         .include("**/*.txt")
         .exclude("skip/**")
         .follow_symlinks(true);
-    options.concurrency = 3;
+    options.concurrency = Some(3);
     options.retry.initial_backoff = Duration::from_millis(5);
     options
 }
@@ -384,7 +384,7 @@ async fn a_stopped_run_resumes_from_its_backlog_position() {
         .unwrap();
     let mut opts = options(&state);
     opts.batch_size = 5;
-    opts.concurrency = 2;
+    opts.concurrency = Some(2);
     let flow = OverwriteFlow::new(
         Storage::open(&format!("file://{}", root.display())).unwrap(),
         status,
@@ -560,4 +560,23 @@ async fn files_replaced_but_not_recorded_are_recovered_not_transformed_again() {
         );
     }
     assert_eq!(flow.scan(&cancel).await.unwrap().queued, 0, "all recorded");
+}
+
+#[test]
+fn default_concurrency_is_higher_on_remote_storages_and_a_set_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let remote = Storage::open("memory:").unwrap();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut options = OverwriteOptions::new(dir.path().join("state"));
+    assert_eq!(options.concurrency_for(&local), 2 * cores);
+    assert_eq!(
+        options.concurrency_for(&remote),
+        (2 * cores).max(REMOTE_CONCURRENCY)
+    );
+    options.concurrency = Some(3);
+    assert_eq!(options.concurrency_for(&local), 3);
+    assert_eq!(options.concurrency_for(&remote), 3);
+    options.concurrency = Some(0);
+    assert_eq!(options.concurrency_for(&remote), 1);
 }
