@@ -97,6 +97,74 @@ fn normalize_type(name: &str) -> Option<&'static str> {
     })
 }
 
+/// Splits the text after `key=` into the value (unquoted), the type and the identifying
+/// flag. The value may be in double quotes (`""` inside them is one `"`); the other fields
+/// are the text between the commas.
+fn split_spec<'a>(name: &str, rest: &'a str) -> Result<(String, Option<&'a str>, Option<&'a str>)> {
+    let (value, after) = match rest.strip_prefix('"') {
+        Some(quoted) => {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((i, '"')) => {
+                        if quoted[i + 1..].starts_with('"') {
+                            value.push('"');
+                            chars.next();
+                        } else {
+                            break i + 1;
+                        }
+                    }
+                    Some((_, c)) => value.push(c),
+                    None => {
+                        return Err(Error::config(format!(
+                            "job parameter `{name}`: the value's opening double quote is never \
+                             closed (write {name}=\"value\" with `\"\"` for a quote inside it)"
+                        )));
+                    }
+                }
+            };
+            let after = &quoted[end..];
+            if !after.is_empty() && !after.starts_with(',') {
+                return Err(Error::config(format!(
+                    "job parameter `{name}`: unexpected `{after}` after the quoted value \
+                     (write {name}=\"value\"[,type[,identifying]])"
+                )));
+            }
+            (value, after.strip_prefix(','))
+        }
+        None => match rest.split_once(',') {
+            Some((value, after)) => (value.to_string(), Some(after)),
+            None => (rest.to_string(), None),
+        },
+    };
+    let Some(after) = after else {
+        return Ok((value, None, None));
+    };
+    let mut fields = after.splitn(3, ',');
+    let type_name = fields.next();
+    let identifying = fields.next();
+    if fields.next().is_some() {
+        return Err(Error::config(format!(
+            "job parameter `{name}` has more fields than value,type,identifying{}",
+            quote_hint(name, rest)
+        )));
+    }
+    Ok((value, type_name, identifying))
+}
+
+/// How `rest` (the text after `name=`) is written as one quoted value, when it is not quoted.
+fn quote_hint(name: &str, rest: &str) -> String {
+    if rest.starts_with('"') {
+        format!(" (write {name}=\"value\"[,type[,identifying]])")
+    } else {
+        format!(
+            "; a value containing a comma is written in double quotes, e.g. {name}=\"{}\"",
+            rest.replace('"', "\"\"")
+        )
+    }
+}
+
 impl fmt::Display for ParameterValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_text())
@@ -138,9 +206,13 @@ impl JobParameters {
             .insert(name.into(), JobParameter { value, identifying });
     }
 
-    /// Parses `key=value[,type[,identifying]]` (Spring Batch's notation; the type and flag
-    /// are only taken from the end when they are a known type name and `true`/`false`, so
-    /// values may contain commas) and adds it.
+    /// Parses `key=value[,type[,identifying]]` (Spring Batch's notation) and adds it.
+    ///
+    /// The text after `=` is split at commas: the value, then optionally its type (see
+    /// [`ParameterValue::parse_typed`]), then optionally `true`/`false` for identifying
+    /// (default `true`). A value containing a comma is written in double quotes
+    /// (`ids="1,2,3"`, `ids="1,2,3",string,false`); inside them `""` stands for one `"`.
+    /// An unknown type, a flag other than `true`/`false` or a fourth field is an error.
     pub fn insert_parsed(&mut self, spec: &str) -> Result<()> {
         let (name, rest) = spec.split_once('=').ok_or_else(|| {
             Error::config(format!(
@@ -153,22 +225,27 @@ impl JobParameters {
                 "job parameter `{spec}` has an empty name"
             )));
         }
-        let (body, identifying) = match rest.rsplit_once(',') {
-            Some((body, flag))
-                if matches!(flag.trim(), "true" | "false")
-                    && body
-                        .rsplit_once(',')
-                        .is_some_and(|(_, ty)| normalize_type(ty).is_some()) =>
-            {
-                (body, flag.trim() == "true")
+        let (raw, type_name, identifying) = split_spec(name, rest)?;
+        let type_name = type_name.unwrap_or("string");
+        if normalize_type(type_name).is_none() {
+            return Err(Error::config(format!(
+                "job parameter `{name}`: unknown type `{}`: use string, integer, float, bool, \
+                 date or datetime{}",
+                type_name.trim(),
+                quote_hint(name, rest)
+            )));
+        }
+        let identifying = match identifying.map(str::trim) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "job parameter `{name}`: the identifying flag `{other}` is not true or false \
+                     (write {name}=value,type,true or {name}=value,type,false)"
+                )));
             }
-            _ => (rest, true),
         };
-        let (raw, type_name) = match body.rsplit_once(',') {
-            Some((raw, ty)) if normalize_type(ty).is_some() => (raw, ty),
-            _ => (body, "string"),
-        };
-        let value = ParameterValue::parse_typed(raw, type_name)
+        let value = ParameterValue::parse_typed(&raw, type_name)
             .map_err(|err| err.context(format!("job parameter `{name}`")))?;
         self.insert(name, value, identifying);
         Ok(())
@@ -254,15 +331,86 @@ mod tests {
         p.insert_parsed("input=data/in.csv").unwrap();
         p.insert_parsed("count=5,integer").unwrap();
         p.insert_parsed("rate=0.5,double,false").unwrap();
-        p.insert_parsed("list=a,b,c").unwrap();
+        p.insert_parsed("list=\"a,b,c\"").unwrap();
+        p.insert_parsed("quoted=\"say \"\"hi\"\", ok\",string,false")
+            .unwrap();
         p.insert_parsed("day=2026-01-31,date").unwrap();
         assert_eq!(p.get_text("input").unwrap(), "data/in.csv");
         assert_eq!(p.get("count").unwrap().value, ParameterValue::Integer(5));
         assert!(!p.get("rate").unwrap().identifying);
         assert_eq!(p.get_text("list").unwrap(), "a,b,c");
+        assert_eq!(p.get_text("quoted").unwrap(), "say \"hi\", ok");
+        assert!(!p.get("quoted").unwrap().identifying);
         assert_eq!(p.get_text("day").unwrap(), "2026-01-31");
         assert!(p.insert_parsed("noequals").is_err());
         assert!(p.insert_parsed("n=abc,integer").is_err());
+    }
+
+    fn parse_error(spec: &str) -> Error {
+        let mut p = JobParameters::new();
+        let err = p.insert_parsed(spec).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Config, "{spec}: {err}");
+        assert!(p.is_empty(), "{spec}: nothing added");
+        err
+    }
+
+    #[test]
+    fn unknown_type_flag_or_extra_field_is_an_error() {
+        let err = parse_error("n=1,weird");
+        assert_eq!(
+            err.message(),
+            "job parameter `n`: unknown type `weird`: use string, integer, float, bool, date or \
+             datetime; a value containing a comma is written in double quotes, e.g. n=\"1,weird\""
+        );
+        let err = parse_error("list=a,b,c");
+        assert!(err.message().contains("unknown type `b`"), "{err}");
+        assert!(err.message().ends_with("e.g. list=\"a,b,c\""), "{err}");
+        let err = parse_error("q=\"a\",b");
+        assert!(
+            err.message()
+                .ends_with("(write q=\"value\"[,type[,identifying]])"),
+            "{err}"
+        );
+        let err = parse_error("n=1,integer,maybe");
+        assert_eq!(
+            err.message(),
+            "job parameter `n`: the identifying flag `maybe` is not true or false \
+             (write n=value,type,true or n=value,type,false)"
+        );
+        let err = parse_error("ids=1,2,3,4");
+        assert!(
+            err.message()
+                .contains("more fields than value,type,identifying"),
+            "{err}"
+        );
+        assert!(err.message().contains("ids=\"1,2,3,4\""), "{err}");
+        let err = parse_error("s=\"open");
+        assert!(err.message().contains("never closed"), "{err}");
+        let err = parse_error("s=\"a\"b");
+        assert!(
+            err.message()
+                .contains("unexpected `b` after the quoted value"),
+            "{err}"
+        );
+        let err = parse_error("n=1,");
+        assert!(err.message().contains("unknown type ``"), "{err}");
+    }
+
+    #[test]
+    fn quoted_values_keep_commas_and_take_a_type() {
+        let mut p = JobParameters::new();
+        p.insert_parsed("ids=\"1,2,3\"").unwrap();
+        p.insert_parsed("n=\"42\",integer").unwrap();
+        p.insert_parsed("empty=\"\"").unwrap();
+        p.insert_parsed("plain=a=b").unwrap();
+        assert_eq!(
+            p.get("ids").unwrap().value,
+            ParameterValue::String("1,2,3".into())
+        );
+        assert!(p.get("ids").unwrap().identifying);
+        assert_eq!(p.get("n").unwrap().value, ParameterValue::Integer(42));
+        assert_eq!(p.get_text("empty").unwrap(), "");
+        assert_eq!(p.get_text("plain").unwrap(), "a=b");
     }
 
     #[test]
