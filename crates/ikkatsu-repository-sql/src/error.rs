@@ -55,15 +55,90 @@ pub(crate) fn map_sqlx(repository: &str, what: &str, err: sqlx::Error) -> Error 
         _ => "",
     };
     let temporary = is_temporary(&err);
-    Error::new(
+    let error = Error::new(
         kind,
-        format!("job repository {repository}: {what}: {err}{hint}"),
+        format!(
+            "job repository {repository}: {what}: {}{hint}",
+            driver_message(&err)
+        ),
     )
-    .set_temporary(temporary)
-    .with_source(err)
+    .set_temporary(temporary);
+    with_driver_source(error, err)
+}
+
+/// `error` with `err` as its source, unless `err` is an error the server returned: its
+/// message is all there is to it, and its `Display` adds the server's source line.
+pub(crate) fn with_driver_source(error: Error, err: sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::Database(_) => error,
+        other => error.with_source(other),
+    }
 }
 
 /// A repository error that is not from the driver (bad stored data, missing row).
 pub(crate) fn repository_error(repository: &str, kind: ErrorKind, message: String) -> Error {
     Error::new(kind, format!("job repository {repository}: {message}"))
+}
+
+/// The driver's message: for an error the server returned, its message and SQLSTATE (not
+/// sqlx's "error returned from database" nor the server's source line).
+pub(crate) fn driver_message(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Where a database is and how a missing one is created: what a connection error names.
+pub(crate) struct DatabaseAddress<'a> {
+    /// `host:port`.
+    pub(crate) server: String,
+    /// The database the URL names.
+    pub(crate) database: &'a str,
+    /// The command that creates it (`createdb NAME`, `CREATE DATABASE NAME`).
+    pub(crate) create: String,
+}
+
+/// Whether `err` says the database does not exist: PostgreSQL's SQLSTATE 3D000, MySQL's
+/// error 1049 (`Unknown database`).
+fn is_missing_database(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    if db.code().as_deref() == Some("3D000") {
+        return true;
+    }
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return my.number() == 1049;
+    }
+    false
+}
+
+/// Maps an error of connecting to `repository` (a masked URL) at `address`: a missing
+/// database is a [`ErrorKind::Config`] error saying which database on which server and what
+/// to do; other errors as [`map_sqlx`].
+pub(crate) fn map_connect(
+    repository: &str,
+    address: &DatabaseAddress<'_>,
+    err: sqlx::Error,
+) -> Error {
+    if !is_missing_database(&err) {
+        return map_sqlx(repository, "connecting", err);
+    }
+    let DatabaseAddress {
+        server,
+        database,
+        create,
+    } = address;
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "job repository {repository}: database \"{database}\" does not exist on {server}: \
+             create it ({create}) or fix the repository URL"
+        ),
+    )
 }

@@ -79,11 +79,18 @@ impl MySqlJobRepository {
         let describe = crate::url::mask_url(url);
         let options = MySqlConnectOptions::from_str(url)
             .map_err(|err| crate::error::map_sqlx(&describe, "parsing the URL", err))?;
-        // One direct connection first: an unreachable server or bad credentials fail at
-        // once with the driver's own message instead of after the pool's acquire timeout.
+        let database = options.get_database().unwrap_or_default().to_string();
+        let address = crate::error::DatabaseAddress {
+            server: format!("{}:{}", options.get_host(), options.get_port()),
+            database: &database,
+            create: format!("CREATE DATABASE {database}"),
+        };
+        // One direct connection first: an unreachable server, bad credentials or a missing
+        // database fail at once with the driver's own message instead of after the pool's
+        // acquire timeout.
         sqlx::MySqlConnection::connect_with(&options)
             .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?
+            .map_err(|err| crate::error::map_connect(&describe, &address, err))?
             .close()
             .await
             .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?;

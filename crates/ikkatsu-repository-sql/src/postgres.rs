@@ -86,6 +86,20 @@ where
     query.fetch_one(executor).await?.try_get(0)
 }
 
+/// `pool` with every connection's `client_min_messages` set to `warning`: the server's NOTICEs (e.g. "relation … already exists, skipping" from
+/// the migrations' `CREATE TABLE IF NOT EXISTS`) are not sent, so they do not reach the log
+/// (sqlx would log them at INFO). Warnings and errors still come.
+pub(crate) fn quiet_notices(pool: PgPoolOptions) -> PgPoolOptions {
+    pool.after_connect(|conn, _| {
+        Box::pin(async move {
+            sqlx::raw_sql("SET client_min_messages = warning")
+                .execute(conn)
+                .await
+                .map(drop)
+        })
+    })
+}
+
 /// The job repository in a PostgreSQL database.
 pub struct PostgresJobRepository {
     pool: sqlx::Pool<Db>,
@@ -100,15 +114,25 @@ impl PostgresJobRepository {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| crate::error::map_sqlx(&describe, "parsing the URL", err))?
             .application_name("ikkatsu");
-        // One direct connection first: an unreachable server or bad credentials fail at
-        // once with the driver's own message instead of after the pool's acquire timeout.
+        let database = options
+            .get_database()
+            .unwrap_or(options.get_username())
+            .to_string();
+        let address = crate::error::DatabaseAddress {
+            server: format!("{}:{}", options.get_host(), options.get_port()),
+            database: &database,
+            create: format!("createdb {database}"),
+        };
+        // One direct connection first: an unreachable server, bad credentials or a missing
+        // database fail at once with the driver's own message instead of after the pool's
+        // acquire timeout.
         sqlx::PgConnection::connect_with(&options)
             .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?
+            .map_err(|err| crate::error::map_connect(&describe, &address, err))?
             .close()
             .await
             .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?;
-        let pool = PgPoolOptions::new()
+        let pool = quiet_notices(PgPoolOptions::new())
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)

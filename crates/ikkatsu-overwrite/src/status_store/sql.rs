@@ -14,6 +14,8 @@ use super::{
     FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, StatusStoreUrl, mask_url,
 };
 
+mod connect;
+
 /// The table holding the status store's migration history (sqlx's format), distinct from
 /// the job repository's `ikkatsu_schema_migrations`.
 pub const STATUS_MIGRATIONS_TABLE: &str = "ikkatsu_status_migrations";
@@ -80,12 +82,15 @@ fn map_sqlx(describe: &str, what: &str, err: sqlx::Error) -> Error {
         }
         _ => false,
     };
-    Error::new(
+    let error = Error::new(
         ErrorKind::Repository,
-        format!("status store {describe}: {what}: {err}"),
+        format!(
+            "status store {describe}: {what}: {}",
+            connect::driver_message(&err)
+        ),
     )
-    .with_source(err)
-    .set_temporary(temporary)
+    .set_temporary(temporary);
+    connect::with_driver_source(error, err)
 }
 
 fn decode_info(describe: &str, path: &str, text: Option<String>) -> Result<Option<FileInfo>> {
@@ -274,15 +279,28 @@ impl SqlStatusStore {
                 let connect_options = sqlx::postgres::PgConnectOptions::from_str(&url)
                     .map_err(|err| map_sqlx(&describe, "parsing the URL", err))?
                     .application_name("ikkatsu-status");
-                // One direct connection first: an unreachable server fails at once with the
-                // driver's message instead of after the pool's acquire timeout.
+                let database = connect_options
+                    .get_database()
+                    .unwrap_or(connect_options.get_username())
+                    .to_string();
+                let server = format!(
+                    "{}:{}",
+                    connect_options.get_host(),
+                    connect_options.get_port()
+                );
+                // One direct connection first: an unreachable server or a missing database
+                // fails at once with the driver's message instead of after the pool's
+                // acquire timeout.
                 sqlx::PgConnection::connect_with(&connect_options)
                     .await
-                    .map_err(|err| map_sqlx(&describe, "connecting", err))?
+                    .map_err(|err| {
+                        let create = format!("createdb {database}");
+                        connect::map_connect(&describe, &server, &database, &create, err)
+                    })?
                     .close()
                     .await
                     .map_err(|err| map_sqlx(&describe, "connecting", err))?;
-                let pool = sqlx::postgres::PgPoolOptions::new()
+                let pool = connect::quiet_notices(sqlx::postgres::PgPoolOptions::new())
                     .max_connections(10)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(connect_options)
@@ -294,9 +312,21 @@ impl SqlStatusStore {
             StatusStoreUrl::MySql { url } => {
                 let connect_options = sqlx::mysql::MySqlConnectOptions::from_str(&url)
                     .map_err(|err| map_sqlx(&describe, "parsing the URL", err))?;
+                let database = connect_options
+                    .get_database()
+                    .unwrap_or_default()
+                    .to_string();
+                let server = format!(
+                    "{}:{}",
+                    connect_options.get_host(),
+                    connect_options.get_port()
+                );
                 sqlx::MySqlConnection::connect_with(&connect_options)
                     .await
-                    .map_err(|err| map_sqlx(&describe, "connecting", err))?
+                    .map_err(|err| {
+                        let create = format!("CREATE DATABASE {database}");
+                        connect::map_connect(&describe, &server, &database, &create, err)
+                    })?
                     .close()
                     .await
                     .map_err(|err| map_sqlx(&describe, "connecting", err))?;
