@@ -333,6 +333,9 @@ impl CsvSource {
             context.put(self.keys.key("line"), position.line());
             context.put(self.keys.key("record"), position.record());
         }
+        if let Some(names) = &self.names {
+            context.put(READER_COLUMNS_KEY, names);
+        }
     }
 
     /// Reads the next row into `row`: `false` at the end of the input. Read errors name the
@@ -847,6 +850,11 @@ impl ItemStream for CsvItemWriter {
     }
 
     async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        // No record written yet: the header is the reader's columns.
+        if self.sink.header_pending && self.columns.is_none() && self.sink.writer.is_some() {
+            self.columns = reader_columns(context)?;
+            self.write_header_if_pending()?;
+        }
         self.sink.update(context)?;
         if let Some(columns) = &self.columns {
             context.put(self.sink.keys.key("columns"), columns);
@@ -1374,6 +1382,18 @@ impl ItemReader<CsvRow> for CsvRowItemReader {
 /// The column names of some rows, and where each configured column is among them.
 type Selection = (Arc<[String]>, Vec<Option<usize>>);
 
+/// The key under which a reader that knows its columns (the CSV readers, local or on a
+/// storage: the header row or `headers`) saves their names in the step's execution context
+/// at every commit. A CSV writer with a header that has neither `columns` nor a record yet
+/// when a chunk commits takes its columns from there, so that an input with a header and
+/// no rows gives an output with that header, not an empty file.
+pub const READER_COLUMNS_KEY: &str = "reader.columns";
+
+/// The columns a reader saved under [`READER_COLUMNS_KEY`].
+pub(crate) fn reader_columns(context: &ExecutionContext) -> Result<Option<Vec<String>>> {
+    context.get::<Vec<String>>(READER_COLUMNS_KEY)
+}
+
 /// Writes [`CsvRow`]s as CSV rows.
 ///
 /// With the `columns` property, those columns are written, looked up by name in every row
@@ -1441,6 +1461,11 @@ impl ItemStream for CsvRowItemWriter {
     }
 
     async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        // No row written yet: the header is the reader's columns.
+        if self.sink.header_pending && self.header.is_none() && self.sink.writer.is_some() {
+            self.header = reader_columns(context)?;
+            self.write_header_if_pending()?;
+        }
         self.sink.update(context)?;
         if let Some(header) = &self.header {
             context.put(self.sink.keys.key("columns"), header);

@@ -266,7 +266,9 @@ where
                         (chunk.eof, Some(chunk.context))
                     }
                 };
-                if inputs.is_empty() {
+                // An input without items still commits its first chunk (as Spring Batch
+                // does): the streams save their state, e.g. a CSV writer writes its header.
+                if inputs.is_empty() && !(eof && chunk_no == 1) {
                     return Ok(eof);
                 }
                 if self.retry.limit == 0 {

@@ -391,6 +391,10 @@ impl RecordCursor for CsvCursor {
         ))
     }
 
+    fn columns(&self) -> Option<&[String]> {
+        (!self.names.is_empty() && !self.header_pending).then_some(self.names.as_slice())
+    }
+
     fn position(&self) -> Position {
         Position {
             record: self.record,
@@ -527,5 +531,23 @@ impl PartEncoder for CsvEncoder {
     fn discard(&mut self) {
         self.writer = None;
         self.records = 0;
+    }
+
+    fn empty_output(&self, reader_columns: Option<&[String]>) -> Result<Option<Bytes>> {
+        let columns = match (&self.columns, reader_columns) {
+            _ if !self.header => return Ok(None),
+            (Some(columns), _) => columns.as_slice(),
+            (None, Some(columns)) => columns,
+            (None, None) => return Ok(None),
+        };
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .quote(self.quote)
+            .from_writer(Vec::new());
+        writer.write_record(columns).map_err(Self::csv_error)?;
+        let bytes = writer.into_inner().map_err(|err| {
+            Error::new(ErrorKind::Io, format!("cannot encode CSV: {}", err.error()))
+        })?;
+        Ok(Some(Bytes::from(bytes)))
     }
 }

@@ -42,6 +42,11 @@ pub(crate) trait RecordCursor: Send {
 
     /// The position after the last record returned.
     fn position(&self) -> Position;
+
+    /// The column names, when the format has them (a CSV header row or `headers`).
+    fn columns(&self) -> Option<&[String]> {
+        None
+    }
 }
 
 /// A format: opens cursors over objects.
@@ -81,6 +86,8 @@ pub struct ObjectItemReader {
     /// Where to resume in `files[index]` when its cursor is opened.
     resume: Position,
     opened: bool,
+    /// The column names of the last object read to its end, if its format has them.
+    columns: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for ObjectItemReader {
@@ -129,6 +136,7 @@ impl ObjectItemReader {
             position: Position::default(),
             resume: Position::default(),
             opened: false,
+            columns: None,
         })
     }
 
@@ -304,7 +312,12 @@ impl ObjectItemReader {
             self.position = cursor.position();
             match next {
                 Ok(Some(record)) => return Ok(Some(record)),
-                Ok(None) => self.advance(),
+                Ok(None) => {
+                    if let Some(columns) = cursor.columns() {
+                        self.columns = Some(columns.to_vec());
+                    }
+                    self.advance();
+                }
                 Err(err) => return Err(err),
             }
         }
@@ -389,6 +402,9 @@ impl ItemStream for ObjectItemReader {
             context.put(self.keys.key("record"), self.position.record);
             context.put(self.keys.key("offset"), self.position.offset);
             context.put(self.keys.key("line"), self.position.line);
+        }
+        if let Some(columns) = &self.columns {
+            context.put(crate::csv::READER_COLUMNS_KEY, columns);
         }
         Ok(())
     }

@@ -61,6 +61,13 @@ pub(crate) trait PartEncoder: Send {
 
     /// Drops the current part.
     fn discard(&mut self);
+
+    /// What an output without a single record holds, if anything: a CSV header (from the
+    /// encoder's columns, else the reader's `reader_columns`).
+    fn empty_output(&self, reader_columns: Option<&[String]>) -> Result<Option<Bytes>> {
+        let _ = reader_columns;
+        Ok(None)
+    }
 }
 
 /// How the parts of a writer are named: `<dir>/<prefix>NNNNN.<extension>`.
@@ -126,6 +133,9 @@ pub struct ObjectItemWriter {
     /// Records in the parts written.
     records: u64,
     opened: bool,
+    /// Whether part 0 holds the output of no record (a CSV header), written at a commit
+    /// before any record; the first record's part replaces it.
+    empty_output: bool,
 }
 
 impl std::fmt::Debug for ObjectItemWriter {
@@ -200,6 +210,7 @@ impl ObjectItemWriter {
             next_part: 0,
             records: 0,
             opened: false,
+            empty_output: false,
         })
     }
 
@@ -374,11 +385,27 @@ impl ItemStream for ObjectItemWriter {
                 "deleted parts left by an earlier run"
             );
         }
+        self.empty_output = false;
         self.opened = true;
         Ok(())
     }
 
     async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        if self.opened && self.next_part == 0 && !self.empty_output {
+            // Nothing written yet: part 0 holds what an output of no record holds. It is
+            // not counted as committed: a restart deletes it, the first record replaces it.
+            let columns = crate::csv::reader_columns(context)?;
+            if let Some(bytes) = self.encoder.empty_output(columns.as_deref())? {
+                let path = self.names.path(0);
+                let storage = self.storage()?.clone();
+                storage.write(&path, bytes).await?;
+                tracing::debug!(
+                    object = %object_name(&storage, &path),
+                    "part written without records (the header only)"
+                );
+                self.empty_output = true;
+            }
+        }
         if self.opened {
             context.put(self.keys.key("parts"), self.next_part);
             context.put(self.keys.key("records"), self.records);
@@ -419,6 +446,10 @@ impl ItemWriter<Record> for ObjectItemWriter {
                         );
                     }
                 }
+            }
+            if first_part == 0 {
+                // Part 0 may be gone; the next commit without records writes it again.
+                self.empty_output = false;
             }
             self.next_part = first_part;
             self.records = records;
