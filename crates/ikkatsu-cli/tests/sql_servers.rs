@@ -3,17 +3,13 @@
 //! servers' NOTICEs stay out of the log, and a missing database is named with what to do.
 //! A missing server fails the test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ikkatsu");
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn postgres_server() -> String {
     std::env::var("IKKATSU_TEST_POSTGRES_URL")
@@ -69,10 +65,10 @@ fn admin_postgres(statement: String) {
     });
 }
 
-fn ikkatsu(_dir: &Path, args: &[&str]) -> Output {
+fn ikkatsu(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(BIN)
         .args(args)
-        .current_dir(workspace_root())
+        .current_dir(dir)
         .env("IKKATSU_LOG", "info")
         .env_remove("IKKATSU_REPOSITORY")
         .env_remove("IKKATSU_STATUS")
