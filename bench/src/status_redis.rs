@@ -9,8 +9,13 @@
 //! pattern, which is also measured and reported). The answer is checked: exactly the
 //! paths not recorded as done. The namespace is cleared afterwards, also after a failure.
 //!
-//! Output: one line per concurrency, then
-//! `{"bench":"status-redis","keys_per_second":X,"goal":200000}` for `--concurrency`.
+//! With `--cluster URL` (a `redis+cluster://…` URL; default: `$IKKATSU_TEST_REDIS_CLUSTER_URL`
+//! when set, `--cluster none` to skip) the same is measured on the Redis Cluster after the
+//! single server.
+//!
+//! Output: one line per store and concurrency (`"store":"single"` or `"cluster"`), then
+//! `{"bench":"status-redis","keys_per_second":X,"cluster_keys_per_second":Y,"goal":200000}`
+//! for `--concurrency` (`cluster_keys_per_second` only with a cluster).
 
 use crate::overwrite_scan::{flag_value, parse_count, split_flag};
 
@@ -27,10 +32,12 @@ pub struct Options {
     batch: usize,
     concurrency: usize,
     fill_concurrency: usize,
+    cluster: Option<String>,
 }
 
 impl Options {
-    /// Parses `[--keys N] [--url URL] [--batch B] [--concurrency C] [--fill-concurrency F]`.
+    /// Parses `[--keys N] [--url URL] [--cluster URL|none] [--batch B] [--concurrency C]
+    /// [--fill-concurrency F]`.
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut opts = Options {
             keys: 1_000_000,
@@ -38,6 +45,9 @@ impl Options {
             batch: 1000,
             concurrency: 4,
             fill_concurrency: 64,
+            cluster: std::env::var("IKKATSU_TEST_REDIS_CLUSTER_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -50,6 +60,16 @@ impl Options {
                     let lower = opts.url.to_ascii_lowercase();
                     if !lower.starts_with("redis://") && !lower.starts_with("rediss://") {
                         return Err("--url must be a redis:// or rediss:// URL".into());
+                    }
+                }
+                "--cluster" => {
+                    let url = value()?;
+                    if url == "none" {
+                        opts.cluster = None;
+                    } else if url.to_ascii_lowercase().starts_with("redis+cluster://") {
+                        opts.cluster = Some(url);
+                    } else {
+                        return Err("--cluster must be a redis+cluster:// URL or `none`".into());
                     }
                 }
                 "--batch" => opts.batch = parse_count(flag, &value()?, 1)? as usize,
@@ -96,21 +116,40 @@ mod imp {
     }
 
     pub async fn run(opts: &Options) -> Result<(), String> {
+        let single = run_on(opts, &opts.url, "single").await?;
+        let cluster = match &opts.cluster {
+            Some(url) => Some(run_on(opts, url, "cluster").await?),
+            None => None,
+        };
+        match cluster {
+            Some(c) => println!(
+                r#"{{"bench":"{BENCH}","keys_per_second":{single:.0},"cluster_keys_per_second":{c:.0},"goal":{GOAL}}}"#
+            ),
+            None => {
+                println!(r#"{{"bench":"{BENCH}","keys_per_second":{single:.0},"goal":{GOAL}}}"#)
+            }
+        }
+        Ok(())
+    }
+
+    /// Measures on the store at `url` (`store` names it in the output); returns the
+    /// throughput at `--concurrency`.
+    async fn run_on(opts: &Options, url: &str, label: &str) -> Result<f64, String> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let namespace = format!("bench-{}-{nanos}", std::process::id());
-        let store = open_status_store(&opts.url, StatusStoreOptions::new(&namespace))
+        let store = open_status_store(url, StatusStoreOptions::new(&namespace))
             .await
             .map_err(|e| {
                 format!(
                     "cannot open the Redis status store at {}: {}",
-                    mask_url(&opts.url),
+                    mask_url(url),
                     e.report()
                 )
             })?;
         eprintln!("{BENCH}: namespace `{namespace}` on {}", store.describe());
-        let result = measure(opts, &store).await;
+        let result = measure(opts, &store, label).await;
         let started = Instant::now();
         let cleared = store.clear().await;
         eprintln!(
@@ -118,11 +157,16 @@ mod imp {
             started.elapsed().as_secs_f64()
         );
         let _ = store.close().await;
-        result?;
-        cleared.map_err(|e| format!("cannot clear namespace `{namespace}`: {}", e.report()))
+        let rate = result?;
+        cleared.map_err(|e| format!("cannot clear namespace `{namespace}`: {}", e.report()))?;
+        Ok(rate)
     }
 
-    async fn measure(opts: &Options, store: &Arc<dyn StatusStore>) -> Result<(), String> {
+    async fn measure(
+        opts: &Options,
+        store: &Arc<dyn StatusStore>,
+        label: &str,
+    ) -> Result<f64, String> {
         let started = Instant::now();
         let done = opts.keys / 2;
         let mut fills = futures::stream::iter((0..opts.keys).step_by(2))
@@ -199,12 +243,11 @@ mod imp {
             }
             let rate = opts.keys as f64 / seconds;
             println!(
-                r#"{{"bench":"{BENCH}","contender":"ikkatsu","seconds":{seconds:.6},"keys":{},"batch":{},"concurrency":{concurrency},"keys_per_second":{rate:.0}}}"#,
+                r#"{{"bench":"{BENCH}","contender":"ikkatsu","store":"{label}","seconds":{seconds:.6},"keys":{},"batch":{},"concurrency":{concurrency},"keys_per_second":{rate:.0}}}"#,
                 opts.keys, opts.batch
             );
             chosen = rate;
         }
-        println!(r#"{{"bench":"{BENCH}","keys_per_second":{chosen:.0},"goal":{GOAL}}}"#);
-        Ok(())
+        Ok(chosen)
     }
 }

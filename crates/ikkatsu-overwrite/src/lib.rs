@@ -35,7 +35,7 @@
 //! | feature | default | adds |
 //! |---------|---------|------|
 //! | `embedded` | yes | [`EmbeddedStatusStore`](status_store) (redb file) |
-//! | `redis` | no | `RedisStatusStore` (redis 1, tokio, connection manager) |
+//! | `redis` | no | `RedisStatusStore` (redis 1, tokio, connection manager; one server or a Redis Cluster) |
 //! | `postgres` | no | `SqlStatusStore` on PostgreSQL (sqlx) |
 //! | `mysql` | no | `SqlStatusStore` on MySQL / MariaDB (sqlx) |
 //!
@@ -63,12 +63,15 @@ pub use flow::{
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
 #[cfg(feature = "embedded")]
 pub use status_store::EmbeddedStatusStore;
-#[cfg(feature = "redis")]
-pub use status_store::RedisStatusStore;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use status_store::SqlStatusStore;
 pub use status_store::{
     FileState, FileStatus, MemoryStatusStore, StatusCounts, StatusStore, StatusStoreOptions,
     StatusStoreUrl, changed_since, mask_url, open_status_store,
+};
+#[cfg(feature = "redis")]
+pub use status_store::{
+    REDIS_CLUSTER_BUCKETS, RedisConnection, RedisKeyLayout, RedisStatusStore, redis_cluster_bucket,
+    redis_key_slot,
 };
 pub use step::{COMPLETED_WITH_FAILURES, DEFAULT_STATUS_STORE, OverwriteTasklet};

@@ -2,7 +2,9 @@
 //! memory, embedded (a temporary redb file), and — with their features — Redis,
 //! PostgreSQL and MariaDB/MySQL on the servers named by `IKKATSU_TEST_REDIS_URL`,
 //! `IKKATSU_TEST_POSTGRES_URL` and `IKKATSU_TEST_MYSQL_URL` (defaults: the loopback
-//! servers). A missing server fails the test.
+//! servers). A missing server fails the test. The Redis tests also run on the Redis
+//! Cluster of `scripts/redis-cluster` (`IKKATSU_TEST_REDIS_CLUSTER_URL`), with and without
+//! reads from replicas.
 
 // Which helpers are used depends on the features under test.
 #![allow(dead_code)]
@@ -251,6 +253,31 @@ mod redis_backend {
         }
     }
 
+    /// The single-server key layout is `ikkatsu:NAMESPACE:PATH` (records written by
+    /// earlier versions stay readable).
+    #[tokio::test]
+    async fn redis_single_server_key_layout() {
+        let url = server_url();
+        let namespace = format!("layout-{}", unique_tag());
+        let store = ikkatsu_overwrite::open_status_store(&url, StatusStoreOptions::new(&namespace))
+            .await
+            .unwrap();
+        let file = ikkatsu_storage::FileInfo::new("a/b.txt", 3);
+        store.report_done(&file, &file).await.unwrap();
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let key = format!("ikkatsu:{namespace}:a/b.txt");
+        let state: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("state")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(state.as_deref(), Some("done"));
+        store.clear().await.unwrap();
+        assert!(store.is_empty().await.unwrap());
+    }
+
     #[tokio::test]
     async fn redis_unreachable_is_a_clear_error() {
         let err = ikkatsu_overwrite::open_status_store(
@@ -265,6 +292,12 @@ mod redis_backend {
         assert!(!text.contains("secret"), "{text}");
     }
 }
+
+/// The Redis Cluster of `scripts/redis-cluster` (3 masters + 3 replicas on 7101-7106), or
+/// the one `IKKATSU_TEST_REDIS_CLUSTER_URL` names.
+#[cfg(feature = "redis")]
+#[path = "status_store/redis_cluster.rs"]
+mod redis_cluster;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sql_backends {

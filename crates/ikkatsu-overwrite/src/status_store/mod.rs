@@ -8,6 +8,7 @@
 //! | `memory:` | [`MemoryStatusStore`] (process memory, for tests and dry runs) | always |
 //! | `redb:///path/status.redb`, `file:///path/status.redb`, `path/status.redb` | `EmbeddedStatusStore` (redb file, no server) | `embedded` (default) |
 //! | `redis://host:port/db`, `rediss://…` | `RedisStatusStore` | `redis` |
+//! | `redis+cluster://host:port[,host:port…]/[?read-from-replicas=true]` | `RedisStatusStore` on a Redis Cluster | `redis` |
 //! | `postgres://…`, `postgresql://…` | `SqlStatusStore` | `postgres` |
 //! | `mysql://…`, `mariadb://…` | `SqlStatusStore` | `mysql` |
 //!
@@ -38,6 +39,8 @@ mod embedded;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_connection;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sql;
 
@@ -46,6 +49,11 @@ pub use embedded::EmbeddedStatusStore;
 pub use memory::MemoryStatusStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStatusStore;
+#[cfg(feature = "redis")]
+pub use redis_connection::{
+    CLUSTER_BUCKETS as REDIS_CLUSTER_BUCKETS, KeyLayout as RedisKeyLayout, RedisConnection,
+    bucket as redis_cluster_bucket, key_slot as redis_key_slot,
+};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use sql::{STATUS_MIGRATIONS_TABLE, SqlStatusStore};
 
@@ -294,7 +302,7 @@ pub enum StatusStoreUrl {
         /// The database file.
         path: std::path::PathBuf,
     },
-    /// `redis://…` or `rediss://…`.
+    /// `redis://…`, `rediss://…` or `redis+cluster://…`.
     Redis {
         /// The URL as given.
         url: String,
@@ -333,7 +341,10 @@ impl StatusStoreUrl {
                 return path_of(&trimmed[scheme.len()..]);
             }
         }
-        if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        if lower.starts_with("redis://")
+            || lower.starts_with("rediss://")
+            || lower.starts_with("redis+cluster://")
+        {
             return Ok(StatusStoreUrl::Redis {
                 url: trimmed.to_string(),
             });
@@ -429,7 +440,9 @@ pub fn mask_url(url: &str) -> String {
                 Some(colon) => out.replace_range(start + colon + 1..start + at, "***"),
                 // Redis puts a lone password in the user part: `redis://:pw@…` is handled
                 // above, `redis://pw@…` is masked whole.
-                None if out.starts_with("redis") => out.replace_range(start..start + at, "***"),
+                None if out.to_ascii_lowercase().starts_with("redis") => {
+                    out.replace_range(start..start + at, "***")
+                }
                 None => {}
             }
         }
@@ -532,6 +545,14 @@ mod tests {
         assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(mask_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
         assert_eq!(mask_url("redis://pw@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(
+            mask_url("redis+cluster://u:pw@h:1,h:2/?read-from-replicas=true"),
+            "redis+cluster://u:***@h:1,h:2/?read-from-replicas=true"
+        );
+        assert_eq!(
+            mask_url("redis+cluster://pw@h:1,h:2/"),
+            "redis+cluster://***@h:1,h:2/"
+        );
         assert_eq!(
             mask_url("mysql://h/db?password=x&a=b"),
             "mysql://h/db?password=***&a=b"

@@ -1,13 +1,19 @@
-//! [`RedisStatusStore`]: one Redis hash per file, key `ikkatsu:{namespace}:{path}`.
+//! [`RedisStatusStore`]: one Redis hash per file, key `ikkatsu:{namespace}:{path}` on one
+//! server, `ikkatsu:{{namespace}:{bucket}}:{path}` in a Redis Cluster (see
+//! [`KeyLayout`]).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
 use ikkatsu_core::{Error, ErrorKind, Result};
 use ikkatsu_storage::FileInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::redis_connection::{
+    CLUSTER_SCHEME, ClusterUrl, KeyLayout, REPLICA_WAIT_MS, RedisConnection,
+};
 use super::{
     FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, mask_url, store_error,
 };
@@ -19,18 +25,26 @@ const FIELDS: [&str; 6] = ["state", "uploaded", "failed", "errors", "error", "up
 /// [`StatusStore::clear`].
 const SCAN_BATCH: usize = 1_000;
 
-/// A status store in Redis (URL `redis://[:PASSWORD@]HOST:PORT/DB` or `rediss://…`).
+/// A status store in Redis (URL `redis://[:PASSWORD@]HOST:PORT/DB` or `rediss://…`) or in a
+/// Redis Cluster (URL `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/`, optionally
+/// `?read-from-replicas=true`).
 ///
-/// Each file is a hash at `ikkatsu:{namespace}:{path}` with the fields `state`
+/// Each file is a hash at `ikkatsu:{namespace}:{path}` (in a cluster
+/// `ikkatsu:{{namespace}:{bucket}}:{path}`, see [`KeyLayout`]) with the fields `state`
 /// (`done`/`failed`), `uploaded` and `failed` (compact JSON [`FileInfo`]), `errors`,
 /// `error` and `updated` (RFC 3339). A batch of [`StatusStore::needs_processing`] is one
-/// pipelined round-trip of `HMGET`s; each report is one `MULTI`/`EXEC` round-trip.
-/// [`StatusStore::counts`] scans the namespace's keys (linear in their number).
+/// pipelined round-trip of `HMGET`s; each report is one `MULTI`/`EXEC` round-trip (in a
+/// cluster: one of each per bucket, sent concurrently).
+/// [`StatusStore::counts`] scans the namespace's keys (linear in their number; in a cluster
+/// on every master).
 #[derive(Clone)]
 pub struct RedisStatusStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     describe: String,
-    prefix: String,
+    layout: KeyLayout,
+    /// With `read-from-replicas`: the replicas a write waits for (`WAIT`), so that a read
+    /// after a write sees it.
+    wait_replicas: usize,
     options: StatusStoreOptions,
 }
 
@@ -44,17 +58,30 @@ impl std::fmt::Debug for RedisStatusStore {
 }
 
 impl RedisStatusStore {
-    /// Records every `(source, uploaded)` pair as done in one atomic pipeline.
+    /// Records every `(source, uploaded)` pair as done: one atomic pipeline per key group
+    /// (all of them on one server, one per bucket in a cluster), the groups concurrently.
     async fn record_done(&self, done: &[(FileInfo, FileInfo)], what: &str) -> Result<()> {
         if done.is_empty() {
             return Ok(());
         }
         let now = Utc::now().to_rfc3339();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // (group, its pipeline, one of its keys)
+        let mut groups: Vec<(u64, redis::Pipeline, String)> = Vec::new();
         for (source, uploaded) in done {
+            let group = self.layout.group(&source.path);
             let key = self.key(&source.path);
-            pipe.cmd("DEL")
+            let index = match groups.iter().position(|(g, _, _)| *g == group) {
+                Some(index) => index,
+                None => {
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    groups.push((group, pipe, key.clone()));
+                    groups.len() - 1
+                }
+            };
+            groups[index]
+                .1
+                .cmd("DEL")
                 .arg(&key)
                 .ignore()
                 .cmd("HSET")
@@ -69,16 +96,51 @@ impl RedisStatusStore {
                 .arg(&now)
                 .ignore();
         }
+        try_join_all(groups.into_iter().map(|(_, pipe, key)| async move {
+            let mut connection = self.connection.clone();
+            pipe.query_async::<()>(&mut connection)
+                .await
+                .map_err(|err| self.error(what, err))?;
+            self.wait_for_replicas(&key, what).await
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// When reads go to replicas: waits (`WAIT`, at most [`REPLICA_WAIT_MS`]) until the
+    /// replicas of `key`'s master have the writes made so far, so that a read after a write
+    /// sees it. A replica that does not answer in time leaves the write on the master.
+    async fn wait_for_replicas(&self, key: &str, what: &str) -> Result<()> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
         let mut connection = self.connection.clone();
-        pipe.query_async::<()>(&mut connection)
+        connection
+            .wait_for_replicas(key, self.wait_replicas, REPLICA_WAIT_MS)
             .await
             .map_err(|err| self.error(what, err))
     }
 
-    /// Connects to the Redis server at `url`; fails at once if it cannot be reached.
+    /// Connects to the Redis server (or, for `redis+cluster://`, the Redis Cluster) at
+    /// `url`; fails at once if it cannot be reached.
     pub async fn connect(url: &str, options: StatusStoreOptions) -> Result<Self> {
         options.validate()?;
         let describe = mask_url(url);
+        if url
+            .get(..CLUSTER_SCHEME.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(CLUSTER_SCHEME))
+        {
+            let cluster = ClusterUrl::parse(url, &describe)?;
+            let layout = KeyLayout::cluster(&options.namespace, &describe)?;
+            let (connection, wait_replicas) = cluster.connect(&describe).await?;
+            return Ok(RedisStatusStore {
+                connection: RedisConnection::Cluster(connection),
+                describe,
+                layout,
+                wait_replicas,
+                options,
+            });
+        }
         let client = redis::Client::open(url).map_err(|err| {
             Error::new(
                 ErrorKind::Config,
@@ -100,18 +162,18 @@ impl RedisStatusStore {
                     true,
                 )
             })?;
-        let prefix = format!("ikkatsu:{}:", options.namespace);
         Ok(RedisStatusStore {
-            connection,
+            connection: RedisConnection::Single(connection),
             describe,
-            prefix,
+            layout: KeyLayout::single(&options.namespace),
+            wait_replicas: 0,
             options,
         })
     }
 
     /// The key of the file at `path`.
     pub fn key(&self, path: &str) -> String {
-        format!("{}{path}", self.prefix)
+        self.layout.key(path)
     }
 
     fn error(&self, what: &str, err: redis::RedisError) -> Error {
@@ -163,32 +225,30 @@ impl RedisStatusStore {
         }))
     }
 
-    /// One `SCAN` page of this namespace's keys: the next cursor (0 at the end) and keys.
-    async fn scan_page(&self, cursor: u64) -> Result<(u64, Vec<String>)> {
-        let pattern = format!("{}*", glob_escape(&self.prefix));
+    /// One `SCAN` page of this namespace's keys on `node` (see
+    /// [`RedisConnection::masters`]): the next cursor (0 at the end) and keys.
+    async fn scan_page(&self, node: Option<u16>, cursor: u64) -> Result<(u64, Vec<String>)> {
         let mut connection = self.connection.clone();
-        redis::cmd("SCAN")
-            .arg(cursor)
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
             .arg("MATCH")
-            .arg(&pattern)
+            .arg(self.layout.scan_pattern())
             .arg("COUNT")
-            .arg(SCAN_BATCH)
-            .query_async(&mut connection)
+            .arg(SCAN_BATCH);
+        connection
+            .query_on(node, &cmd)
             .await
             .map_err(|err| self.error("scanning keys", err))
     }
-}
 
-/// `text` with Redis glob characters escaped.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
-            out.push('\\');
-        }
-        out.push(c);
+    /// The nodes a scan visits: the server, or every master of the cluster.
+    async fn scan_nodes(&self) -> Result<Vec<Option<u16>>> {
+        let mut connection = self.connection.clone();
+        connection
+            .masters()
+            .await
+            .map_err(|err| self.error("listing the cluster's masters", err))
     }
-    out
 }
 
 fn to_json(info: &FileInfo) -> Result<String> {
@@ -203,15 +263,35 @@ impl StatusStore for RedisStatusStore {
         if files.is_empty() {
             return Ok(files);
         }
-        let mut pipe = redis::pipe();
-        for file in &files {
+        // One pipeline per key group (one on a server, one per bucket in a cluster), sent
+        // concurrently; the rows are put back in the order of `files`.
+        let mut groups: Vec<(u64, redis::Pipeline, Vec<usize>)> = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let group = self.layout.group(&file.path);
+            let index = match groups.iter().position(|(g, _, _)| *g == group) {
+                Some(index) => index,
+                None => {
+                    groups.push((group, redis::pipe(), Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            let (_, pipe, members) = &mut groups[index];
             pipe.cmd("HMGET").arg(self.key(&file.path)).arg(&FIELDS[..]);
+            members.push(i);
         }
-        let mut connection = self.connection.clone();
-        let rows: Vec<Vec<Option<String>>> = pipe
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| self.error("looking up files", err))?;
+        let answers = try_join_all(groups.into_iter().map(|(_, pipe, members)| async move {
+            let mut connection = self.connection.clone();
+            let rows: Vec<Vec<Option<String>>> = pipe
+                .query_async(&mut connection)
+                .await
+                .map_err(|err| self.error("looking up files", err))?;
+            Ok::<_, Error>(members.into_iter().zip(rows))
+        }))
+        .await?;
+        let mut rows: Vec<Vec<Option<String>>> = vec![Vec::new(); files.len()];
+        for (i, row) in answers.into_iter().flatten() {
+            rows[i] = row;
+        }
         let mut out = Vec::with_capacity(files.len());
         for (file, fields) in files.into_iter().zip(rows) {
             let needed = match self.decode(&file.path, fields)? {
@@ -234,17 +314,20 @@ impl StatusStore for RedisStatusStore {
     }
 
     async fn is_empty(&self) -> Result<bool> {
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.scan_page(cursor).await?;
-            if !keys.is_empty() {
-                return Ok(false);
+        for node in self.scan_nodes().await? {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self.scan_page(node, cursor).await?;
+                if !keys.is_empty() {
+                    return Ok(false);
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(true);
-            }
-            cursor = next;
         }
+        Ok(true)
     }
 
     async fn report_done_all(&self, done: &[(FileInfo, FileInfo)]) -> Result<()> {
@@ -271,11 +354,13 @@ impl StatusStore for RedisStatusStore {
             .arg("updated")
             .arg(Utc::now().to_rfc3339())
             .ignore();
+        let what = format!("recording a failure of `{}`", file.path);
         let mut connection = self.connection.clone();
         let (count,): (u32,) = pipe
             .query_async(&mut connection)
             .await
-            .map_err(|err| self.error(&format!("recording a failure of `{}`", file.path), err))?;
+            .map_err(|err| self.error(&what, err))?;
+        self.wait_for_replicas(&key, &what).await?;
         Ok(count)
     }
 
@@ -293,31 +378,35 @@ impl StatusStore for RedisStatusStore {
     async fn counts(&self) -> Result<StatusCounts> {
         let mut counts = StatusCounts::default();
         let mut connection = self.connection.clone();
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.scan_page(cursor).await?;
-            if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for key in &keys {
-                    pipe.cmd("HGET").arg(key).arg("state");
-                }
-                let states: Vec<Option<String>> = pipe
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|err| self.error("counting records", err))?;
-                for state in states.into_iter().flatten() {
-                    match FileState::parse(&state) {
-                        Some(FileState::Done) => counts.done += 1,
-                        Some(FileState::Failed) => counts.failed += 1,
-                        None => {}
+        for node in self.scan_nodes().await? {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self.scan_page(node, cursor).await?;
+                if !keys.is_empty() {
+                    // The keys of one page are on the node scanned: one pipeline there.
+                    let mut pipe = redis::pipe();
+                    for key in &keys {
+                        pipe.cmd("HGET").arg(key).arg("state");
+                    }
+                    let states: Vec<Option<String>> = connection
+                        .pipeline_on(node, &pipe)
+                        .await
+                        .map_err(|err| self.error("counting records", err))?;
+                    for state in states.into_iter().flatten() {
+                        match FileState::parse(&state) {
+                            Some(FileState::Done) => counts.done += 1,
+                            Some(FileState::Failed) => counts.failed += 1,
+                            None => {}
+                        }
                     }
                 }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(counts);
-            }
-            cursor = next;
         }
+        Ok(counts)
     }
 
     fn options(&self) -> &StatusStoreOptions {
@@ -330,20 +419,25 @@ impl StatusStore for RedisStatusStore {
 
     async fn clear(&self) -> Result<()> {
         let mut connection = self.connection.clone();
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.scan_page(cursor).await?;
-            if !keys.is_empty() {
-                redis::cmd("UNLINK")
-                    .arg(keys)
-                    .query_async::<()>(&mut connection)
-                    .await
-                    .map_err(|err| self.error("deleting keys", err))?;
+        for node in self.scan_nodes().await? {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self.scan_page(node, cursor).await?;
+                if !keys.is_empty() {
+                    // In a cluster the keys span several slots: the cluster connection
+                    // splits a multi-key UNLINK by slot.
+                    redis::cmd("UNLINK")
+                        .arg(keys)
+                        .query_async::<()>(&mut connection)
+                        .await
+                        .map_err(|err| self.error("deleting keys", err))?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 }
