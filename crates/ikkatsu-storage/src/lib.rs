@@ -61,7 +61,7 @@ mod url;
 mod walk;
 
 pub use connection::StorageConnection;
-pub use file_info::FileInfo;
+pub use file_info::{FileInfo, LocalStamp};
 pub use layers::StorageOptions;
 pub use local::{LocalFiles, Replacement};
 pub use path::{join_local, validate_relative_path};

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use ikkatsu_core::{Error, ErrorKind, Result};
 
-use crate::file_info::FileInfo;
+use crate::file_info::{FileInfo, LocalStamp};
 use crate::path::join_local;
 use crate::storage::{Storage, temp_sibling, temp_sibling_prefix};
 
@@ -38,7 +38,9 @@ pub struct Replacement {
     /// The new content: a local file on the same file system, usually from
     /// [`LocalFiles::temp_sibling`]. It is renamed over `path`, or removed on a conflict.
     pub new: PathBuf,
-    /// What `path` must still be (size and modification time) to be replaced.
+    /// What `path` must still be to be replaced: its size and modification time, and
+    /// when `expected` was read from the local file system ([`LocalFiles::stat`], the
+    /// walker), the same inode with the same status-change time ([`FileInfo::same_file_as`]).
     pub expected: FileInfo,
 }
 
@@ -216,6 +218,16 @@ impl LocalFiles {
             }
             Err(e) => return Err(self.io_error("stat", &r.path, e)),
         };
+        if current.same_content_as(&r.expected) && !current.same_file_as(&r.expected) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "storage {}: {:?} changed since it was read (same size and modification time, \
+                     but it was rewritten: its inode or status-change time differs); not overwriting it",
+                    self.url, r.path
+                ),
+            ));
+        }
         if !current.same_content_as(&r.expected) {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -304,6 +316,7 @@ impl LocalFiles {
 pub(crate) fn local_file_info(path: String, meta: &std::fs::Metadata) -> FileInfo {
     let mut info = FileInfo::new(path, meta.len());
     info.modified = meta.modified().ok().map(DateTime::<Utc>::from);
+    info.local = LocalStamp::of(meta);
     info
 }
 
