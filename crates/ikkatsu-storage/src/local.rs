@@ -44,6 +44,16 @@ pub struct Replacement {
     pub expected: FileInfo,
 }
 
+/// Where a path reached through a symbolic link really is ([`LocalFiles::resolve_link`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTarget {
+    /// The real, canonical local path of the file.
+    pub real: PathBuf,
+    /// The real path relative to the storage root, `/`-separated, when the link points
+    /// inside the root; `None` when it leads outside.
+    pub in_root: Option<String>,
+}
+
 impl Storage {
     /// Direct, blocking access to this storage's files when it is the local file system
     /// (`None` for every other backend).
@@ -82,6 +92,26 @@ impl LocalFiles {
             ));
         }
         Ok(local_file_info(path.to_string(), &meta))
+    }
+
+    /// Whether `path` is reached through a symbolic link (the file is a link, or one of the
+    /// directories on its way below the root is) and where it really is; `None` for a plain
+    /// path. The root itself may be a link: paths are resolved against its real location.
+    /// A missing file or a dangling link is [`ErrorKind::NotFound`].
+    pub fn resolve_link(&self, path: &str) -> Result<Option<LinkTarget>> {
+        let local = self.path(path)?;
+        let root = std::fs::canonicalize(&self.root)
+            .map_err(|e| Error::io(format!("storage {}: resolving its root", self.url), e))?;
+        let real = std::fs::canonicalize(&local).map_err(|e| self.io_error("resolve", path, e))?;
+        if real == root.join(path) {
+            return Ok(None);
+        }
+        let in_root = real.strip_prefix(&root).ok().and_then(|rel| {
+            let parts: Option<Vec<&str>> =
+                rel.components().map(|c| c.as_os_str().to_str()).collect();
+            parts.map(|parts| parts.join("/"))
+        });
+        Ok(Some(LinkTarget { real, in_root }))
     }
 
     /// A fresh hidden name beside `path` to write new content to before it replaces `path`.
