@@ -28,14 +28,14 @@ use futures::{FutureExt, Stream, StreamExt};
 use ikkatsu_core::step::RetryPolicy;
 use ikkatsu_core::{CancellationToken, Error, ErrorKind, Result};
 use ikkatsu_storage::{
-    FileInfo, LinkTarget, LocalFiles, Replacement, Storage, WalkCounts, WalkOptions,
-    validate_relative_path,
+    FileInfo, LocalFiles, Replacement, Storage, WalkCounts, WalkOptions, validate_relative_path,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::backlog::{BacklogReader, write_backlog_batches};
 use crate::journal::{Journal, JournalEntry};
+use crate::links;
 use crate::process_fn::ProcessFn;
 use crate::status_store::StatusStore;
 
@@ -649,7 +649,15 @@ impl Ctx {
                     Ok(files
                         .into_iter()
                         .map(|file| match local.stat(&file.path) {
-                            Ok(now) if links_read_only => link_check(&local, now),
+                            Ok(now) if links_read_only => match links::read_only(&local, &now) {
+                                Ok(None) => Checked::Process(now),
+                                Ok(Some(why)) => Checked::Symlink(now, why),
+                                Err(err) => {
+                                    let message =
+                                        format!("reading `{}`: {}", now.path, err.report());
+                                    Checked::Fail(now, message)
+                                }
+                            },
                             Ok(now) => Checked::Process(now),
                             Err(err) => {
                                 let message = format!("reading `{}`: {}", file.path, err.report());
@@ -1218,37 +1226,6 @@ async fn abandon(group: Vec<Pending>) {
         }
         tracing::warn!(path = %pending.commit.file().path, "not recorded after an earlier error; the next run resolves it");
     }
-}
-
-/// A file about to be overwritten in place with links followed: processed when its path is
-/// plain, read-only (with why) when it is reached through a symbolic link. Writing through
-/// the link could reach outside the root, or transform a file twice (once under its own
-/// path); replacing the link would turn it into a plain file.
-fn link_check(local: &LocalFiles, now: FileInfo) -> Checked {
-    let why = match local.resolve_link(&now.path) {
-        Ok(None) => return Checked::Process(now),
-        Ok(Some(LinkTarget {
-            in_root: Some(real),
-            ..
-        })) => format!(
-            "`{}` is reached through a symbolic link to `{real}` inside the source: not \
-             overwritten through the link (links are followed for reading only; the file is \
-             overwritten under its own path `{real}` when the walk selects it)",
-            now.path
-        ),
-        Ok(Some(LinkTarget { real, .. })) => format!(
-            "`{}` is reached through a symbolic link to `{}`, outside the source: not \
-             overwritten (links are followed for reading only; give --target to write the \
-             results elsewhere)",
-            now.path,
-            real.display()
-        ),
-        Err(err) => {
-            let message = format!("reading `{}`: {}", now.path, err.report());
-            return Checked::Fail(now, message);
-        }
-    };
-    Checked::Symlink(now, why)
 }
 
 fn conflict_message(path: &str, err: &Error) -> String {

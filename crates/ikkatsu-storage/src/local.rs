@@ -77,7 +77,8 @@ impl LocalFiles {
     }
 
     /// What is known about the file at `path` (size and modification time, symbolic links
-    /// followed), as [`Storage::stat`] and the walker report it. A missing file is
+    /// followed), as [`Storage::stat`] and the walker report it, with its
+    /// [`LocalStamp`](crate::LocalStamp) (inode and ctime) for a conditional replacement. A missing file is
     /// [`ErrorKind::NotFound`], a directory [`ErrorKind::InvalidState`].
     pub fn stat(&self, path: &str) -> Result<FileInfo> {
         let local = self.path(path)?;
