@@ -458,6 +458,7 @@ impl OverwriteFlow {
             },
             local_source: self.source.local_files(),
             links_read_only: self.target.is_none() && self.options.walk.follow_symlinks,
+            local_target: self.target.as_ref().and_then(Storage::local_files),
             status: self.status.clone(),
             process: self.process.clone(),
             retry: self.options.retry.clone(),
@@ -609,6 +610,9 @@ struct Ctx {
     /// Writing in place with links followed: a file reached through a symbolic link is
     /// read-only.
     links_read_only: bool,
+    /// The target's files when it is another local directory: a path there reached
+    /// through a symbolic link is not written.
+    local_target: Option<LocalFiles>,
     status: Arc<dyn StatusStore>,
     process: Arc<dyn ProcessFn>,
     retry: RetryPolicy,
@@ -845,6 +849,12 @@ impl Ctx {
         output: &Path,
     ) -> Result<std::result::Result<Commit, Outcome>> {
         let path = file.path.as_str();
+        if let Some(local) = self.local_target.clone() {
+            let at = file.path.clone();
+            if let Some(why) = blocking(move || links::target_read_only(&local, &at)).await? {
+                return Ok(Err(Outcome::Symlink(why)));
+            }
+        }
         let (input, downloaded) = match &self.local_source {
             Some(local) => (local.path(path)?, file.clone()),
             None => {

@@ -29,3 +29,16 @@ pub(crate) fn read_only(local: &LocalFiles, file: &FileInfo) -> Result<Option<St
         )),
     })
 }
+
+/// Why the result for `path` must not be written to a local target, when the path there is
+/// reached through a symbolic link: writing would go through the link, possibly outside
+/// the target. `None` for a plain path (or one that does not exist yet).
+pub(crate) fn target_read_only(local: &LocalFiles, path: &str) -> Result<Option<String>> {
+    Ok(local.resolve_link(path)?.map(|LinkTarget { real, .. }| {
+        format!(
+            "`{path}` in the target is reached through a symbolic link to `{}`: not written \
+             (a link in the target is neither written through nor replaced)",
+            real.display()
+        )
+    }))
+}

@@ -192,3 +192,55 @@ async fn following_symlinks_to_another_target_writes_there_as_plain_files() {
         assert!(meta.file_type().is_symlink(), "{link} is still a link");
     }
 }
+
+#[tokio::test]
+async fn links_in_a_local_target_are_neither_written_through_nor_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    let source_dir = base.join("source");
+    let target_dir = base.join("target");
+    std::fs::create_dir_all(source_dir.join("sub")).unwrap();
+    std::fs::create_dir_all(&target_dir).unwrap();
+    std::fs::create_dir_all(base.join("outside")).unwrap();
+    std::fs::write(base.join("outside/o.txt"), "outside\n").unwrap();
+    for rel in ["o.txt", "sub/plain.txt", "new.txt"] {
+        std::fs::write(source_dir.join(rel), "source\n").unwrap();
+    }
+    // In the target: o.txt is a link out of it, sub a linked directory out of it.
+    symlink("../outside/o.txt", target_dir.join("o.txt")).unwrap();
+    symlink(base.join("outside"), target_dir.join("sub")).unwrap();
+    let source = Storage::open(&format!("file://{}", source_dir.display())).unwrap();
+    let target = Storage::open(&format!("file://{}", target_dir.display())).unwrap();
+    let status = open_status_store("memory:", StatusStoreOptions::new("target"))
+        .await
+        .unwrap();
+    let flow = OverwriteFlow::new(
+        source,
+        status,
+        append_line(),
+        options(&base.join("state"), false),
+    )
+    .with_target(target);
+    let cancel = CancellationToken::new();
+    assert_eq!(flow.scan(&cancel).await.unwrap().queued, 3);
+    let summary = flow.process(&cancel, None).await.unwrap();
+    let p = &summary.progress;
+    assert_eq!((p.done, p.symlinks, p.failed, p.conflicts), (1, 2, 0, 0));
+    assert_eq!(
+        std::fs::read_to_string(target_dir.join("new.txt")).unwrap(),
+        "source\nprocessed\n"
+    );
+    for link in ["o.txt", "sub"] {
+        let meta = std::fs::symlink_metadata(target_dir.join(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+    }
+    let outside: Vec<_> = std::fs::read_dir(base.join("outside"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, ["o.txt"], "nothing written outside the target");
+    assert_eq!(
+        std::fs::read_to_string(base.join("outside/o.txt")).unwrap(),
+        "outside\n"
+    );
+}

@@ -97,22 +97,57 @@ impl LocalFiles {
 
     /// Whether `path` is reached through a symbolic link (the file is a link, or one of the
     /// directories on its way below the root is) and where it really is; `None` for a plain
-    /// path. The root itself may be a link: paths are resolved against its real location.
-    /// A missing file or a dangling link is [`ErrorKind::NotFound`].
+    /// path, or one that does not exist yet below plain directories (writing there creates
+    /// a file inside the root). The root itself may be a link: paths are resolved against
+    /// its real location. A dangling link counts as leading outside the root.
     pub fn resolve_link(&self, path: &str) -> Result<Option<LinkTarget>> {
-        let local = self.path(path)?;
+        self.path(path)?;
         let root = std::fs::canonicalize(&self.root)
             .map_err(|e| Error::io(format!("storage {}: resolving its root", self.url), e))?;
-        let real = std::fs::canonicalize(&local).map_err(|e| self.io_error("resolve", path, e))?;
-        if real == root.join(path) {
-            return Ok(None);
+        let mut current = root.clone();
+        let mut parts = path.split('/');
+        while let Some(part) = parts.next() {
+            current.push(part);
+            let meta = match std::fs::symlink_metadata(&current) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(self.io_error("resolve", path, e)),
+            };
+            if !meta.file_type().is_symlink() {
+                continue;
+            }
+            let rest: Vec<&str> = parts.collect();
+            let real = match std::fs::canonicalize(&current) {
+                Ok(mut real) => {
+                    real.extend(&rest);
+                    real
+                }
+                // Dangling: where it points, as written in the link.
+                Err(_) => {
+                    let mut real = std::fs::read_link(&current)
+                        .map_err(|e| self.io_error("resolve", path, e))?;
+                    if real.is_relative()
+                        && let Some(dir) = current.parent()
+                    {
+                        real = dir.join(real);
+                    }
+                    real.extend(&rest);
+                    return Ok(Some(LinkTarget {
+                        real,
+                        in_root: None,
+                    }));
+                }
+            };
+            // The rest of the way may hold further links: resolve what exists of it.
+            let real = std::fs::canonicalize(&real).unwrap_or(real);
+            let in_root = real.strip_prefix(&root).ok().and_then(|rel| {
+                let parts: Option<Vec<&str>> =
+                    rel.components().map(|c| c.as_os_str().to_str()).collect();
+                parts.map(|parts| parts.join("/"))
+            });
+            return Ok(Some(LinkTarget { real, in_root }));
         }
-        let in_root = real.strip_prefix(&root).ok().and_then(|rel| {
-            let parts: Option<Vec<&str>> =
-                rel.components().map(|c| c.as_os_str().to_str()).collect();
-            parts.map(|parts| parts.join("/"))
-        });
-        Ok(Some(LinkTarget { real, in_root }))
+        Ok(None)
     }
 
     /// A fresh hidden name beside `path` to write new content to before it replaces `path`.

@@ -128,8 +128,27 @@ async fn resolving_links_tells_inside_from_outside_the_root() {
         real,
         std::fs::canonicalize(base.path().join("outside/o.txt")).expect("canonical")
     );
-    let err = local.resolve_link("dangling").expect_err("dangling");
-    assert_eq!(err.kind(), ikkatsu_core::ErrorKind::NotFound);
+    // A path that does not exist yet: plain below plain directories, not below a link.
+    assert_eq!(local.resolve_link("a/new.txt").expect("resolve"), None);
+    assert_eq!(local.resolve_link("new/dir/file").expect("resolve"), None);
+    let below = local
+        .resolve_link("out/new.txt")
+        .expect("resolve")
+        .expect("a link");
+    assert_eq!(below.in_root, None);
+    assert_eq!(
+        below.real,
+        std::fs::canonicalize(base.path().join("outside"))
+            .expect("canonical")
+            .join("new.txt")
+    );
+    // A dangling link leads nowhere known: outside.
+    let dangling = local
+        .resolve_link("dangling")
+        .expect("resolve")
+        .expect("a link");
+    assert_eq!(dangling.in_root, None);
+    assert_eq!(dangling.real, dir.path().join("missing"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
