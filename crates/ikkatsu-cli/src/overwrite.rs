@@ -96,10 +96,15 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
     let backlog = flow.options().backlog_path();
     if !args.json {
         println!(
-            "scanned {}: {} files match, {} need processing (backlog {})",
+            "scanned {}: {} files match, {} need processing{} (backlog {})",
             config.shown_source(),
             scan.matched,
             scan.queued,
+            if scan.links_skipped > 0 {
+                format!(", {} symbolic links skipped", scan.links_skipped)
+            } else {
+                String::new()
+            },
             backlog.display()
         );
     }
@@ -139,7 +144,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         );
     } else {
         println!(
-            "{}: {} done, {} skipped, {} conflicts, {} failed of {} in {:.1}s ({:.1} files/s){}",
+            "{}: {} done, {} skipped, {} conflicts, {} failed{} of {} in {:.1}s ({:.1} files/s){}",
             if summary.stopped {
                 "stopped"
             } else {
@@ -149,6 +154,11 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
             p.skipped,
             p.conflicts,
             p.failed,
+            if p.symlinks > 0 {
+                format!(", {} not overwritten through symbolic links", p.symlinks)
+            } else {
+                String::new()
+            },
             p.total,
             p.elapsed_seconds,
             p.rate(),

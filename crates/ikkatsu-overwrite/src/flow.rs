@@ -28,13 +28,14 @@ use futures::{FutureExt, Stream, StreamExt};
 use ikkatsu_core::step::RetryPolicy;
 use ikkatsu_core::{CancellationToken, Error, ErrorKind, Result};
 use ikkatsu_storage::{
-    FileInfo, LocalFiles, Replacement, Storage, WalkOptions, validate_relative_path,
+    FileInfo, LocalFiles, Replacement, Storage, WalkCounts, WalkOptions, validate_relative_path,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::backlog::{BacklogReader, write_backlog_batches};
 use crate::journal::{Journal, JournalEntry};
+use crate::links;
 use crate::process_fn::ProcessFn;
 use crate::status_store::StatusStore;
 
@@ -127,6 +128,9 @@ pub struct ScanSummary {
     pub matched: u64,
     /// Of those, files the status store says need processing (written to the backlog).
     pub queued: u64,
+    /// Symbolic links the walk skipped with a warning: every link to a file or directory
+    /// the walk would read when links are not followed, dangling links when they are.
+    pub links_skipped: u64,
 }
 
 /// Counters of the process phase, as reported to the progress callback.
@@ -142,6 +146,9 @@ pub struct Progress {
     pub conflicts: u64,
     /// Failed (after retries of temporary errors).
     pub failed: u64,
+    /// Reached through a symbolic link when writing in place: read-only, not overwritten
+    /// (a warning each; see `docs/adr/0010-symbolic-links.md`).
+    pub symlinks: u64,
     /// Seconds since the process phase started.
     pub elapsed_seconds: f64,
 }
@@ -149,7 +156,7 @@ pub struct Progress {
 impl Progress {
     /// Files handled so far.
     pub fn handled(&self) -> u64 {
-        self.done + self.skipped + self.conflicts + self.failed
+        self.done + self.skipped + self.conflicts + self.failed + self.symlinks
     }
 
     /// Files handled per second.
@@ -214,6 +221,8 @@ enum Outcome {
     Skipped,
     Conflict(String),
     Failed(String),
+    /// Reached through a symbolic link, in place: not written (why).
+    Symlink(String),
 }
 
 /// A file whose new content waits for the committer.
@@ -247,6 +256,8 @@ enum Checked {
     Skip(FileInfo),
     /// Cannot be processed.
     Fail(FileInfo, String),
+    /// Reached through a symbolic link, in place: not written (why).
+    Symlink(FileInfo, String),
 }
 
 /// Backlog batches in flight (dispatched and not finished) at most: two groups of two
@@ -310,10 +321,13 @@ impl OverwriteFlow {
         let counter = matched.clone();
         let stop = cancel.clone();
         let backlog = self.options.backlog_path();
+        let counts = WalkCounts::new();
+        let mut walk_options = self.options.walk.clone();
+        walk_options.counts = Some(counts.clone());
         let queued = if self.status.is_empty().await? {
             let walk = self
                 .source
-                .walk_paths(self.options.walk.clone())?
+                .walk_paths(walk_options)?
                 .take_while(move |_| futures::future::ready(!stop.is_cancelled()))
                 .map(move |batch| {
                     let batch = batch.into_iter().collect::<Result<Vec<FileInfo>>>();
@@ -327,7 +341,7 @@ impl OverwriteFlow {
             let status = self.status.clone();
             let walk = self
                 .source
-                .walk_batches(self.options.walk.clone())?
+                .walk_batches(walk_options)?
                 .take_while(move |_| futures::future::ready(!stop.is_cancelled()));
             let needed = regroup(walk, self.options.batch_size.max(1))
                 .map(move |batch| {
@@ -345,6 +359,7 @@ impl OverwriteFlow {
         Ok(ScanSummary {
             matched: matched.load(Ordering::Relaxed),
             queued,
+            links_skipped: counts.links_skipped(),
         })
     }
 
@@ -442,6 +457,8 @@ impl OverwriteFlow {
                 None
             },
             local_source: self.source.local_files(),
+            links_read_only: self.target.is_none() && self.options.walk.follow_symlinks,
+            local_target: self.target.as_ref().and_then(Storage::local_files),
             status: self.status.clone(),
             process: self.process.clone(),
             retry: self.options.retry.clone(),
@@ -528,6 +545,7 @@ impl OverwriteFlow {
                 match item {
                     Checked::Skip(file) => ctx.finish(&file, Outcome::Skipped).await,
                     Checked::Fail(file, error) => ctx.finish(&file, Outcome::Failed(error)).await,
+                    Checked::Symlink(file, why) => ctx.finish(&file, Outcome::Symlink(why)).await,
                     Checked::Process(file) => {
                         let worker = acquire(&workers).await?;
                         if ctx.halt.is_cancelled() {
@@ -589,6 +607,12 @@ struct Ctx {
     in_place: Option<LocalFiles>,
     /// The source's files when it is the local file system: the function reads them there.
     local_source: Option<LocalFiles>,
+    /// Writing in place with links followed: a file reached through a symbolic link is
+    /// read-only.
+    links_read_only: bool,
+    /// The target's files when it is another local directory: a path there reached
+    /// through a symbolic link is not written.
+    local_target: Option<LocalFiles>,
     status: Arc<dyn StatusStore>,
     process: Arc<dyn ProcessFn>,
     retry: RetryPolicy,
@@ -624,10 +648,20 @@ impl Ctx {
         let now: Vec<Checked> = match &self.local_source {
             Some(local) => {
                 let local = local.clone();
+                let links_read_only = self.links_read_only;
                 blocking(move || {
                     Ok(files
                         .into_iter()
                         .map(|file| match local.stat(&file.path) {
+                            Ok(now) if links_read_only => match links::read_only(&local, &now) {
+                                Ok(None) => Checked::Process(now),
+                                Ok(Some(why)) => Checked::Symlink(now, why),
+                                Err(err) => {
+                                    let message =
+                                        format!("reading `{}`: {}", now.path, err.report());
+                                    Checked::Fail(now, message)
+                                }
+                            },
                             Ok(now) => Checked::Process(now),
                             Err(err) => {
                                 let message = format!("reading `{}`: {}", file.path, err.report());
@@ -815,6 +849,12 @@ impl Ctx {
         output: &Path,
     ) -> Result<std::result::Result<Commit, Outcome>> {
         let path = file.path.as_str();
+        if let Some(local) = self.local_target.clone() {
+            let at = file.path.clone();
+            if let Some(why) = blocking(move || links::target_read_only(&local, &at)).await? {
+                return Ok(Err(Outcome::Symlink(why)));
+            }
+        }
         let (input, downloaded) = match &self.local_source {
             Some(local) => (local.path(path)?, file.clone()),
             None => {
@@ -1076,6 +1116,9 @@ impl Ctx {
             }),
             _ => None,
         };
+        if let Outcome::Symlink(why) = &outcome {
+            tracing::warn!(path = %path, "{why}");
+        }
         if let Some(failure) = &failure {
             tracing::warn!(path = %path, error = %failure.error, conflict = failure.conflict, "file not processed");
             if let Err(err) = self.status.report_error(file, &failure.error).await {
@@ -1094,6 +1137,7 @@ impl Ctx {
                 Outcome::Skipped => state.0.skipped += 1,
                 Outcome::Conflict(_) => state.0.conflicts += 1,
                 Outcome::Failed(_) => state.0.failed += 1,
+                Outcome::Symlink(_) => state.0.symlinks += 1,
             }
             if let Some(failure) = failure
                 && state.1.len() < FAILURES_KEPT

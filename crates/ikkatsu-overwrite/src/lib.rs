@@ -47,6 +47,7 @@ pub mod backlog;
 pub mod config;
 pub mod flow;
 pub mod journal;
+mod links;
 pub mod process_fn;
 pub mod status_store;
 pub mod step;

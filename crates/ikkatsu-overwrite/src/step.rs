@@ -24,7 +24,8 @@ pub const DEFAULT_STATUS_STORE: &str = "ikkatsu-status.redb";
 /// process phase continues in the same backlog when restarted.
 ///
 /// Counts: `read_count` is the files queued by the scan, `write_count` the files
-/// transformed, `filter_count` the files skipped, `process_skip_count` the files failed or in
+/// transformed, `filter_count` the files skipped (already done, or reached through a symbolic
+/// link in place), `process_skip_count` the files failed or in
 /// conflict. The execution context keeps the scan and process counters under `overwrite.*`.
 #[derive(Debug, Clone)]
 pub struct OverwriteTasklet {
@@ -80,11 +81,12 @@ impl Tasklet for OverwriteTasklet {
             .put(POSITION_KEY, summary.position);
         let p = &summary.progress;
         execution.counts.write_count += p.done;
-        execution.counts.filter_count += p.skipped;
+        execution.counts.filter_count += p.skipped + p.symlinks;
         execution.counts.process_skip_count += p.failed + p.conflicts;
         let context = &mut execution.execution_context;
         context.put("overwrite.done", p.done);
         context.put("overwrite.skipped", p.skipped);
+        context.put("overwrite.symlinks", p.symlinks);
         context.put("overwrite.failed", p.failed);
         context.put("overwrite.conflicts", p.conflicts);
         context.put("overwrite.recovered", summary.recovered);

@@ -125,7 +125,8 @@ async fn transforms_exactly_the_matching_files_once() {
         scan,
         ikkatsu_overwrite::ScanSummary {
             matched: 5,
-            queued: 0
+            queued: 0,
+            links_skipped: 0
         }
     );
 

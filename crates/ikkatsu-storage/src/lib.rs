@@ -61,10 +61,10 @@ mod url;
 mod walk;
 
 pub use connection::StorageConnection;
-pub use file_info::FileInfo;
+pub use file_info::{FileInfo, LocalStamp};
 pub use layers::StorageOptions;
-pub use local::{LocalFiles, Replacement};
+pub use local::{LinkTarget, LocalFiles, Replacement};
 pub use path::{join_local, validate_relative_path};
 pub use storage::{Capabilities, ConditionalWrite, Storage};
 pub use url::mask_secrets;
-pub use walk::{PathFilter, WalkOptions};
+pub use walk::{PathFilter, WalkCounts, WalkOptions};

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use ikkatsu_core::{Error, ErrorKind, Result};
 
-use crate::file_info::FileInfo;
+use crate::file_info::{FileInfo, LocalStamp};
 use crate::path::join_local;
 use crate::storage::{Storage, temp_sibling, temp_sibling_prefix};
 
@@ -38,8 +38,20 @@ pub struct Replacement {
     /// The new content: a local file on the same file system, usually from
     /// [`LocalFiles::temp_sibling`]. It is renamed over `path`, or removed on a conflict.
     pub new: PathBuf,
-    /// What `path` must still be (size and modification time) to be replaced.
+    /// What `path` must still be to be replaced: its size and modification time, and
+    /// when `expected` was read from the local file system ([`LocalFiles::stat`], the
+    /// walker), the same inode with the same status-change time ([`FileInfo::same_file_as`]).
     pub expected: FileInfo,
+}
+
+/// Where a path reached through a symbolic link really is ([`LocalFiles::resolve_link`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTarget {
+    /// The real, canonical local path of the file.
+    pub real: PathBuf,
+    /// The real path relative to the storage root, `/`-separated, when the link points
+    /// inside the root; `None` when it leads outside.
+    pub in_root: Option<String>,
 }
 
 impl Storage {
@@ -65,7 +77,8 @@ impl LocalFiles {
     }
 
     /// What is known about the file at `path` (size and modification time, symbolic links
-    /// followed), as [`Storage::stat`] and the walker report it. A missing file is
+    /// followed), as [`Storage::stat`] and the walker report it, with its
+    /// [`LocalStamp`](crate::LocalStamp) (inode and ctime) for a conditional replacement. A missing file is
     /// [`ErrorKind::NotFound`], a directory [`ErrorKind::InvalidState`].
     pub fn stat(&self, path: &str) -> Result<FileInfo> {
         let local = self.path(path)?;
@@ -80,6 +93,61 @@ impl LocalFiles {
             ));
         }
         Ok(local_file_info(path.to_string(), &meta))
+    }
+
+    /// Whether `path` is reached through a symbolic link (the file is a link, or one of the
+    /// directories on its way below the root is) and where it really is; `None` for a plain
+    /// path, or one that does not exist yet below plain directories (writing there creates
+    /// a file inside the root). The root itself may be a link: paths are resolved against
+    /// its real location. A dangling link counts as leading outside the root.
+    pub fn resolve_link(&self, path: &str) -> Result<Option<LinkTarget>> {
+        self.path(path)?;
+        let root = std::fs::canonicalize(&self.root)
+            .map_err(|e| Error::io(format!("storage {}: resolving its root", self.url), e))?;
+        let mut current = root.clone();
+        let mut parts = path.split('/');
+        while let Some(part) = parts.next() {
+            current.push(part);
+            let meta = match std::fs::symlink_metadata(&current) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(self.io_error("resolve", path, e)),
+            };
+            if !meta.file_type().is_symlink() {
+                continue;
+            }
+            let rest: Vec<&str> = parts.collect();
+            let real = match std::fs::canonicalize(&current) {
+                Ok(mut real) => {
+                    real.extend(&rest);
+                    real
+                }
+                // Dangling: where it points, as written in the link.
+                Err(_) => {
+                    let mut real = std::fs::read_link(&current)
+                        .map_err(|e| self.io_error("resolve", path, e))?;
+                    if real.is_relative()
+                        && let Some(dir) = current.parent()
+                    {
+                        real = dir.join(real);
+                    }
+                    real.extend(&rest);
+                    return Ok(Some(LinkTarget {
+                        real,
+                        in_root: None,
+                    }));
+                }
+            };
+            // The rest of the way may hold further links: resolve what exists of it.
+            let real = std::fs::canonicalize(&real).unwrap_or(real);
+            let in_root = real.strip_prefix(&root).ok().and_then(|rel| {
+                let parts: Option<Vec<&str>> =
+                    rel.components().map(|c| c.as_os_str().to_str()).collect();
+                parts.map(|parts| parts.join("/"))
+            });
+            return Ok(Some(LinkTarget { real, in_root }));
+        }
+        Ok(None)
     }
 
     /// A fresh hidden name beside `path` to write new content to before it replaces `path`.
@@ -216,6 +284,16 @@ impl LocalFiles {
             }
             Err(e) => return Err(self.io_error("stat", &r.path, e)),
         };
+        if current.same_content_as(&r.expected) && !current.same_file_as(&r.expected) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "storage {}: {:?} changed since it was read (same size and modification time, \
+                     but it was rewritten: its inode or status-change time differs); not overwriting it",
+                    self.url, r.path
+                ),
+            ));
+        }
         if !current.same_content_as(&r.expected) {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -304,6 +382,7 @@ impl LocalFiles {
 pub(crate) fn local_file_info(path: String, meta: &std::fs::Metadata) -> FileInfo {
     let mut info = FileInfo::new(path, meta.len());
     info.modified = meta.modified().ok().map(DateTime::<Utc>::from);
+    info.local = LocalStamp::of(meta);
     info
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::file_info::FileInfo;
 use crate::local::local_file_info;
-use crate::walk::PathFilter;
+use crate::walk::{PathFilter, WalkCounts};
 
 /// Files sent to the consumer at once: one channel hand-off per batch, not per file.
 pub(crate) const WALK_BATCH: usize = 256;
@@ -39,6 +39,7 @@ pub(crate) struct WalkSettings {
     pub(crate) url: String,
     pub(crate) filter: PathFilter,
     pub(crate) follow_symlinks: bool,
+    pub(crate) counts: Option<WalkCounts>,
     /// Stat the kept files for their size and modification time (else: path only).
     pub(crate) stat_files: bool,
     pub(crate) threads: usize,
@@ -56,6 +57,7 @@ pub(crate) fn spawn(
         url,
         filter,
         follow_symlinks,
+        counts,
         stat_files,
         threads,
     } = settings;
@@ -65,6 +67,7 @@ pub(crate) fn spawn(
         url,
         filter,
         follow_symlinks,
+        counts,
         stat_files,
         threads,
         queue: Mutex::new(Queue {
@@ -128,6 +131,7 @@ struct Shared {
     url: String,
     filter: PathFilter,
     follow_symlinks: bool,
+    counts: Option<WalkCounts>,
     stat_files: bool,
     threads: usize,
     queue: Mutex<Queue>,
@@ -220,6 +224,24 @@ impl Shared {
             }
         }
         true
+    }
+
+    /// Whether a symbolic link that is not followed leads to what the walk would read: a
+    /// file the filter keeps, or a directory it would enter.
+    fn would_read_link(&self, full: &Path, rel: &str, name: &str, depth: usize) -> bool {
+        match std::fs::metadata(full) {
+            Ok(meta) if meta.is_dir() => self.filter.descend(name, depth),
+            Ok(meta) => meta.is_file() && self.filter.matches(rel),
+            Err(_) => false,
+        }
+    }
+
+    /// Warns about a symbolic link the walk does not follow, and counts it.
+    fn link_skipped(&self, rel: &str, why: &str) {
+        tracing::warn!(storage = %self.url, path = %rel, "symbolic link skipped: {why}");
+        if let Some(counts) = &self.counts {
+            counts.add_link_skipped();
+        }
     }
 
     fn io_error(&self, path: &Path, e: std::io::Error) -> Error {
@@ -376,7 +398,15 @@ impl Shared {
                 match std::fs::metadata(&full) {
                     Ok(meta) => meta,
                     // A dangling link is not a file.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if self.filter.matches(&rel) {
+                            self.link_skipped(
+                                &rel,
+                                "it is dangling (what it points to is missing)",
+                            );
+                        }
+                        continue;
+                    }
                     Err(e) => {
                         if !self.push(batch, Err(self.io_error(&full, e))) {
                             return false;
@@ -385,6 +415,13 @@ impl Shared {
                     }
                 }
             } else {
+                if file_type.is_symlink() && self.would_read_link(&entry.path(), &rel, name, depth)
+                {
+                    self.link_skipped(
+                        &rel,
+                        "links are not followed; give --follow-symlinks (follow-symlinks: true) to read through it",
+                    );
+                }
                 continue;
             };
             if meta.is_dir() {

@@ -1,6 +1,9 @@
 //! The streaming walker: every file under a storage root, filtered by globs, depth and
 //! hidden names, with memory that does not grow with the number of files.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -27,13 +30,50 @@ pub struct WalkOptions {
     /// At most this many path components in a yielded file (1: files directly in the root).
     /// `None`: no limit.
     pub max_depth: Option<usize>,
-    /// Follow symbolic links to directories and files. A link to a directory that is already
-    /// on the current path (a loop) is not entered. When false, symbolic links are neither
-    /// followed nor yielded.
+    /// Follow symbolic links to directories and files (for reading: a writer decides what
+    /// to do with files reached through a link, see `docs/adr/0010-symbolic-links.md`). A
+    /// link to a directory that is already on the current path (a loop) is not entered; a
+    /// dangling link is skipped with a warning. When false, symbolic links are neither
+    /// followed nor yielded, and each is skipped with a warning.
     pub follow_symlinks: bool,
     /// Yield files whose name, or the name of one of whose directories, starts with `.`.
     pub include_hidden: bool,
+    /// Counters the walk adds to as it goes (see [`WalkCounts`]); `None`: not counted.
+    pub counts: Option<WalkCounts>,
 }
+
+/// What a walk skipped, counted as it goes: give a clone in [`WalkOptions::counts`] and
+/// read it once the walk has ended. Two `WalkCounts` are equal when they are the same
+/// counters.
+#[derive(Debug, Clone, Default)]
+pub struct WalkCounts {
+    links_skipped: Arc<AtomicU64>,
+}
+
+impl WalkCounts {
+    /// Fresh counters at zero.
+    pub fn new() -> Self {
+        WalkCounts::default()
+    }
+
+    /// Symbolic links the local walker skipped (each with a warning in the log): every link
+    /// when links are not followed, and dangling links when they are.
+    pub fn links_skipped(&self) -> u64 {
+        self.links_skipped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_link_skipped(&self) {
+        self.links_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for WalkCounts {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.links_skipped, &other.links_skipped)
+    }
+}
+
+impl Eq for WalkCounts {}
 
 impl WalkOptions {
     /// Every non-hidden file, any depth, symbolic links not followed.
@@ -207,6 +247,7 @@ impl Storage {
                     url: self.url().to_string(),
                     filter,
                     follow_symlinks: options.follow_symlinks,
+                    counts: options.counts.clone(),
                     stat_files,
                     threads,
                 };

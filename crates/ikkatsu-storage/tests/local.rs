@@ -3,7 +3,7 @@
 use std::os::unix::fs::symlink;
 
 use futures::TryStreamExt;
-use ikkatsu_storage::{ConditionalWrite, Storage, WalkOptions};
+use ikkatsu_storage::{ConditionalWrite, LinkTarget, Storage, WalkCounts, WalkOptions};
 use sha2::{Digest, Sha256};
 
 async fn paths(storage: &Storage, options: WalkOptions) -> Vec<String> {
@@ -62,6 +62,93 @@ async fn without_follow_symlinks_links_are_neither_entered_nor_yielded() {
         paths(&storage, WalkOptions::new()).await,
         ["a/b/two.txt", "a/one.txt", "other/three.txt", "top.txt"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_links_are_counted() {
+    let dir = tree_with_loop();
+    let storage = Storage::open(dir.path().to_str().expect("utf-8")).expect("open");
+    // Not followed: the four links to a directory or a file (the dangling one leads nowhere).
+    let counts = WalkCounts::new();
+    let options = WalkOptions {
+        counts: Some(counts.clone()),
+        ..WalkOptions::new()
+    };
+    assert_eq!(paths(&storage, options).await.len(), 4);
+    assert_eq!(counts.links_skipped(), 4);
+    // A link to a file the globs drop is not worth a warning.
+    let counts = WalkCounts::new();
+    let options = WalkOptions {
+        counts: Some(counts.clone()),
+        ..WalkOptions::new().include("**/*.csv")
+    };
+    assert!(paths(&storage, options).await.is_empty());
+    assert_eq!(counts.links_skipped(), 3, "the three directory links");
+    // Followed: only the dangling link is skipped (loops are cut without a warning).
+    let counts = WalkCounts::new();
+    let options = WalkOptions {
+        counts: Some(counts.clone()),
+        ..WalkOptions::new().follow_symlinks(true)
+    };
+    assert_eq!(paths(&storage, options).await.len(), 6);
+    assert_eq!(counts.links_skipped(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolving_links_tells_inside_from_outside_the_root() {
+    let base = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(base.path().join("outside")).expect("mkdir");
+    std::fs::write(base.path().join("outside/o.txt"), "o").expect("write");
+    let dir = tree_with_loop();
+    symlink(base.path().join("outside"), dir.path().join("out")).expect("symlink");
+    // The root itself may be reached through a link.
+    symlink(dir.path(), base.path().join("root-link")).expect("symlink");
+    let storage =
+        Storage::open(base.path().join("root-link").to_str().expect("utf-8")).expect("open");
+    let local = storage.local_files().expect("local");
+    assert_eq!(local.resolve_link("top.txt").expect("resolve"), None);
+    assert_eq!(local.resolve_link("a/b/two.txt").expect("resolve"), None);
+    let inside = |rel: &str| {
+        local
+            .resolve_link(rel)
+            .expect("resolve")
+            .and_then(|t| t.in_root)
+    };
+    assert_eq!(inside("a/link.txt").as_deref(), Some("top.txt"));
+    assert_eq!(
+        inside("a/link-to-other/three.txt").as_deref(),
+        Some("other/three.txt")
+    );
+    let Some(LinkTarget { real, in_root }) = local.resolve_link("out/o.txt").expect("resolve")
+    else {
+        panic!("out/o.txt is reached through a link");
+    };
+    assert_eq!(in_root, None);
+    assert_eq!(
+        real,
+        std::fs::canonicalize(base.path().join("outside/o.txt")).expect("canonical")
+    );
+    // A path that does not exist yet: plain below plain directories, not below a link.
+    assert_eq!(local.resolve_link("a/new.txt").expect("resolve"), None);
+    assert_eq!(local.resolve_link("new/dir/file").expect("resolve"), None);
+    let below = local
+        .resolve_link("out/new.txt")
+        .expect("resolve")
+        .expect("a link");
+    assert_eq!(below.in_root, None);
+    assert_eq!(
+        below.real,
+        std::fs::canonicalize(base.path().join("outside"))
+            .expect("canonical")
+            .join("new.txt")
+    );
+    // A dangling link leads nowhere known: outside.
+    let dangling = local
+        .resolve_link("dangling")
+        .expect("resolve")
+        .expect("a link");
+    assert_eq!(dangling.in_root, None);
+    assert_eq!(dangling.real, dir.path().join("missing"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
