@@ -1,4 +1,4 @@
-//! `ikkatsu overwrite` on a tree with symbolic links (docs/adr/0010-symbolic-links.md): a
+//! `ikkatsu overwrite` on a tree with symbolic links (docs/adr/0012-symbolic-links.md): a
 //! warning per link, the summary counts them, links stay links and nothing outside the
 //! source root changes, with and without `--follow-symlinks`.
 

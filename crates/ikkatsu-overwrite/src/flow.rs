@@ -147,7 +147,7 @@ pub struct Progress {
     /// Failed (after retries of temporary errors).
     pub failed: u64,
     /// Reached through a symbolic link when writing in place: read-only, not overwritten
-    /// (a warning each; see `docs/adr/0010-symbolic-links.md`).
+    /// (a warning each; see `docs/adr/0012-symbolic-links.md`).
     pub symlinks: u64,
     /// Seconds since the process phase started.
     pub elapsed_seconds: f64,

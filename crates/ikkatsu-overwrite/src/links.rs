@@ -1,4 +1,4 @@
-//! Symbolic links when the overwrite flow writes in place (docs/adr/0010-symbolic-links.md):
+//! Symbolic links when the overwrite flow writes in place (docs/adr/0012-symbolic-links.md):
 //! links are followed for reading only, and a file reached through one is never written.
 
 use ikkatsu_core::Result;

@@ -1,4 +1,4 @@
-//! Symbolic links in the overwrite flow (docs/adr/0010-symbolic-links.md): links are read
+//! Symbolic links in the overwrite flow (docs/adr/0012-symbolic-links.md): links are read
 //! through only with `follow_symlinks`, never written through in place, never replaced by a
 //! plain file, and nothing outside the source root changes.
 

@@ -31,7 +31,7 @@ pub struct WalkOptions {
     /// `None`: no limit.
     pub max_depth: Option<usize>,
     /// Follow symbolic links to directories and files (for reading: a writer decides what
-    /// to do with files reached through a link, see `docs/adr/0010-symbolic-links.md`). A
+    /// to do with files reached through a link, see `docs/adr/0012-symbolic-links.md`). A
     /// link to a directory that is already on the current path (a loop) is not entered; a
     /// dangling link is skipped with a warning. When false, symbolic links are neither
     /// followed nor yielded, and each is skipped with a warning.
