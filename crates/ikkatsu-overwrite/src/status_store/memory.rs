@@ -8,7 +8,10 @@ use chrono::Utc;
 use ikkatsu_core::Result;
 use ikkatsu_storage::FileInfo;
 
-use super::{FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions};
+use super::lease::{attempt, decide};
+use super::{
+    FileState, FileStatus, Lease, LeaseAttempt, StatusCounts, StatusStore, StatusStoreOptions,
+};
 
 type Records = HashMap<String, HashMap<String, FileStatus>>;
 
@@ -20,6 +23,8 @@ type Records = HashMap<String, HashMap<String, FileStatus>>;
 #[derive(Debug, Clone)]
 pub struct MemoryStatusStore {
     records: Arc<Mutex<Records>>,
+    /// The run lease of each namespace.
+    leases: Arc<Mutex<HashMap<String, Lease>>>,
     options: StatusStoreOptions,
 }
 
@@ -28,6 +33,7 @@ impl MemoryStatusStore {
     pub fn new(options: StatusStoreOptions) -> Self {
         MemoryStatusStore {
             records: Arc::new(Mutex::new(HashMap::new())),
+            leases: Arc::new(Mutex::new(HashMap::new())),
             options,
         }
     }
@@ -36,6 +42,7 @@ impl MemoryStatusStore {
     pub fn share(&self, options: StatusStoreOptions) -> Self {
         MemoryStatusStore {
             records: Arc::clone(&self.records),
+            leases: Arc::clone(&self.leases),
             options,
         }
     }
@@ -44,6 +51,12 @@ impl MemoryStatusStore {
         // A panic while holding the lock cannot leave a record half-written: every update
         // is a single insert.
         self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn leases(&self) -> MutexGuard<'_, HashMap<String, Lease>> {
+        self.leases
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -131,5 +144,41 @@ impl StatusStore for MemoryStatusStore {
     async fn clear(&self) -> Result<()> {
         self.lock().remove(&self.options.namespace);
         Ok(())
+    }
+
+    async fn acquire_lease(&self, me: &Lease, take_over: Option<&str>) -> Result<LeaseAttempt> {
+        let mut leases = self.leases();
+        let current = leases.get(&self.options.namespace).cloned();
+        let decision = decide(me, current, take_over, Utc::now());
+        if decision.is_ok() {
+            leases.insert(self.options.namespace.clone(), me.clone());
+        }
+        Ok(attempt(decision))
+    }
+
+    async fn renew_lease(&self, me: &Lease) -> Result<bool> {
+        let mut leases = self.leases();
+        match leases.get_mut(&self.options.namespace) {
+            Some(current) if current.token == me.token => {
+                *current = me.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lease(&self, token: &str) -> Result<()> {
+        let mut leases = self.leases();
+        if leases
+            .get(&self.options.namespace)
+            .is_some_and(|l| l.token == token)
+        {
+            leases.remove(&self.options.namespace);
+        }
+        Ok(())
+    }
+
+    async fn lease(&self) -> Result<Option<Lease>> {
+        Ok(self.leases().get(&self.options.namespace).cloned())
     }
 }

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "embedded")]
 mod embedded;
+mod lease;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -43,6 +44,7 @@ mod sql;
 
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStatusStore;
+pub use lease::{Lease, LeaseAttempt};
 pub use memory::MemoryStatusStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStatusStore;
@@ -274,8 +276,25 @@ pub trait StatusStore: Send + Sync {
     /// The store's location for messages (URL with secrets masked).
     fn describe(&self) -> String;
 
-    /// Removes every record of this namespace (for tests and `--reset`).
+    /// Removes every record of this namespace (for tests and `--reset`). The run lease
+    /// stays.
     async fn clear(&self) -> Result<()>;
+
+    /// Takes the run lease of this namespace for `me`, atomically: when there is none, when
+    /// the one there is `me`'s (same token), has expired (its heartbeat is older than its
+    /// time to live), or is the one whose token is `take_over` (a holder known to be gone).
+    /// Otherwise the lease is left alone and its holder returned.
+    async fn acquire_lease(&self, me: &Lease, take_over: Option<&str>) -> Result<LeaseAttempt>;
+
+    /// Renews `me` (its heartbeat and time to live as given) if it still holds the lease;
+    /// false when it does not (it expired and another run took it, or it was released).
+    async fn renew_lease(&self, me: &Lease) -> Result<bool>;
+
+    /// Releases the lease if the run with `token` holds it.
+    async fn release_lease(&self, token: &str) -> Result<()>;
+
+    /// The lease record of this namespace, expired or not.
+    async fn lease(&self) -> Result<Option<Lease>>;
 
     /// Releases connections and files. The store must not be used afterwards.
     async fn close(&self) -> Result<()> {

@@ -11,8 +11,11 @@ use ikkatsu_storage::FileInfo;
 use sqlx::{Connection, Row};
 
 use super::{
-    FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, StatusStoreUrl, mask_url,
+    FileState, FileStatus, Lease, LeaseAttempt, StatusCounts, StatusStore, StatusStoreOptions,
+    StatusStoreUrl, mask_url,
 };
+
+mod lease;
 
 /// The table holding the status store's migration history (sqlx's format), distinct from
 /// the job repository's `ikkatsu_schema_migrations`.
@@ -594,6 +597,22 @@ impl StatusStore for SqlStatusStore {
                 .map(drop),
         }
         .map_err(|err| self.error("clearing the namespace", err))
+    }
+
+    async fn acquire_lease(&self, me: &Lease, take_over: Option<&str>) -> Result<LeaseAttempt> {
+        self.sql_acquire_lease(me, take_over).await
+    }
+
+    async fn renew_lease(&self, me: &Lease) -> Result<bool> {
+        self.sql_renew_lease(me).await
+    }
+
+    async fn release_lease(&self, token: &str) -> Result<()> {
+        self.sql_release_lease(token).await
+    }
+
+    async fn lease(&self) -> Result<Option<Lease>> {
+        self.sql_lease().await
     }
 
     async fn close(&self) -> Result<()> {
