@@ -104,6 +104,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         );
     }
     if args.scan_only {
+        flow.release_lease().await?;
         if args.json {
             println!(
                 "{}",

@@ -328,7 +328,7 @@ steps:
         std::thread::sleep(Duration::from_millis(20));
     };
     let second = env.run(&["run", job.to_str().unwrap()]);
-    assert_eq!(second.status.code(), Some(2));
+    assert_eq!(second.status.code(), Some(4), "already running");
     assert!(
         stderr(&second).contains(&format!("already running (execution {id}")),
         "{}",

@@ -62,6 +62,8 @@ pub struct OverwriteOptions {
     pub dry_run: bool,
     /// The backlog file (default `<state_dir>/backlog.jsonl.gz`).
     pub backlog: Option<PathBuf>,
+    /// How long the run lease lives after each heartbeat (see [`crate::lease`]).
+    pub lease_ttl: Duration,
 }
 
 impl OverwriteOptions {
@@ -80,6 +82,7 @@ impl OverwriteOptions {
             state_dir: state_dir.into(),
             dry_run: false,
             backlog: None,
+            lease_ttl: crate::lease::DEFAULT_LEASE_TTL,
         }
     }
 
@@ -201,11 +204,12 @@ pub type ProgressCallback = Arc<dyn Fn(&Progress) + Send + Sync>;
 
 /// The overwrite flow over a source storage (and an optional different target).
 pub struct OverwriteFlow {
-    source: Storage,
-    target: Option<Storage>,
-    status: Arc<dyn StatusStore>,
+    pub(crate) source: Storage,
+    pub(crate) target: Option<Storage>,
+    pub(crate) status: Arc<dyn StatusStore>,
     process: Arc<dyn ProcessFn>,
-    options: OverwriteOptions,
+    pub(crate) options: OverwriteOptions,
+    pub(crate) lease: crate::lease::LeaseSlot,
 }
 
 /// What became of one file.
@@ -271,6 +275,7 @@ impl OverwriteFlow {
             status,
             process,
             options,
+            lease: crate::lease::LeaseSlot::default(),
         }
     }
 
@@ -299,7 +304,7 @@ impl OverwriteFlow {
     /// matching file is queued without a lookup, and the local walker does not even read
     /// the files' sizes and times (the backlog holds their paths only; the process phase
     /// reads each file's size and time right before processing it anyway).
-    pub async fn scan(&self, cancel: &CancellationToken) -> Result<ScanSummary> {
+    pub(crate) async fn scan_held(&self, cancel: &CancellationToken) -> Result<ScanSummary> {
         std::fs::create_dir_all(&self.options.state_dir).map_err(|err| {
             Error::io(
                 format_args!("state directory `{}`", self.options.state_dir.display()),
@@ -400,7 +405,8 @@ impl OverwriteFlow {
         Ok(done.len() as u64)
     }
 
-    /// Processes the backlog written by [`OverwriteFlow::scan`] with the worker pool.
+    /// Processes the backlog written by [`OverwriteFlow::scan`] with the worker pool (see
+    /// [`OverwriteFlow::process_from`]).
     pub async fn process(
         &self,
         cancel: &CancellationToken,
@@ -418,7 +424,7 @@ impl OverwriteFlow {
     /// once. Results go to one committer, which handles them in groups: one flush of the
     /// journal, the new contents and the status store covers a whole group. At most four
     /// batches are in flight.
-    pub async fn process_from(
+    pub(crate) async fn process_held(
         &self,
         start_at: u64,
         cancel: &CancellationToken,

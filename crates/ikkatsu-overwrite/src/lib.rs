@@ -47,6 +47,7 @@ pub mod backlog;
 pub mod config;
 pub mod flow;
 pub mod journal;
+pub mod lease;
 pub mod process_fn;
 pub mod status_store;
 pub mod step;
@@ -60,6 +61,7 @@ pub use flow::{
     Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
     REMOTE_CONCURRENCY, ScanSummary,
 };
+pub use lease::{ALREADY_RUNNING, DEFAULT_LEASE_TTL};
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
 #[cfg(feature = "embedded")]
 pub use status_store::EmbeddedStatusStore;

@@ -24,6 +24,13 @@
 //!
 //! The error count counts the failures since the last success: [`StatusStore::report_done`]
 //! resets it.
+//!
+//! ## The run lease
+//!
+//! Each namespace also has a run lease ([`Lease`]): which process runs the flow now, with
+//! its host, pid and last heartbeat. [`StatusStore::acquire_lease`] takes it atomically
+//! when it is free, expired or named for a takeover; the overwrite flow holds it from its
+//! scan to its end (see [`crate::lease`]).
 
 use std::sync::Arc;
 

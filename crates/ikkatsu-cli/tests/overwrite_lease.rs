@@ -1,0 +1,336 @@
+//! Overlapping and killed `ikkatsu overwrite` runs on one tree, on every status store: the
+//! embedded redb file (the default), PostgreSQL, MariaDB/MySQL and Redis (the servers named
+//! by `IKKATSU_TEST_POSTGRES_URL`, `IKKATSU_TEST_MYSQL_URL` and `IKKATSU_TEST_REDIS_URL`,
+//! defaults: the loopback servers). A second run while one is running is refused with exit
+//! code 4 naming the holder; a killed run's lease is taken over and its temporary files
+//! removed; every file is transformed exactly once.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ikkatsu");
+
+fn ikkatsu(dir: &Path, args: &[String]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env(
+            "IKKATSU_REPOSITORY",
+            format!("sqlite://{}", dir.join("ikkatsu.db").display()),
+        )
+        .env_remove("IKKATSU_STATUS")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// The status stores under test: `None` is the default embedded store.
+fn stores() -> Vec<(&'static str, Option<String>)> {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    vec![
+        ("redb", None),
+        (
+            "postgres",
+            Some(var(
+                "IKKATSU_TEST_POSTGRES_URL",
+                "postgres://root@127.0.0.1:5432/test",
+            )),
+        ),
+        (
+            "mysql",
+            Some(var(
+                "IKKATSU_TEST_MYSQL_URL",
+                "mysql://root@127.0.0.1:3306/test",
+            )),
+        ),
+        (
+            "redis",
+            Some(var("IKKATSU_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")),
+        ),
+    ]
+}
+
+/// `files` text files under `root/d*/`, each `line N`.
+fn make_tree(root: &Path, files: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for i in 0..files {
+        let dir = root.join(format!("d{}", i % 4));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("f{i:03}.txt"));
+        std::fs::write(&path, format!("line {i}\n")).unwrap();
+        out.push(path);
+    }
+    out
+}
+
+/// The arguments of a run whose command appends a line to each file and the file's path
+/// to `log`, then waits `sleep` seconds.
+fn args(
+    store: &Option<String>,
+    namespace: &str,
+    log: &Path,
+    sleep: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let exec = format!(
+        "cat {{in}} > {{out}} && echo processed >> {{out}} && echo {{in}} >> '{}' && sleep {sleep}",
+        log.display()
+    );
+    let mut out: Vec<String> = [
+        "overwrite",
+        "data",
+        "--include",
+        "**/*.txt",
+        "--exec",
+        &exec,
+        "--shell",
+        "--concurrency",
+        "2",
+        "--namespace",
+        namespace,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(url) = store {
+        out.push("--status".into());
+        out.push(url.clone());
+    }
+    out.extend(extra.iter().map(|s| s.to_string()));
+    out
+}
+
+fn log_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every file transformed exactly once (its content, and the log of the command's runs),
+/// and no temporary file left in the tree.
+fn assert_exactly_once(label: &str, root: &Path, files: &[PathBuf], log: &Path) {
+    let lines = log_lines(log);
+    for path in files {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            text.matches("processed").count(),
+            1,
+            "{label}: {} transformed exactly once: {text:?}",
+            path.display()
+        );
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let runs = lines.iter().filter(|l| l.ends_with(name)).count();
+        assert_eq!(runs, 1, "{label}: the command ran once on {name}");
+    }
+    assert_eq!(
+        lines.len(),
+        files.len(),
+        "{label}: one command run per file"
+    );
+    assert_no_temp_files(label, root);
+}
+
+fn assert_no_temp_files(label: &str, root: &Path) {
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                assert!(
+                    !path.to_string_lossy().ends_with(".tmp"),
+                    "{label}: temporary file left: {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Two runs on one tree and one status store, the second started while the first works:
+/// the second is refused (exit 4) naming the first's host and pid and its last heartbeat,
+/// whether it shares the first's state directory or has its own; the first finishes with
+/// every file transformed exactly once and no temporary file left.
+#[test]
+fn overlapping_runs_second_is_refused_on_every_status_store() {
+    let host = host_name();
+    for (label, store) in stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let files = make_tree(&root, 40);
+        let log = dir.path().join("runs.log");
+        let namespace = unique("overlap");
+        let first_args = args(&store, &namespace, &log, "0.05", &[]);
+        let first = spawn(&mut ikkatsu(dir.path(), &first_args));
+        let pid = first.id();
+        wait_for(
+            "the first run to process a file",
+            Duration::from_secs(60),
+            || !log_lines(&log).is_empty(),
+        );
+        for extra in [&[][..], &["--state-dir", "other-state"][..]] {
+            let second = ikkatsu(dir.path(), &args(&store, &namespace, &log, "0", extra))
+                .output()
+                .unwrap();
+            let all = text(&second);
+            assert_eq!(second.status.code(), Some(4), "{label} {extra:?}: {all}");
+            assert!(all.contains("already running"), "{label} {extra:?}: {all}");
+            assert!(
+                all.contains(&format!("host {host} pid {pid}")),
+                "{label} {extra:?}: {all}"
+            );
+            if store.is_some() && !extra.is_empty() {
+                assert!(all.contains("heartbeat last seen"), "{label}: {all}");
+            }
+        }
+        let out = first.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{label}: {}", text(&out));
+        assert_exactly_once(label, &root, &files, &log);
+    }
+}
+
+/// A run killed with `kill -9` leaves its lease (and, beside files of the tree, temporary
+/// files named with its pid): the next run takes the lease over (its holder's process is
+/// gone), removes the killed run's temporary files but not those of a live process,
+/// resolves its journal, and finishes the work, each file transformed exactly once.
+#[test]
+fn killed_run_lease_is_taken_over_and_its_temp_files_removed_on_every_status_store() {
+    for (label, store) in stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let files = make_tree(&root, 40);
+        let log = dir.path().join("runs.log");
+        let namespace = unique("killed");
+        let run_args = args(&store, &namespace, &log, "0.05", &[]);
+        let mut killed = ikkatsu(dir.path(), &run_args);
+        let killed_pid = std::cell::Cell::new(0u32);
+        // The pid is only known once spawned: read it from the lock file of the state dir.
+        let state = dir.path().join(".ikkatsu/overwrite").join(&namespace);
+        let reached = common::kill_9_when(
+            &mut killed,
+            Duration::from_secs(60),
+            Duration::from_millis(5),
+            || {
+                if let Ok(lock) = std::fs::read_to_string(state.join("lock"))
+                    && let Some(pid) = lock.split_whitespace().nth(3)
+                {
+                    killed_pid.set(pid.parse().unwrap_or(0));
+                }
+                log_lines(&log).len() >= 10
+            },
+        );
+        assert!(reached, "{label}: the run ended before the kill point");
+        let dead = killed_pid.get();
+        assert_ne!(dead, 0, "{label}: the lock file names the run");
+        // What a killed run leaves beside a file it was replacing, and a temporary file of
+        // a live process (this test), which must stay.
+        let dead_temp = root.join(format!("d0/.f000.txt.ikkatsu-{dead}-7.tmp"));
+        std::fs::write(&dead_temp, "half").unwrap();
+        let live_temp = root.join(format!("d1/.f001.txt.ikkatsu-{}-7.tmp", std::process::id()));
+        std::fs::write(&live_temp, "live").unwrap();
+
+        let next = ikkatsu(dir.path(), &run_args).output().unwrap();
+        let all = text(&next);
+        assert_eq!(next.status.code(), Some(0), "{label}: {all}");
+        assert!(all.contains("took over the run lease"), "{label}: {all}");
+        assert!(all.contains(&format!("pid {dead}")), "{label}: {all}");
+        assert!(
+            !dead_temp.exists(),
+            "{label}: the killed run's temporary file is removed"
+        );
+        assert!(
+            live_temp.exists(),
+            "{label}: a live process's temporary file stays"
+        );
+        std::fs::remove_file(&live_temp).unwrap();
+        // The log may hold runs of files the killed run had begun but not finished: what
+        // counts is that every file holds its line once, and ran at most twice.
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert_eq!(text.matches("processed").count(), 1, "{label}: {text:?}");
+        }
+        assert_no_temp_files(label, &root);
+        common::assert_nothing_in_flight(dir.path());
+    }
+}
+
+/// `ikkatsu run` of a job whose overwrite step finds its flow already running exits 4,
+/// like a refused `ikkatsu overwrite`.
+#[test]
+fn overwrite_step_of_a_job_refused_while_the_flow_runs_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    make_tree(&root, 20);
+    let log = dir.path().join("runs.log");
+    let postgres = stores().remove(1).1;
+    let namespace = unique("step");
+    let first = spawn(&mut ikkatsu(
+        dir.path(),
+        &args(&postgres, &namespace, &log, "0.1", &[]),
+    ));
+    wait_for("the run to process a file", Duration::from_secs(60), || {
+        !log_lines(&log).is_empty()
+    });
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        format!(
+            "id: overlap\nsteps:\n  - name: transform\n    tasklet:\n      type: overwrite\n      properties:\n        source: {}\n        include: [\"**/*.txt\"]\n        exec: \"cp {{in}} {{out}}\"\n        status: {}\n        namespace: {namespace}\n        state-dir: {}\n",
+            root.display(),
+            postgres.as_deref().unwrap_or_default(),
+            dir.path().join("job-state").display()
+        ),
+    )
+    .unwrap();
+    let out = ikkatsu(dir.path(), &["run".to_string(), job.display().to_string()])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{all}");
+    assert!(all.contains("already running"), "{all}");
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+}
