@@ -297,6 +297,66 @@ fn killed_run_lease_is_taken_over_and_its_temp_files_removed_on_every_status_sto
     }
 }
 
+/// A run killed with `kill -9` in its own state directory, followed by a run with another
+/// one: the next run takes over the lease, resolves the killed run's journal there and
+/// removes its work directory, and every file holds its line exactly once.
+#[test]
+fn killed_run_with_its_own_state_directory_is_resolved_by_the_next_run() {
+    for (label, store) in stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let files = make_tree(&root, 40);
+        let log = dir.path().join("runs.log");
+        let namespace = unique("own-state");
+        let killed_state = dir.path().join("state-killed");
+        let state_arg = killed_state.display().to_string();
+        let killed_args = args(
+            &store,
+            &namespace,
+            &log,
+            "0.05",
+            &["--state-dir", &state_arg],
+        );
+        let reached = common::kill_9_when(
+            &mut ikkatsu(dir.path(), &killed_args),
+            Duration::from_secs(60),
+            Duration::from_millis(5),
+            || log_lines(&log).len() >= 10,
+        );
+        assert!(reached, "{label}: the run ended before the kill point");
+        let journal = killed_state.join("journal");
+        assert!(
+            std::fs::read_dir(&journal).unwrap().count() > 0,
+            "{label}: the killed run left its journal"
+        );
+        let next_args = args(
+            &store,
+            &namespace,
+            &log,
+            "0",
+            &["--state-dir", "state-next"],
+        );
+        let next = ikkatsu(dir.path(), &next_args).output().unwrap();
+        let all = text(&next);
+        assert_eq!(next.status.code(), Some(0), "{label}: {all}");
+        assert!(all.contains("took over the run lease"), "{label}: {all}");
+        assert_eq!(
+            std::fs::read_dir(&journal).unwrap().count(),
+            0,
+            "{label}: the killed run's journal is resolved"
+        );
+        assert!(
+            !killed_state.join("work").exists(),
+            "{label}: its work directory is removed"
+        );
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert_eq!(text.matches("processed").count(), 1, "{label}: {text:?}");
+        }
+        assert_no_temp_files(label, &root);
+    }
+}
+
 /// `ikkatsu run` of a job whose overwrite step finds its flow already running exits 4,
 /// like a refused `ikkatsu overwrite`.
 #[test]

@@ -357,7 +357,12 @@ impl OverwriteFlow {
     /// as done (in one group), temporary copies they left are removed, and the journal is
     /// emptied. Returns how many were recorded.
     pub async fn recover(&self) -> Result<u64> {
-        let journal = Journal::open(self.options.journal_dir())?;
+        self.recover_journal(&self.options.journal_dir()).await
+    }
+
+    /// [`OverwriteFlow::recover`] with the journal in `dir`.
+    pub(crate) async fn recover_journal(&self, dir: &Path) -> Result<u64> {
+        let journal = Journal::open(dir)?;
         let pending = journal.pending()?;
         if pending.is_empty() {
             journal.clear()?;
@@ -1301,7 +1306,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Removes everything in `dir` (creating it if missing): temporary files of a crashed run.
 /// The old directory is first moved aside, so that a file appearing in it meanwhile cannot
 /// make the removal fail; what cannot be removed is left (and tried again next time).
-fn empty_dir(dir: &Path) -> Result<()> {
+pub(crate) fn empty_dir(dir: &Path) -> Result<()> {
     let io = |err| Error::io(format_args!("work directory `{}`", dir.display()), err);
     let name = dir
         .file_name()

@@ -83,7 +83,7 @@ impl LeaseSlot {
         let mut held = self.held.lock().await;
         if held.is_none() {
             let state_lock = lock_state_dir(&options.state_dir)?;
-            let (lease, replaced) = acquire(status.as_ref(), options.lease_ttl).await?;
+            let (lease, replaced) = acquire(status.as_ref(), options).await?;
             if let Some(replaced) = replaced {
                 *self.swept.lock().unwrap_or_else(|p| p.into_inner()) = Some(replaced);
             }
@@ -165,7 +165,10 @@ impl OverwriteFlow {
     /// without a lookup.
     pub async fn scan(&self, cancel: &CancellationToken) -> Result<ScanSummary> {
         let run = self.lease.hold(&self.status, &self.options, cancel).await?;
-        self.clean_after_killed_run().await;
+        if let Err(err) = self.clean_after_killed_run().await {
+            self.lease.release().await?;
+            return Err(err);
+        }
         let scanned = self.scan_held(&run).await;
         if scanned.is_err() || (run.is_cancelled() && !cancel.is_cancelled()) {
             self.lease.release().await?;
@@ -189,7 +192,10 @@ impl OverwriteFlow {
         progress: Option<ProgressCallback>,
     ) -> Result<ProcessSummary> {
         let run = self.lease.hold(&self.status, &self.options, cancel).await?;
-        self.clean_after_killed_run().await;
+        if let Err(err) = self.clean_after_killed_run().await {
+            self.lease.release().await?;
+            return Err(err);
+        }
         let processed = self.process_held(start_at, &run, progress).await;
         self.lease.release().await?;
         processed
@@ -202,24 +208,55 @@ impl OverwriteFlow {
     }
 
     /// After taking over the lease of a killed run: removes its temporary files beside the
-    /// files of the tree (in place on the local file system, where they are made).
-    async fn clean_after_killed_run(&self) {
+    /// files of the tree (in place on the local file system, where they are made) and, when
+    /// it ran on this host with another state directory, resolves its journal there and
+    /// removes its work directory (under that directory's lock).
+    async fn clean_after_killed_run(&self) -> Result<()> {
         let Some(dead) = self.lease.take_over_cleanup() else {
-            return;
+            return Ok(());
         };
-        let Some(local) = self.source.local_files().filter(|_| self.target.is_none()) else {
-            return;
+        if let Some(local) = self.source.local_files().filter(|_| self.target.is_none()) {
+            let root = local.root().to_path_buf();
+            let dead = dead.clone();
+            let removed = tokio::task::spawn_blocking(move || sweep_temp_files(&root, &dead)).await;
+            if let Ok(removed) = removed
+                && removed > 0
+            {
+                tracing::warn!(
+                    removed,
+                    "removed temporary files left in the tree by a killed run"
+                );
+            }
+        }
+        let ours = std::path::absolute(&self.options.state_dir).ok();
+        let theirs = dead.state_dir.as_deref().map(PathBuf::from);
+        let Some(theirs) = theirs.filter(|dir| {
+            dead.host == current_owner().host && Some(dir) != ours.as_ref() && dir.is_dir()
+        }) else {
+            return Ok(());
         };
-        let root = local.root().to_path_buf();
-        let removed = tokio::task::spawn_blocking(move || sweep_temp_files(&root, &dead)).await;
-        if let Ok(removed) = removed
-            && removed > 0
-        {
+        let _lock = match lock_state_dir(&theirs) {
+            Ok(lock) => lock,
+            Err(err) => {
+                tracing::warn!(error = %err.report(), "the killed run's state directory is in use; its journal is left to its user");
+                return Ok(());
+            }
+        };
+        let recovered = self.recover_journal(&theirs.join("journal")).await?;
+        if recovered > 0 {
             tracing::warn!(
-                removed,
-                "removed temporary files left in the tree by a killed run"
+                recovered,
+                state_dir = %theirs.display(),
+                "recorded the uploads of the killed run that had reached the storage"
             );
         }
+        let work = theirs.join("work");
+        if work.exists()
+            && let Err(err) = std::fs::remove_dir_all(&work)
+        {
+            tracing::warn!(path = %work.display(), error = %err, "cannot remove the killed run's work directory");
+        }
+        Ok(())
     }
 }
 
@@ -256,9 +293,15 @@ impl Drop for Held {
 
 /// Takes the lease of the store's namespace, or refuses. Returns the lease and the one it
 /// replaced (expired, or held by a process of this host that is gone).
-async fn acquire(status: &dyn StatusStore, ttl: Duration) -> Result<(Lease, Option<Lease>)> {
+async fn acquire(
+    status: &dyn StatusStore,
+    options: &OverwriteOptions,
+) -> Result<(Lease, Option<Lease>)> {
     let owner = current_owner();
-    let me = Lease::new(owner.host.clone(), owner.pid, ttl);
+    let mut me = Lease::new(owner.host.clone(), owner.pid, options.lease_ttl);
+    me.state_dir = std::path::absolute(&options.state_dir)
+        .ok()
+        .map(|dir| dir.display().to_string());
     let replaced = match status.acquire_lease(&me, None).await? {
         LeaseAttempt::Acquired { replaced } => replaced,
         LeaseAttempt::Held(holder) => {

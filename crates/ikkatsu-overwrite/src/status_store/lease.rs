@@ -29,6 +29,10 @@ pub struct Lease {
     pub heartbeat: DateTime<Utc>,
     /// How long after its last heartbeat the lease expires, in milliseconds.
     pub ttl_ms: u64,
+    /// The holder's state directory (absolute), where its journal is: a run taking over
+    /// the lease of a killed holder of the same host resolves that journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
 }
 
 impl Lease {
@@ -44,6 +48,7 @@ impl Lease {
             acquired: now,
             heartbeat: now,
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1),
+            state_dir: None,
         }
     }
 
