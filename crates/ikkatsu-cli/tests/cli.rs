@@ -334,6 +334,13 @@ steps:
         "{}",
         stderr(&second)
     );
+    let restart = env.run(&["restart", &id.to_string()]);
+    assert_eq!(restart.status.code(), Some(4), "{}", stderr(&restart));
+    assert!(
+        stderr(&restart).contains("is still running"),
+        "{}",
+        stderr(&restart)
+    );
     let stop = env.run(&["stop", &id.to_string()]);
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
     let out = child.wait_with_output().unwrap();
