@@ -394,3 +394,75 @@ fn overwrite_step_of_a_job_refused_while_the_flow_runs_exits_4() {
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
 }
+
+/// Three `--cooperate` runs on one tree and one status store, each with its own state
+/// directory, one of them `kill -9`'d mid-run, then a final run: the runs split the work,
+/// every file is transformed exactly once and no temporary file or journal entry is left.
+/// On PostgreSQL, MySQL and Redis (the stores that can claim files).
+#[test]
+fn cooperating_runs_split_the_work_and_survive_a_kill_9() {
+    for (label, store) in stores().into_iter().filter(|(_, s)| s.is_some()) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let files = make_tree(&root, 90);
+        let log = dir.path().join("runs.log");
+        let namespace = unique("coop");
+        let run = |state: &str, sleep: &str| {
+            args(
+                &store,
+                &namespace,
+                &log,
+                sleep,
+                &["--cooperate", "--json", "--state-dir", state],
+            )
+        };
+        let first = spawn(&mut ikkatsu(dir.path(), &run("state-a", "0.03")));
+        let second = spawn(&mut ikkatsu(dir.path(), &run("state-b", "0.03")));
+        let mut third = spawn(&mut ikkatsu(dir.path(), &run("state-c", "0.03")));
+        wait_for("the runs to process files", Duration::from_secs(60), || {
+            log_lines(&log).len() >= 15
+        });
+        third.kill().unwrap();
+        third.wait().unwrap();
+        let mut done = Vec::new();
+        for child in [first, second] {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{label}: {}", text(&out));
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|err| panic!("{label}: {err}: {}", text(&out)));
+            done.push(json["process"]["progress"]["done"].as_u64().unwrap());
+        }
+        assert!(
+            done.iter().all(|&n| n > 0),
+            "{label}: both runs did work: {done:?}"
+        );
+        assert!(
+            done.iter().sum::<u64>() < 90,
+            "{label}: the killed run did some: {done:?}"
+        );
+        let last = ikkatsu(dir.path(), &run("state-d", "0")).output().unwrap();
+        assert_eq!(last.status.code(), Some(0), "{label}: {}", text(&last));
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert_eq!(
+                text.matches("processed").count(),
+                1,
+                "{label}: {} transformed exactly once: {text:?}",
+                path.display()
+            );
+        }
+        assert_no_temp_files(label, &root);
+        for state in ["state-a", "state-b", "state-c", "state-d"] {
+            let journal = dir.path().join(state).join("journal");
+            assert_eq!(
+                std::fs::read_dir(&journal).unwrap().count(),
+                0,
+                "{label}: {state}'s journal is resolved"
+            );
+            assert!(
+                !dir.path().join(state).join("work").exists(),
+                "{label}: {state}"
+            );
+        }
+    }
+}

@@ -64,6 +64,9 @@ pub struct OverwriteOptions {
     pub backlog: Option<PathBuf>,
     /// How long the run lease lives after each heartbeat (see [`crate::lease`]).
     pub lease_ttl: Duration,
+    /// Share the work with other runs of the flow instead of refusing them (see
+    /// [`crate::cooperate`]; Redis, PostgreSQL and MySQL stores).
+    pub cooperate: bool,
 }
 
 impl OverwriteOptions {
@@ -83,6 +86,7 @@ impl OverwriteOptions {
             dry_run: false,
             backlog: None,
             lease_ttl: crate::lease::DEFAULT_LEASE_TTL,
+            cooperate: false,
         }
     }
 
@@ -454,6 +458,7 @@ impl OverwriteFlow {
             },
             local_source: self.source.local_files(),
             status: self.status.clone(),
+            claims: self.lease.member(),
             process: self.process.clone(),
             retry: self.options.retry.clone(),
             journal: Journal::open(self.options.journal_dir())?,
@@ -476,7 +481,11 @@ impl OverwriteFlow {
                 progress,
             },
         });
-        let batch_size = self.options.batch_size.max(1);
+        // Cooperating runs claim small batches, so that they interleave.
+        let batch_size = match self.options.cooperate {
+            true => self.options.batch_size.min(concurrency * 2).max(1),
+            false => self.options.batch_size.max(1),
+        };
         let (commits, commit_queue) = mpsc::channel::<Pending>(WINDOW_BATCHES * batch_size);
         let committer = tokio::spawn(committer(
             Arc::clone(&ctx),
@@ -601,6 +610,8 @@ struct Ctx {
     /// The source's files when it is the local file system: the function reads them there.
     local_source: Option<LocalFiles>,
     status: Arc<dyn StatusStore>,
+    /// A cooperating run's registration: files are claimed and recorded with it.
+    claims: Option<crate::status_store::Lease>,
     process: Arc<dyn ProcessFn>,
     retry: RetryPolicy,
     journal: Journal,
@@ -687,23 +698,20 @@ impl Ctx {
                 _ => None,
             })
             .collect();
-        let mut needed = self
-            .status
-            .needs_processing(present)
-            .await?
-            .into_iter()
-            .peekable();
+        let mut needed = self.status.needs_processing(present).await?;
+        if let Some(me) = &self.claims {
+            let local = self.local_source.clone();
+            needed = crate::cooperate::claim(&self.status, me, needed, local).await?;
+        }
+        let mut needed = needed.into_iter().peekable();
         Ok(now
             .into_iter()
             .map(|checked| match checked {
-                Checked::Process(file) => {
-                    if needed.peek().is_some_and(|n| n.path == file.path) {
-                        needed.next();
-                        Checked::Process(file)
-                    } else {
-                        Checked::Skip(file)
-                    }
-                }
+                // As the check saw it (read again after a claim).
+                Checked::Process(file) => match needed.next_if(|n| n.path == file.path) {
+                    Some(now) => Checked::Process(now),
+                    None => Checked::Skip(file),
+                },
                 other => other,
             })
             .collect())
@@ -1047,7 +1055,15 @@ impl Ctx {
         }
         let replace_ms = started.elapsed().as_secs_f64() * 1e3;
         // Recorded durably before the journal forgets the files.
-        self.status.report_done_all(&done).await?;
+        let taken =
+            crate::cooperate::record_done(&self.status, self.claims.as_ref(), &mut done).await?;
+        for file in taken {
+            let message = format!(
+                "`{}` was replaced, but another run had taken its claim meanwhile: it may be transformed again",
+                file.path
+            );
+            outcomes.push((file, Outcome::Failed(message)));
+        }
         tracing::debug!(
             done = done.len(),
             failed = outcomes.len(),

@@ -54,8 +54,11 @@ fn live() -> std::sync::MutexGuard<'static, Vec<String>> {
 #[derive(Default)]
 pub(crate) struct LeaseSlot {
     held: tokio::sync::Mutex<Option<Held>>,
-    /// The lease a run took over from a killed run, until its temporary files are removed.
-    swept: Mutex<Option<Lease>>,
+    /// The leases (or cooperating runs) this run took over from killed runs, until their
+    /// temporary files are removed.
+    swept: Mutex<Vec<Lease>>,
+    /// A cooperating run's registration (what its claims are made with).
+    member: Mutex<Option<Lease>>,
 }
 
 /// What a run holds.
@@ -67,6 +70,8 @@ struct Held {
     /// Cancelled when the lease is released.
     ended: CancellationToken,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Registered as a cooperating run instead of holding the exclusive lease.
+    cooperating: bool,
     /// The state directory's lock, held while the file is open.
     _state_lock: std::fs::File,
 }
@@ -83,10 +88,27 @@ impl LeaseSlot {
         let mut held = self.held.lock().await;
         if held.is_none() {
             let state_lock = lock_state_dir(&options.state_dir)?;
-            let (lease, replaced) = acquire(status.as_ref(), options).await?;
-            if let Some(replaced) = replaced {
-                *self.swept.lock().unwrap_or_else(|p| p.into_inner()) = Some(replaced);
-            }
+            let (lease, replaced) = if options.cooperate {
+                let me = me(options);
+                let live_now = live().clone();
+                let dead = crate::cooperate::join(status.as_ref(), &me, &live_now).await?;
+                *self.member.lock().unwrap_or_else(|p| p.into_inner()) = Some(me.clone());
+                (me, dead)
+            } else {
+                let (lease, replaced) = acquire(status.as_ref(), options).await?;
+                let live_now = live().clone();
+                if let Err(err) =
+                    crate::cooperate::check_no_cooperating_runs(status.as_ref(), &live_now).await
+                {
+                    let _ = status.release_lease(&lease.token).await;
+                    return Err(err);
+                }
+                (lease, replaced.into_iter().collect())
+            };
+            self.swept
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(replaced);
             live().push(lease.token.clone());
             let lease = Arc::new(Mutex::new(lease));
             let lost = CancellationToken::new();
@@ -94,6 +116,7 @@ impl LeaseSlot {
                 Arc::clone(status),
                 Arc::clone(&lease),
                 lost.clone(),
+                options.cooperate,
             ));
             *held = Some(Held {
                 status: Arc::clone(status),
@@ -101,6 +124,7 @@ impl LeaseSlot {
                 lost,
                 ended: CancellationToken::new(),
                 heartbeat,
+                cooperating: options.cooperate,
                 _state_lock: state_lock,
             });
         }
@@ -122,8 +146,16 @@ impl LeaseSlot {
 
     /// The lease of a killed run this run took over, once: its temporary files are to be
     /// removed.
-    pub(crate) fn take_over_cleanup(&self) -> Option<Lease> {
-        self.swept.lock().unwrap_or_else(|p| p.into_inner()).take()
+    pub(crate) fn take_over_cleanup(&self) -> Vec<Lease> {
+        std::mem::take(&mut *self.swept.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A cooperating run's registration, while it holds it.
+    pub(crate) fn member(&self) -> Option<Lease> {
+        self.member
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Releases the run lease and the state directory, if held. An error if the lease was
@@ -147,7 +179,13 @@ impl LeaseSlot {
                 ),
             ));
         }
-        if let Err(err) = status.release_lease(&token).await {
+        self.member.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let released = if held.cooperating {
+            status.leave_run(&token).await
+        } else {
+            status.release_lease(&token).await
+        };
+        if let Err(err) = released {
             tracing::warn!(error = %err.report(), "cannot release the run lease; it expires by itself");
         }
         Ok(())
@@ -212,9 +250,13 @@ impl OverwriteFlow {
     /// it ran on this host with another state directory, resolves its journal there and
     /// removes its work directory (under that directory's lock).
     async fn clean_after_killed_run(&self) -> Result<()> {
-        let Some(dead) = self.lease.take_over_cleanup() else {
-            return Ok(());
-        };
+        for dead in self.lease.take_over_cleanup() {
+            self.clean_after(dead).await?;
+        }
+        Ok(())
+    }
+
+    async fn clean_after(&self, dead: Lease) -> Result<()> {
         if let Some(local) = self.source.local_files().filter(|_| self.target.is_none()) {
             let root = local.root().to_path_buf();
             let dead = dead.clone();
@@ -284,8 +326,13 @@ impl Drop for Held {
         live.retain(|t| *t != token);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let status = Arc::clone(&self.status);
+            let cooperating = self.cooperating;
             runtime.spawn(async move {
-                let _ = status.release_lease(&token).await;
+                let _ = if cooperating {
+                    status.leave_run(&token).await
+                } else {
+                    status.release_lease(&token).await
+                };
             });
         }
     }
@@ -298,10 +345,7 @@ async fn acquire(
     options: &OverwriteOptions,
 ) -> Result<(Lease, Option<Lease>)> {
     let owner = current_owner();
-    let mut me = Lease::new(owner.host.clone(), owner.pid, options.lease_ttl);
-    me.state_dir = std::path::absolute(&options.state_dir)
-        .ok()
-        .map(|dir| dir.display().to_string());
+    let me = me(options);
     let replaced = match status.acquire_lease(&me, None).await? {
         LeaseAttempt::Acquired { replaced } => replaced,
         LeaseAttempt::Held(holder) => {
@@ -335,6 +379,16 @@ async fn acquire(
     Ok((me, replaced))
 }
 
+/// A new lease (or cooperating run) for this process.
+fn me(options: &OverwriteOptions) -> Lease {
+    let owner = current_owner();
+    let mut me = Lease::new(owner.host.clone(), owner.pid, options.lease_ttl);
+    me.state_dir = std::path::absolute(&options.state_dir)
+        .ok()
+        .map(|dir| dir.display().to_string());
+    me
+}
+
 fn refusal(status: &dyn StatusStore, holder: &Lease) -> Error {
     Error::new(
         ErrorKind::AlreadyRunning,
@@ -355,6 +409,7 @@ async fn heartbeat(
     status: Arc<dyn StatusStore>,
     lease: Arc<Mutex<Lease>>,
     lost: CancellationToken,
+    cooperating: bool,
 ) {
     let ttl = lease.lock().unwrap_or_else(|p| p.into_inner()).ttl();
     let every = (ttl / 3).max(Duration::from_millis(10));
@@ -366,7 +421,12 @@ async fn heartbeat(
             lease.heartbeat = chrono::Utc::now();
             lease.clone()
         };
-        match status.renew_lease(&current).await {
+        let renewed_now = if cooperating {
+            status.join_run(&current, true).await
+        } else {
+            status.renew_lease(&current).await
+        };
+        match renewed_now {
             Ok(true) => renewed = Instant::now(),
             Ok(false) => {
                 tracing::error!(

@@ -45,6 +45,7 @@
 
 pub mod backlog;
 pub mod config;
+pub mod cooperate;
 pub mod flow;
 pub mod journal;
 pub mod lease;
@@ -70,7 +71,7 @@ pub use status_store::RedisStatusStore;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use status_store::SqlStatusStore;
 pub use status_store::{
-    FileState, FileStatus, Lease, LeaseAttempt, MemoryStatusStore, StatusCounts, StatusStore,
-    StatusStoreOptions, StatusStoreUrl, changed_since, mask_url, open_status_store,
+    Claimed, FileState, FileStatus, Lease, LeaseAttempt, MemoryStatusStore, StatusCounts,
+    StatusStore, StatusStoreOptions, StatusStoreUrl, changed_since, mask_url, open_status_store,
 };
 pub use step::{COMPLETED_WITH_FAILURES, DEFAULT_STATUS_STORE, OverwriteTasklet};

@@ -34,7 +34,18 @@ fn tree(root: &Path, files: usize) {
 }
 
 fn flow(root: &Path, state: &Path, store: Arc<dyn StatusStore>, delay: Duration) -> OverwriteFlow {
+    flow_with(root, state, store, delay, false)
+}
+
+fn flow_with(
+    root: &Path,
+    state: &Path,
+    store: Arc<dyn StatusStore>,
+    delay: Duration,
+    cooperate: bool,
+) -> OverwriteFlow {
     let mut options = OverwriteOptions::new(state);
+    options.cooperate = cooperate;
     options.walk = WalkOptions::new().include("*.txt");
     options.concurrency = Some(1);
     options.lease_ttl = Duration::from_millis(600);
@@ -155,4 +166,71 @@ async fn a_run_whose_lease_is_taken_stops_and_fails() {
         Some(thief),
         "the thief's lease stays"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperating_and_exclusive_runs_refuse_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    tree(&root, 4);
+    let base = MemoryStatusStore::new(StatusStoreOptions::new("flow"));
+    let cancel = CancellationToken::new();
+    let cooperating = |state: &str| {
+        flow_with(
+            &root,
+            &dir.path().join(state),
+            Arc::new(base.clone()),
+            Duration::ZERO,
+            true,
+        )
+    };
+    let a = cooperating("a");
+    let b = cooperating("b");
+    a.scan(&cancel).await.unwrap();
+    b.scan(&cancel).await.unwrap();
+    let exclusive = flow(
+        &root,
+        &dir.path().join("x"),
+        Arc::new(base.clone()),
+        Duration::ZERO,
+    );
+    let err = exclusive.scan(&cancel).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyRunning, "{err}");
+    assert!(err.to_string().contains("with --cooperate"), "{err}");
+    assert_eq!(
+        base.lease().await.unwrap(),
+        None,
+        "the refused run let go of the lease"
+    );
+    let done_a = a.process(&cancel, None).await.unwrap().progress.done;
+    let done_b = b.process(&cancel, None).await.unwrap().progress.done;
+    assert_eq!(done_a + done_b, 4);
+
+    exclusive.scan(&cancel).await.unwrap();
+    let c = cooperating("c");
+    let err = c.scan(&cancel).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyRunning, "{err}");
+    assert!(err.to_string().contains("without --cooperate"), "{err}");
+    exclusive.release_lease().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_store_cannot_cooperate() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    tree(&root, 1);
+    let url = format!("redb://{}", dir.path().join("s.redb").display());
+    let store = ikkatsu_overwrite::open_status_store(&url, StatusStoreOptions::new("flow"))
+        .await
+        .unwrap();
+    let flow = flow_with(
+        &root,
+        &dir.path().join("state"),
+        store,
+        Duration::ZERO,
+        true,
+    );
+    let err = flow.scan(&CancellationToken::new()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("--cooperate"), "{err}");
 }

@@ -208,7 +208,7 @@ mod redis_backend {
     async fn delete_keys(url: &str, tag: &str) -> redis::RedisResult<()> {
         let client = redis::Client::open(url)?;
         let mut connection = client.get_multiplexed_async_connection().await?;
-        for pattern in [format!("ikkatsu:{tag}-*"), format!("ikkatsu-lease:{tag}-*")] {
+        for pattern in [format!("ikkatsu:{tag}-*"), format!("ikkatsu-*:{tag}-*")] {
             delete_matching(&mut connection, &pattern).await?;
         }
         Ok(())

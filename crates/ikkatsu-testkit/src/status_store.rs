@@ -16,8 +16,9 @@ use ikkatsu_storage::FileInfo;
 
 mod lease;
 pub use lease::{
-    concurrent_acquires_one_wins, expired_lease_is_taken_over, lease_is_exclusive,
-    leases_are_per_namespace, named_lease_is_taken_over,
+    claims_split_the_work, concurrent_acquires_one_wins, expired_lease_is_taken_over,
+    expired_run_claims_are_taken_over, lease_is_exclusive, leases_are_per_namespace,
+    named_lease_is_taken_over,
 };
 
 /// Opens stores of the backend under test.
@@ -55,7 +56,9 @@ macro_rules! status_store_behaviours {
             expired_lease_is_taken_over,
             named_lease_is_taken_over,
             leases_are_per_namespace,
-            concurrent_acquires_one_wins
+            concurrent_acquires_one_wins,
+            claims_split_the_work,
+            expired_run_claims_are_taken_over
         );
     };
 }
@@ -80,6 +83,8 @@ pub async fn run_all(factory: &dyn StatusStoreFactory) {
     named_lease_is_taken_over(factory).await;
     leases_are_per_namespace(factory).await;
     concurrent_acquires_one_wins(factory).await;
+    claims_split_the_work(factory).await;
+    expired_run_claims_are_taken_over(factory).await;
 }
 
 fn time(seconds: i64) -> DateTime<Utc> {

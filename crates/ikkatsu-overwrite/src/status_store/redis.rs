@@ -8,9 +8,11 @@ use ikkatsu_core::{Error, ErrorKind, Result};
 use ikkatsu_storage::FileInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+mod claims;
+
 use super::{
-    FileState, FileStatus, Lease, LeaseAttempt, StatusCounts, StatusStore, StatusStoreOptions,
-    mask_url, store_error,
+    Claimed, FileState, FileStatus, Lease, LeaseAttempt, StatusCounts, StatusStore,
+    StatusStoreOptions, mask_url, store_error,
 };
 
 /// How long a run lease's key outlives its time to live: an expired lease stays readable
@@ -468,5 +470,33 @@ impl StatusStore for RedisStatusStore {
         holder
             .map(|text| Lease::from_json(&self.describe, &text))
             .transpose()
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+
+    async fn join_run(&self, me: &Lease, renew: bool) -> Result<bool> {
+        self.redis_join_run(me, renew).await
+    }
+
+    async fn runs(&self) -> Result<Vec<Lease>> {
+        self.redis_runs().await
+    }
+
+    async fn leave_run(&self, token: &str) -> Result<()> {
+        self.redis_leave_run(token).await
+    }
+
+    async fn claim(&self, me: &Lease, files: Vec<FileInfo>) -> Result<Vec<Claimed>> {
+        self.redis_claim(me, files).await
+    }
+
+    async fn report_done_claimed(
+        &self,
+        token: &str,
+        done: &[(FileInfo, FileInfo)],
+    ) -> Result<Vec<String>> {
+        self.redis_report_done_claimed(token, done).await
     }
 }

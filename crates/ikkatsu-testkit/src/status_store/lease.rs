@@ -187,3 +187,111 @@ pub async fn concurrent_acquires_one_wins(factory: &dyn StatusStoreFactory) {
     assert_eq!(winners.len(), 1, "exactly one run gets the lease");
     assert!(holders.iter().all(|h| h.token == winners[0].token));
 }
+
+/// Cooperating runs split the work: a file claimed by a live run is not granted to
+/// another; recording done files records only those still claimed by the recording run
+/// (fencing) and drops their claims. Stores without claims skip this behaviour.
+pub async fn claims_split_the_work(factory: &dyn StatusStoreFactory) {
+    let store = factory.open("claims-split", 3).await;
+    if !store.supports_claims() {
+        return;
+    }
+    let a = lease("host-a", 11, LONG);
+    let b = lease("host-b", 22, LONG);
+    for run in [&a, &b] {
+        assert!(store.join_run(run, false).await.unwrap());
+        assert!(store.join_run(run, true).await.unwrap(), "renewed");
+    }
+    let f = |name: &str| super::file(name, 1, 0);
+    let granted = store
+        .claim(&a, vec![f("1"), f("2"), f("3")])
+        .await
+        .unwrap_or_else(|err| panic!("claim on {}: {err}", store.describe()));
+    assert_eq!(
+        granted
+            .iter()
+            .map(|c| c.file.path.as_str())
+            .collect::<Vec<_>>(),
+        ["1", "2", "3"]
+    );
+    assert!(granted.iter().all(|c| c.taken_from.is_none()));
+    let granted = store.claim(&b, vec![f("2"), f("3"), f("4")]).await.unwrap();
+    assert_eq!(
+        granted
+            .iter()
+            .map(|c| c.file.path.as_str())
+            .collect::<Vec<_>>(),
+        ["4"],
+        "files claimed by a live run are not granted"
+    );
+    assert_eq!(
+        store.claim(&a, vec![f("1")]).await.unwrap().len(),
+        1,
+        "ours again"
+    );
+    let lost = store
+        .report_done_claimed(&a.token, &[(f("1"), f("1")), (f("4"), f("4"))])
+        .await
+        .unwrap();
+    assert_eq!(lost, ["4"], "a run records only what it claimed");
+    assert!(store.status("1").await.unwrap().is_some());
+    assert_eq!(store.status("4").await.unwrap(), None);
+    assert!(
+        store
+            .report_done_claimed(&b.token, &[(f("4"), f("4"))])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A recorded file's claim is gone: claiming it again grants it.
+    assert_eq!(store.claim(&b, vec![f("1")]).await.unwrap().len(), 1);
+    for run in [&a, &b] {
+        store.leave_run(&run.token).await.unwrap();
+    }
+    assert!(store.runs().await.unwrap().is_empty());
+}
+
+/// The claims of an expired run are taken over, with the file as that run claimed it (it
+/// may have written it before it died); the expired run can no longer record them. A run
+/// that leaves drops its claims.
+pub async fn expired_run_claims_are_taken_over(factory: &dyn StatusStoreFactory) {
+    let store = factory.open("claims-expired", 3).await;
+    if !store.supports_claims() {
+        return;
+    }
+    let mut dead = lease("host-a", 11, Duration::from_millis(1));
+    dead.heartbeat -= chrono::Duration::seconds(10);
+    let live = lease("host-b", 22, LONG);
+    store.join_run(&dead, false).await.unwrap();
+    store.join_run(&live, false).await.unwrap();
+    let mut runs: Vec<String> = store
+        .runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.token)
+        .collect();
+    runs.sort();
+    let mut expected = vec![dead.token.clone(), live.token.clone()];
+    expected.sort();
+    assert_eq!(runs, expected);
+    let before = super::file("x", 1, 0);
+    store.claim(&dead, vec![before.clone()]).await.unwrap();
+    let now = super::file("x", 2, 5);
+    let granted = store.claim(&live, vec![now.clone()]).await.unwrap();
+    assert_eq!(granted.len(), 1);
+    assert_eq!(granted[0].file, now);
+    assert_eq!(granted[0].taken_from, Some(before));
+    let lost = store
+        .report_done_claimed(&dead.token, &[(now.clone(), now.clone())])
+        .await
+        .unwrap();
+    assert_eq!(lost, ["x"], "the expired run is fenced off");
+    store.leave_run(&live.token).await.unwrap();
+    let other = lease("host-c", 33, LONG);
+    store.join_run(&other, false).await.unwrap();
+    let granted = store.claim(&other, vec![now.clone()]).await.unwrap();
+    assert_eq!(granted[0].taken_from, None, "the claim left with its run");
+    store.leave_run(&other.token).await.unwrap();
+    store.leave_run(&dead.token).await.unwrap();
+}
