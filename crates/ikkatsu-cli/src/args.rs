@@ -240,6 +240,10 @@ pub struct OverwriteArgs {
     /// Only scan: write the backlog and report how many files need work.
     #[arg(long)]
     pub scan_only: bool,
+    /// Share the work with other runs of this flow on the same status store (Redis,
+    /// PostgreSQL, MySQL) instead of refusing them; each run needs its own --state-dir.
+    #[arg(long)]
+    pub cooperate: bool,
     /// Scan and list what would be processed; change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -25,6 +25,10 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// The job stopped (restartable).
 pub const EXIT_STOPPED: u8 = 3;
+/// Refused: the job instance, or the overwrite flow (its status store's run lease, its
+/// state directory, its embedded status store file), is already being run by another
+/// process.
+pub const EXIT_ALREADY_RUNNING: u8 = 4;
 
 /// Runs the chosen command.
 pub async fn dispatch(mut cli: Cli) -> u8 {
@@ -50,6 +54,7 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
         Err(err) => {
             eprintln!("error: {}", err.report());
             match err.kind() {
+                ErrorKind::AlreadyRunning => EXIT_ALREADY_RUNNING,
                 ErrorKind::Repository | ErrorKind::Io | ErrorKind::Unexpected => EXIT_FAILED,
                 _ => EXIT_USAGE,
             }
@@ -174,6 +179,18 @@ async fn finish(
     Ok(match execution.status {
         BatchStatus::Completed => EXIT_COMPLETED,
         BatchStatus::Stopped | BatchStatus::Stopping => EXIT_STOPPED,
+        // A step refused because its work is already being run elsewhere (an overwrite
+        // step whose flow another process holds).
+        BatchStatus::Failed
+            if steps.iter().any(|s| {
+                s.status == BatchStatus::Failed
+                    && s.exit_status
+                        .description
+                        .contains(ikkatsu_overwrite::ALREADY_RUNNING)
+            }) =>
+        {
+            EXIT_ALREADY_RUNNING
+        }
         _ => EXIT_FAILED,
     })
 }

@@ -85,6 +85,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         state_dir: args.state_dir,
         backlog: args.backlog,
         dry_run: args.dry_run,
+        cooperate: args.cooperate,
     };
     config.validate()?;
     let flow = config
@@ -109,6 +110,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         );
     }
     if args.scan_only {
+        flow.release_lease().await?;
         if args.json {
             println!(
                 "{}",

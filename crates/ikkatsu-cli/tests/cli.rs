@@ -328,11 +328,18 @@ steps:
         std::thread::sleep(Duration::from_millis(20));
     };
     let second = env.run(&["run", job.to_str().unwrap()]);
-    assert_eq!(second.status.code(), Some(2));
+    assert_eq!(second.status.code(), Some(4), "already running");
     assert!(
         stderr(&second).contains(&format!("already running (execution {id}")),
         "{}",
         stderr(&second)
+    );
+    let restart = env.run(&["restart", &id.to_string()]);
+    assert_eq!(restart.status.code(), Some(4), "{}", stderr(&restart));
+    assert!(
+        stderr(&restart).contains("is still running"),
+        "{}",
+        stderr(&restart)
     );
     let stop = env.run(&["stop", &id.to_string()]);
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));

@@ -72,6 +72,10 @@ pub struct OverwriteConfig {
     /// Only report what would be processed.
     #[serde(default)]
     pub dry_run: bool,
+    /// Share the work with other runs of the flow on the same status store instead of
+    /// refusing them (see [`crate::cooperate`]).
+    #[serde(default)]
+    pub cooperate: bool,
 }
 
 impl OverwriteConfig {
@@ -169,6 +173,7 @@ impl OverwriteConfig {
         }
         options.backlog = self.backlog.clone();
         options.dry_run = self.dry_run;
+        options.cooperate = self.cooperate;
         let flow = OverwriteFlow::new(source, status, Arc::new(process), options);
         Ok(match &self.target {
             Some(target) => flow.with_target(Storage::open(target)?),

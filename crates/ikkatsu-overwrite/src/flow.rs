@@ -63,6 +63,11 @@ pub struct OverwriteOptions {
     pub dry_run: bool,
     /// The backlog file (default `<state_dir>/backlog.jsonl.gz`).
     pub backlog: Option<PathBuf>,
+    /// How long the run lease lives after each heartbeat (see [`crate::lease`]).
+    pub lease_ttl: Duration,
+    /// Share the work with other runs of the flow instead of refusing them (see
+    /// [`crate::cooperate`]; Redis, PostgreSQL and MySQL stores).
+    pub cooperate: bool,
 }
 
 impl OverwriteOptions {
@@ -81,6 +86,8 @@ impl OverwriteOptions {
             state_dir: state_dir.into(),
             dry_run: false,
             backlog: None,
+            lease_ttl: crate::lease::DEFAULT_LEASE_TTL,
+            cooperate: false,
         }
     }
 
@@ -208,11 +215,12 @@ pub type ProgressCallback = Arc<dyn Fn(&Progress) + Send + Sync>;
 
 /// The overwrite flow over a source storage (and an optional different target).
 pub struct OverwriteFlow {
-    source: Storage,
-    target: Option<Storage>,
-    status: Arc<dyn StatusStore>,
+    pub(crate) source: Storage,
+    pub(crate) target: Option<Storage>,
+    pub(crate) status: Arc<dyn StatusStore>,
     process: Arc<dyn ProcessFn>,
-    options: OverwriteOptions,
+    pub(crate) options: OverwriteOptions,
+    pub(crate) lease: crate::lease::LeaseSlot,
 }
 
 /// What became of one file.
@@ -282,6 +290,7 @@ impl OverwriteFlow {
             status,
             process,
             options,
+            lease: crate::lease::LeaseSlot::default(),
         }
     }
 
@@ -310,7 +319,7 @@ impl OverwriteFlow {
     /// matching file is queued without a lookup, and the local walker does not even read
     /// the files' sizes and times (the backlog holds their paths only; the process phase
     /// reads each file's size and time right before processing it anyway).
-    pub async fn scan(&self, cancel: &CancellationToken) -> Result<ScanSummary> {
+    pub(crate) async fn scan_held(&self, cancel: &CancellationToken) -> Result<ScanSummary> {
         std::fs::create_dir_all(&self.options.state_dir).map_err(|err| {
             Error::io(
                 format_args!("state directory `{}`", self.options.state_dir.display()),
@@ -367,7 +376,12 @@ impl OverwriteFlow {
     /// as done (in one group), temporary copies they left are removed, and the journal is
     /// emptied. Returns how many were recorded.
     pub async fn recover(&self) -> Result<u64> {
-        let journal = Journal::open(self.options.journal_dir())?;
+        self.recover_journal(&self.options.journal_dir()).await
+    }
+
+    /// [`OverwriteFlow::recover`] with the journal in `dir`.
+    pub(crate) async fn recover_journal(&self, dir: &Path) -> Result<u64> {
+        let journal = Journal::open(dir)?;
         let pending = journal.pending()?;
         if pending.is_empty() {
             journal.clear()?;
@@ -415,7 +429,8 @@ impl OverwriteFlow {
         Ok(done.len() as u64)
     }
 
-    /// Processes the backlog written by [`OverwriteFlow::scan`] with the worker pool.
+    /// Processes the backlog written by [`OverwriteFlow::scan`] with the worker pool (see
+    /// [`OverwriteFlow::process_from`]).
     pub async fn process(
         &self,
         cancel: &CancellationToken,
@@ -433,7 +448,7 @@ impl OverwriteFlow {
     /// once. Results go to one committer, which handles them in groups: one flush of the
     /// journal, the new contents and the status store covers a whole group. At most four
     /// batches are in flight.
-    pub async fn process_from(
+    pub(crate) async fn process_held(
         &self,
         start_at: u64,
         cancel: &CancellationToken,
@@ -460,6 +475,7 @@ impl OverwriteFlow {
             links_read_only: self.target.is_none() && self.options.walk.follow_symlinks,
             local_target: self.target.as_ref().and_then(Storage::local_files),
             status: self.status.clone(),
+            claims: self.lease.member(),
             process: self.process.clone(),
             retry: self.options.retry.clone(),
             journal: Journal::open(self.options.journal_dir())?,
@@ -482,7 +498,11 @@ impl OverwriteFlow {
                 progress,
             },
         });
-        let batch_size = self.options.batch_size.max(1);
+        // Cooperating runs claim small batches, so that they interleave.
+        let batch_size = match self.options.cooperate {
+            true => self.options.batch_size.min(concurrency * 2).max(1),
+            false => self.options.batch_size.max(1),
+        };
         let (commits, commit_queue) = mpsc::channel::<Pending>(WINDOW_BATCHES * batch_size);
         let committer = tokio::spawn(committer(
             Arc::clone(&ctx),
@@ -614,6 +634,8 @@ struct Ctx {
     /// through a symbolic link is not written.
     local_target: Option<LocalFiles>,
     status: Arc<dyn StatusStore>,
+    /// A cooperating run's registration: files are claimed and recorded with it.
+    claims: Option<crate::status_store::Lease>,
     process: Arc<dyn ProcessFn>,
     retry: RetryPolicy,
     journal: Journal,
@@ -710,23 +732,20 @@ impl Ctx {
                 _ => None,
             })
             .collect();
-        let mut needed = self
-            .status
-            .needs_processing(present)
-            .await?
-            .into_iter()
-            .peekable();
+        let mut needed = self.status.needs_processing(present).await?;
+        if let Some(me) = &self.claims {
+            let local = self.local_source.clone();
+            needed = crate::cooperate::claim(&self.status, me, needed, local).await?;
+        }
+        let mut needed = needed.into_iter().peekable();
         Ok(now
             .into_iter()
             .map(|checked| match checked {
-                Checked::Process(file) => {
-                    if needed.peek().is_some_and(|n| n.path == file.path) {
-                        needed.next();
-                        Checked::Process(file)
-                    } else {
-                        Checked::Skip(file)
-                    }
-                }
+                // As the check saw it (read again after a claim).
+                Checked::Process(file) => match needed.next_if(|n| n.path == file.path) {
+                    Some(now) => Checked::Process(now),
+                    None => Checked::Skip(file),
+                },
                 other => other,
             })
             .collect())
@@ -1076,7 +1095,15 @@ impl Ctx {
         }
         let replace_ms = started.elapsed().as_secs_f64() * 1e3;
         // Recorded durably before the journal forgets the files.
-        self.status.report_done_all(&done).await?;
+        let taken =
+            crate::cooperate::record_done(&self.status, self.claims.as_ref(), &mut done).await?;
+        for file in taken {
+            let message = format!(
+                "`{}` was replaced, but another run had taken its claim meanwhile: it may be transformed again",
+                file.path
+            );
+            outcomes.push((file, Outcome::Failed(message)));
+        }
         tracing::debug!(
             done = done.len(),
             failed = outcomes.len(),
@@ -1339,7 +1366,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Removes everything in `dir` (creating it if missing): temporary files of a crashed run.
 /// The old directory is first moved aside, so that a file appearing in it meanwhile cannot
 /// make the removal fail; what cannot be removed is left (and tried again next time).
-fn empty_dir(dir: &Path) -> Result<()> {
+pub(crate) fn empty_dir(dir: &Path) -> Result<()> {
     let io = |err| Error::io(format_args!("work directory `{}`", dir.display()), err);
     let name = dir
         .file_name()

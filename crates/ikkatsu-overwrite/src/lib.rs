@@ -45,9 +45,11 @@
 
 pub mod backlog;
 pub mod config;
+pub mod cooperate;
 pub mod flow;
 pub mod journal;
 mod links;
+pub mod lease;
 pub mod process_fn;
 pub mod status_store;
 pub mod step;
@@ -61,14 +63,15 @@ pub use flow::{
     Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
     REMOTE_CONCURRENCY, ScanSummary,
 };
+pub use lease::{ALREADY_RUNNING, DEFAULT_LEASE_TTL};
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
 #[cfg(feature = "embedded")]
 pub use status_store::EmbeddedStatusStore;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use status_store::SqlStatusStore;
 pub use status_store::{
-    FileState, FileStatus, MemoryStatusStore, StatusCounts, StatusStore, StatusStoreOptions,
-    StatusStoreUrl, changed_since, mask_url, open_status_store,
+    Claimed, FileState, FileStatus, Lease, LeaseAttempt, MemoryStatusStore, StatusCounts,
+    StatusStore, StatusStoreOptions, StatusStoreUrl, changed_since, mask_url, open_status_store,
 };
 #[cfg(feature = "redis")]
 pub use status_store::{

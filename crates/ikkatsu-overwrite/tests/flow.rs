@@ -497,6 +497,26 @@ impl StatusStore for LosesReports {
     async fn clear(&self) -> ikkatsu_core::Result<()> {
         self.inner.clear().await
     }
+
+    async fn acquire_lease(
+        &self,
+        me: &ikkatsu_overwrite::Lease,
+        take_over: Option<&str>,
+    ) -> ikkatsu_core::Result<ikkatsu_overwrite::LeaseAttempt> {
+        self.inner.acquire_lease(me, take_over).await
+    }
+
+    async fn renew_lease(&self, me: &ikkatsu_overwrite::Lease) -> ikkatsu_core::Result<bool> {
+        self.inner.renew_lease(me).await
+    }
+
+    async fn release_lease(&self, token: &str) -> ikkatsu_core::Result<()> {
+        self.inner.release_lease(token).await
+    }
+
+    async fn lease(&self) -> ikkatsu_core::Result<Option<ikkatsu_overwrite::Lease>> {
+        self.inner.lease().await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

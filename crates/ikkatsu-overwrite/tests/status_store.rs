@@ -135,6 +135,7 @@ mod embedded {
         .unwrap();
         assert!(err.to_string().contains("s.redb"), "{err}");
         assert!(err.to_string().contains("one process at a time"), "{err}");
+        assert_eq!(err.kind(), ikkatsu_core::ErrorKind::AlreadyRunning, "{err}");
         drop(store);
         let again = ikkatsu_overwrite::open_status_store(
             &format!("file://{}", path.display()),
@@ -209,21 +210,30 @@ mod redis_backend {
     async fn delete_keys(url: &str, tag: &str) -> redis::RedisResult<()> {
         let client = redis::Client::open(url)?;
         let mut connection = client.get_multiplexed_async_connection().await?;
-        let pattern = format!("ikkatsu:{tag}-*");
+        for pattern in [format!("ikkatsu:{tag}-*"), format!("ikkatsu-*:{tag}-*")] {
+            delete_matching(&mut connection, &pattern).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_matching(
+        connection: &mut redis::aio::MultiplexedConnection,
+        pattern: &str,
+    ) -> redis::RedisResult<()> {
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000)
-                .query_async(&mut connection)
+                .query_async(connection)
                 .await?;
             if !keys.is_empty() {
                 redis::cmd("DEL")
                     .arg(keys)
-                    .query_async::<()>(&mut connection)
+                    .query_async::<()>(connection)
                     .await?;
             }
             if next == 0 {

@@ -14,6 +14,13 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use ikkatsu_overwrite::{FileState, StatusCounts, StatusStore};
 use ikkatsu_storage::FileInfo;
 
+mod lease;
+pub use lease::{
+    claims_split_the_work, concurrent_acquires_one_wins, expired_lease_is_taken_over,
+    expired_run_claims_are_taken_over, lease_is_exclusive, leases_are_per_namespace,
+    named_lease_is_taken_over,
+};
+
 /// Opens stores of the backend under test.
 #[async_trait]
 pub trait StatusStoreFactory: Send + Sync {
@@ -44,7 +51,14 @@ macro_rules! status_store_behaviours {
             paths_are_exact,
             large_batch,
             done_in_groups,
-            persists_across_reopen
+            persists_across_reopen,
+            lease_is_exclusive,
+            expired_lease_is_taken_over,
+            named_lease_is_taken_over,
+            leases_are_per_namespace,
+            concurrent_acquires_one_wins,
+            claims_split_the_work,
+            expired_run_claims_are_taken_over
         );
     };
 }
@@ -64,6 +78,13 @@ pub async fn run_all(factory: &dyn StatusStoreFactory) {
     large_batch(factory).await;
     done_in_groups(factory).await;
     persists_across_reopen(factory).await;
+    lease_is_exclusive(factory).await;
+    expired_lease_is_taken_over(factory).await;
+    named_lease_is_taken_over(factory).await;
+    leases_are_per_namespace(factory).await;
+    concurrent_acquires_one_wins(factory).await;
+    claims_split_the_work(factory).await;
+    expired_run_claims_are_taken_over(factory).await;
 }
 
 fn time(seconds: i64) -> DateTime<Utc> {

@@ -9,13 +9,57 @@ use ikkatsu_core::{Error, ErrorKind, Result};
 use ikkatsu_storage::FileInfo;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::lease::{attempt, decide};
 use super::{
-    FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, decode_status,
-    encode_status, store_error,
+    FileState, FileStatus, Lease, LeaseAttempt, StatusCounts, StatusStore, StatusStoreOptions,
+    decode_status, encode_status, store_error,
 };
 
 /// Key: (namespace, source path); value: the [`FileStatus`] as compact JSON.
 const TABLE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ikkatsu_file_status");
+
+/// Key: namespace; value: its run [`Lease`] as compact JSON.
+const LEASES: TableDefinition<&str, &str> = TableDefinition::new("ikkatsu_status_lease");
+
+/// The file beside the database naming the process that has it open (the last lease it
+/// took or renewed, as JSON), so that a second process refused by the file lock can say
+/// who holds it.
+fn holder_file(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".holder");
+    PathBuf::from(name)
+}
+
+/// Writes the holder file (best effort: it only serves messages).
+fn write_holder(path: &Path, lease: &Lease) {
+    let Ok(json) = lease.to_json() else { return };
+    let file = holder_file(path);
+    let mut temp = file.as_os_str().to_os_string();
+    temp.push(format!(".{}", std::process::id()));
+    let temp = PathBuf::from(temp);
+    if std::fs::write(&temp, json).is_ok() && std::fs::rename(&temp, &file).is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+}
+
+/// The refusal of a second process: the file is locked by the process named in the holder
+/// file, if any.
+fn already_open(describe: &str, path: &Path, err: redb::DatabaseError) -> Error {
+    let holder = std::fs::read_to_string(holder_file(path))
+        .ok()
+        .and_then(|text| Lease::from_json(describe, &text).ok());
+    let who = match holder {
+        Some(lease) => lease.describe_holder(),
+        None => "another process (the holder did not name itself)".to_string(),
+    };
+    Error::new(
+        ErrorKind::AlreadyRunning,
+        format!(
+            "already running: status store {describe} is open in {who}; one process at a time may use an embedded store: wait for that run to finish, or use a Redis, PostgreSQL or MySQL status store to share one between processes"
+        ),
+    )
+    .with_source(err)
+}
 
 /// A status store in a redb database file (URL `redb:///PATH`, `file:///PATH` or a plain
 /// path): persistent, transactional, no server. One process at a time may open the file.
@@ -62,26 +106,27 @@ impl EmbeddedStatusStore {
                     )
                 })?;
             }
-            let db = Database::create(&open_path).map_err(|err| {
-                let hint = match err {
-                    redb::DatabaseError::DatabaseAlreadyOpen => {
-                        " (another process or store has it open: one process at a time)"
-                    }
-                    _ => "",
-                };
-                Error::new(
+            let db = Database::create(&open_path).map_err(|err| match err {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    already_open(&open_describe, &open_path, err)
+                }
+                _ => Error::new(
                     ErrorKind::Repository,
-                    format!("status store {open_describe}: opening the file{hint}: {err}"),
+                    format!("status store {open_describe}: opening the file: {err}"),
                 )
-                .with_source(err)
+                .with_source(err),
             })?;
             let txn = db
                 .begin_write()
                 .map_err(|err| store_error(&open_describe, "creating the table", err, false))?;
             txn.open_table(TABLE)
                 .map_err(|err| store_error(&open_describe, "creating the table", err, false))?;
+            txn.open_table(LEASES)
+                .map_err(|err| store_error(&open_describe, "creating the table", err, false))?;
             txn.commit()
                 .map_err(|err| store_error(&open_describe, "creating the table", err, false))?;
+            // This process has the file now: a holder file left by an earlier one is stale.
+            let _ = std::fs::remove_file(holder_file(&open_path));
             Ok(db)
         })
         .await?;
@@ -148,6 +193,29 @@ impl EmbeddedStatusStore {
             let txn = db.begin_write().map_err(|e| scope.fail(e))?;
             let out = {
                 let mut table = txn.open_table(TABLE).map_err(|e| scope.fail(e))?;
+                work(&scope, &mut table)?
+            };
+            txn.commit().map_err(|e| scope.fail(e))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `work` on the lease table in a write transaction, committed when `work`
+    /// succeeds, off the async threads.
+    async fn write_lease<T, F>(&self, what: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Scope, &mut redb::Table<'_, &'static str, &'static str>) -> Result<T>
+            + Send
+            + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        let scope = self.scope(what);
+        blocking(&self.describe, move || {
+            let txn = db.begin_write().map_err(|e| scope.fail(e))?;
+            let out = {
+                let mut table = txn.open_table(LEASES).map_err(|e| scope.fail(e))?;
                 work(&scope, &mut table)?
             };
             txn.commit().map_err(|e| scope.fail(e))?;
@@ -358,6 +426,99 @@ impl StatusStore for EmbeddedStatusStore {
                     .map_err(|e| scope.fail(e))?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn acquire_lease(&self, me: &Lease, take_over: Option<&str>) -> Result<LeaseAttempt> {
+        let lease = me.clone();
+        let take_over = take_over.map(str::to_string);
+        let decision = self
+            .write_lease("taking the run lease", move |scope, table| {
+                let current = match table
+                    .get(scope.namespace.as_str())
+                    .map_err(|e| scope.fail(e))?
+                {
+                    Some(value) => Some(Lease::from_json(&scope.describe, value.value())?),
+                    None => None,
+                };
+                let decision = decide(&lease, current, take_over.as_deref(), Utc::now());
+                if decision.is_ok() {
+                    let json = lease.to_json()?;
+                    table
+                        .insert(scope.namespace.as_str(), json.as_str())
+                        .map_err(|e| scope.fail(e))?;
+                }
+                Ok(decision)
+            })
+            .await?;
+        if decision.is_ok() {
+            write_holder(&self.path, me);
+        }
+        Ok(attempt(decision))
+    }
+
+    async fn renew_lease(&self, me: &Lease) -> Result<bool> {
+        let lease = me.clone();
+        let renewed = self
+            .write_lease("renewing the run lease", move |scope, table| {
+                let ours = match table
+                    .get(scope.namespace.as_str())
+                    .map_err(|e| scope.fail(e))?
+                {
+                    Some(value) => {
+                        Lease::from_json(&scope.describe, value.value())?.token == lease.token
+                    }
+                    None => false,
+                };
+                if ours {
+                    let json = lease.to_json()?;
+                    table
+                        .insert(scope.namespace.as_str(), json.as_str())
+                        .map_err(|e| scope.fail(e))?;
+                }
+                Ok(ours)
+            })
+            .await?;
+        if renewed {
+            write_holder(&self.path, me);
+        }
+        Ok(renewed)
+    }
+
+    async fn release_lease(&self, token: &str) -> Result<()> {
+        let token = token.to_string();
+        self.write_lease("releasing the run lease", move |scope, table| {
+            let ours = match table
+                .get(scope.namespace.as_str())
+                .map_err(|e| scope.fail(e))?
+            {
+                Some(value) => Lease::from_json(&scope.describe, value.value())?.token == token,
+                None => false,
+            };
+            if ours {
+                table
+                    .remove(scope.namespace.as_str())
+                    .map_err(|e| scope.fail(e))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease(&self) -> Result<Option<Lease>> {
+        let db = Arc::clone(&self.db);
+        let scope = self.scope("reading the run lease");
+        blocking(&self.describe, move || {
+            let txn = db.begin_read().map_err(|e| scope.fail(e))?;
+            let table = txn.open_table(LEASES).map_err(|e| scope.fail(e))?;
+            match table
+                .get(scope.namespace.as_str())
+                .map_err(|e| scope.fail(e))?
+            {
+                Some(value) => Ok(Some(Lease::from_json(&scope.describe, value.value())?)),
+                None => Ok(None),
+            }
         })
         .await
     }

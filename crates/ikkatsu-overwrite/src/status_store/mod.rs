@@ -25,6 +25,13 @@
 //!
 //! The error count counts the failures since the last success: [`StatusStore::report_done`]
 //! resets it.
+//!
+//! ## The run lease
+//!
+//! Each namespace also has a run lease ([`Lease`]): which process runs the flow now, with
+//! its host, pid and last heartbeat. [`StatusStore::acquire_lease`] takes it atomically
+//! when it is free, expired or named for a takeover; the overwrite flow holds it from its
+//! scan to its end (see [`crate::lease`]).
 
 use std::sync::Arc;
 
@@ -36,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "embedded")]
 mod embedded;
+mod lease;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -46,6 +54,7 @@ mod sql;
 
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStatusStore;
+pub use lease::{Lease, LeaseAttempt};
 pub use memory::MemoryStatusStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStatusStore;
@@ -282,13 +291,91 @@ pub trait StatusStore: Send + Sync {
     /// The store's location for messages (URL with secrets masked).
     fn describe(&self) -> String;
 
-    /// Removes every record of this namespace (for tests and `--reset`).
+    /// Removes every record of this namespace (for tests and `--reset`). The run lease
+    /// stays.
     async fn clear(&self) -> Result<()>;
+
+    /// Takes the run lease of this namespace for `me`, atomically: when there is none, when
+    /// the one there is `me`'s (same token), has expired (its heartbeat is older than its
+    /// time to live), or is the one whose token is `take_over` (a holder known to be gone).
+    /// Otherwise the lease is left alone and its holder returned.
+    async fn acquire_lease(&self, me: &Lease, take_over: Option<&str>) -> Result<LeaseAttempt>;
+
+    /// Renews `me` (its heartbeat and time to live as given) if it still holds the lease;
+    /// false when it does not (it expired and another run took it, or it was released).
+    async fn renew_lease(&self, me: &Lease) -> Result<bool>;
+
+    /// Releases the lease if the run with `token` holds it.
+    async fn release_lease(&self, token: &str) -> Result<()>;
+
+    /// The lease record of this namespace, expired or not.
+    async fn lease(&self) -> Result<Option<Lease>>;
+
+    /// Whether the store shares a flow's work between cooperating runs (the claim
+    /// operations below). Stores that cannot answer every claim operation with an error.
+    fn supports_claims(&self) -> bool {
+        false
+    }
+
+    /// Registers the cooperating run `me` (or renews it: its heartbeat and time to live as
+    /// given). Returns false when renewing a run that is no longer registered (it was
+    /// evicted as gone).
+    async fn join_run(&self, me: &Lease, renew: bool) -> Result<bool> {
+        let _ = (me, renew);
+        Err(no_claims(self.describe()))
+    }
+
+    /// The cooperating runs registered in this namespace, expired or not.
+    async fn runs(&self) -> Result<Vec<Lease>> {
+        Err(no_claims(self.describe()))
+    }
+
+    /// Unregisters the run with `token` and drops its claims.
+    async fn leave_run(&self, token: &str) -> Result<()> {
+        let _ = token;
+        Err(no_claims(self.describe()))
+    }
+
+    /// Claims `files` for `me`, atomically per file: a file is granted when it has no
+    /// claim, the claim is `me`'s, or its run has expired. Returns the granted files in
+    /// order, each with the file as claimed by the expired run it was taken from, if any
+    /// (that run may have written the file before it died).
+    async fn claim(&self, me: &Lease, files: Vec<FileInfo>) -> Result<Vec<Claimed>> {
+        let _ = (me, files);
+        Err(no_claims(self.describe()))
+    }
+
+    /// [`StatusStore::report_done_all`] for the files still claimed by `token` (fencing),
+    /// dropping their claims, in one atomic step. Returns the paths not recorded because
+    /// their claim was taken by another run.
+    async fn report_done_claimed(
+        &self,
+        token: &str,
+        done: &[(FileInfo, FileInfo)],
+    ) -> Result<Vec<String>> {
+        let _ = (token, done);
+        Err(no_claims(self.describe()))
+    }
 
     /// Releases connections and files. The store must not be used afterwards.
     async fn close(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// A file granted by [`StatusStore::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The file as given.
+    pub file: FileInfo,
+    /// The file as an expired run claimed it, when the claim was taken from one.
+    pub taken_from: Option<FileInfo>,
+}
+
+fn no_claims(describe: String) -> Error {
+    Error::config(format!(
+        "status store {describe} cannot share a flow's work between runs (--cooperate): use a Redis, PostgreSQL or MySQL store, or run without --cooperate"
+    ))
 }
 
 /// The backend a status store URL selects.

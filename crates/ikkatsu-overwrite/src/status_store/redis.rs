@@ -11,12 +11,59 @@ use ikkatsu_core::{Error, ErrorKind, Result};
 use ikkatsu_storage::FileInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+mod claims;
+
 use super::redis_connection::{
     CLUSTER_SCHEME, ClusterUrl, KeyLayout, REPLICA_WAIT_MS, RedisConnection,
 };
 use super::{
-    FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, mask_url, store_error,
+    Claimed, FileState, FileStatus, Lease, LeaseAttempt, StatusCounts, StatusStore,
+    StatusStoreOptions, mask_url, store_error,
 };
+
+/// How long a run lease's key outlives its time to live: an expired lease stays readable
+/// (and is reported when replaced) for a week, then Redis drops it.
+const LEASE_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// Takes the run lease (a hash `token`/`holder`/`expires`, the expiry in Unix
+/// milliseconds): when there is none, it has expired (ARGV[5] is now), it is ours
+/// (ARGV[2]) or it is the one named for a takeover (ARGV[3]). ARGV[1] is the new holder,
+/// ARGV[4] its expiry, ARGV[6] how long Redis keeps the key. Returns
+/// `{1, replaced holder or ''}` or `{0, current holder}`.
+const ACQUIRE_LEASE: &str = r"
+local token = redis.call('HGET', KEYS[1], 'token')
+local holder = redis.call('HGET', KEYS[1], 'holder')
+local expires = tonumber(redis.call('HGET', KEYS[1], 'expires') or '0') or 0
+if token and token ~= ARGV[2] and token ~= ARGV[3] and expires >= tonumber(ARGV[5]) then
+  return {0, holder or ''}
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'holder', ARGV[1], 'expires', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if token and token ~= ARGV[2] then
+  return {1, holder or ''}
+end
+return {1, ''}
+";
+
+/// Renews the run lease if the token (ARGV[2]) holds it: 1, else 0. ARGV[1] is the
+/// holder, ARGV[3] its new expiry, ARGV[4] how long Redis keeps the key.
+const RENEW_LEASE: &str = r"
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'expires', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+";
+
+/// Deletes the run lease if the token (ARGV[1]) holds it.
+const RELEASE_LEASE: &str = r"
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 /// The hash fields, in the order `HMGET` asks for them.
 const FIELDS: [&str; 6] = ["state", "uploaded", "failed", "errors", "error", "updated"];
@@ -169,6 +216,12 @@ impl RedisStatusStore {
             wait_replicas: 0,
             options,
         })
+    }
+
+    /// The key of this namespace's run lease (outside the records' prefix, so that
+    /// counting and clearing the records leave it alone).
+    pub fn lease_key(&self) -> String {
+        format!("ikkatsu-lease:{}", self.options.namespace)
     }
 
     /// The key of the file at `path`.
@@ -439,5 +492,105 @@ impl StatusStore for RedisStatusStore {
             }
         }
         Ok(())
+    }
+
+    async fn acquire_lease(&self, me: &Lease, take_over: Option<&str>) -> Result<LeaseAttempt> {
+        let mut connection = self.connection.clone();
+        let (acquired, holder): (i64, String) = redis::Script::new(ACQUIRE_LEASE)
+            .key(self.lease_key())
+            .arg(me.to_json()?)
+            .arg(&me.token)
+            .arg(take_over.unwrap_or(""))
+            .arg(me.expires().timestamp_millis())
+            .arg(Utc::now().timestamp_millis())
+            .arg(me.ttl_ms.saturating_add(LEASE_KEEP_MS))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|err| self.error("taking the run lease", err))?;
+        let holder = if holder.is_empty() {
+            None
+        } else {
+            Some(Lease::from_json(&self.describe, &holder)?)
+        };
+        Ok(match (acquired, holder) {
+            (1, replaced) => LeaseAttempt::Acquired { replaced },
+            (_, Some(holder)) => LeaseAttempt::Held(holder),
+            (_, None) => {
+                return Err(Error::new(
+                    ErrorKind::Parse,
+                    format!(
+                        "status store {}: the run lease `{}` has no holder",
+                        self.describe,
+                        self.lease_key()
+                    ),
+                ));
+            }
+        })
+    }
+
+    async fn renew_lease(&self, me: &Lease) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        let renewed: i64 = redis::Script::new(RENEW_LEASE)
+            .key(self.lease_key())
+            .arg(me.to_json()?)
+            .arg(&me.token)
+            .arg(me.expires().timestamp_millis())
+            .arg(me.ttl_ms.saturating_add(LEASE_KEEP_MS))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|err| self.error("renewing the run lease", err))?;
+        Ok(renewed == 1)
+    }
+
+    async fn release_lease(&self, token: &str) -> Result<()> {
+        let mut connection = self.connection.clone();
+        redis::Script::new(RELEASE_LEASE)
+            .key(self.lease_key())
+            .arg(token)
+            .invoke_async::<i64>(&mut connection)
+            .await
+            .map_err(|err| self.error("releasing the run lease", err))?;
+        Ok(())
+    }
+
+    async fn lease(&self) -> Result<Option<Lease>> {
+        let mut connection = self.connection.clone();
+        let holder: Option<String> = redis::cmd("HGET")
+            .arg(self.lease_key())
+            .arg("holder")
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| self.error("reading the run lease", err))?;
+        holder
+            .map(|text| Lease::from_json(&self.describe, &text))
+            .transpose()
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+
+    async fn join_run(&self, me: &Lease, renew: bool) -> Result<bool> {
+        self.redis_join_run(me, renew).await
+    }
+
+    async fn runs(&self) -> Result<Vec<Lease>> {
+        self.redis_runs().await
+    }
+
+    async fn leave_run(&self, token: &str) -> Result<()> {
+        self.redis_leave_run(token).await
+    }
+
+    async fn claim(&self, me: &Lease, files: Vec<FileInfo>) -> Result<Vec<Claimed>> {
+        self.redis_claim(me, files).await
+    }
+
+    async fn report_done_claimed(
+        &self,
+        token: &str,
+        done: &[(FileInfo, FileInfo)],
+    ) -> Result<Vec<String>> {
+        self.redis_report_done_claimed(token, done).await
     }
 }

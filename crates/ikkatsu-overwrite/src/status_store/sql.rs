@@ -11,10 +11,13 @@ use ikkatsu_storage::FileInfo;
 use sqlx::{Connection, Row};
 
 use super::{
-    FileState, FileStatus, StatusCounts, StatusStore, StatusStoreOptions, StatusStoreUrl, mask_url,
+    Claimed, FileState, FileStatus, Lease, LeaseAttempt, StatusCounts, StatusStore,
+    StatusStoreOptions, StatusStoreUrl, mask_url,
 };
 
 mod connect;
+mod claims;
+mod lease;
 
 /// The table holding the status store's migration history (sqlx's format), distinct from
 /// the job repository's `ikkatsu_schema_migrations`.
@@ -189,6 +192,54 @@ fn my_row(row: &sqlx::mysql::MySqlRow) -> std::result::Result<RawRow, sqlx::Erro
     })
 }
 
+/// The upsert recording `rows` (path, uploaded file info as JSON) as done on PostgreSQL.
+#[cfg(feature = "postgres")]
+fn pg_done(
+    namespace: &str,
+    rows: &[(&str, String)],
+    now: DateTime<Utc>,
+) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(DONE_UPSERT);
+    query.push_values(rows.iter(), |mut row, (path, uploaded)| {
+        row.push_bind(namespace)
+            .push_bind(*path)
+            .push("'done'")
+            .push_bind(uploaded.as_str())
+            .push("NULL, 0, NULL")
+            .push_bind(now);
+    });
+    query.push(
+        " ON CONFLICT (namespace, path) DO UPDATE SET state = 'done', \
+         uploaded = EXCLUDED.uploaded, failed = NULL, error_count = 0, \
+         last_error = NULL, updated_at = EXCLUDED.updated_at",
+    );
+    query
+}
+
+/// The upsert recording `rows` (path, uploaded file info as JSON) as done on MySQL.
+#[cfg(feature = "mysql")]
+fn my_done(
+    namespace: &str,
+    rows: &[(&str, String)],
+    now: DateTime<Utc>,
+) -> sqlx::QueryBuilder<sqlx::MySql> {
+    let mut query = sqlx::QueryBuilder::<sqlx::MySql>::new(DONE_UPSERT);
+    query.push_values(rows.iter(), |mut row, (path, uploaded)| {
+        row.push_bind(namespace.as_bytes())
+            .push_bind(path.as_bytes())
+            .push("'done'")
+            .push_bind(uploaded.as_str())
+            .push("NULL, 0, NULL")
+            .push_bind(now.naive_utc());
+    });
+    query.push(
+        " ON DUPLICATE KEY UPDATE state = 'done', uploaded = VALUES(uploaded), \
+         failed = NULL, error_count = 0, last_error = NULL, \
+         updated_at = VALUES(updated_at)",
+    );
+    query
+}
+
 impl SqlStatusStore {
     /// Records every `(source, uploaded)` pair as done: one multi-row upsert per
     /// [`DONE_ROWS_PER_STATEMENT`] pairs, in one transaction when there are several.
@@ -224,44 +275,12 @@ impl SqlStatusStore {
         match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(pool) => {
-                let build = |rows: &[(&str, String)]| {
-                    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(DONE_UPSERT);
-                    query.push_values(rows.iter(), |mut row, (path, uploaded)| {
-                        row.push_bind(namespace)
-                            .push_bind(*path)
-                            .push("'done'")
-                            .push_bind(uploaded.as_str())
-                            .push("NULL, 0, NULL")
-                            .push_bind(now);
-                    });
-                    query.push(
-                        " ON CONFLICT (namespace, path) DO UPDATE SET state = 'done', \
-                         uploaded = EXCLUDED.uploaded, failed = NULL, error_count = 0, \
-                         last_error = NULL, updated_at = EXCLUDED.updated_at",
-                    );
-                    query
-                };
+                let build = |rows: &[(&str, String)]| pg_done(namespace, rows, now);
                 run!(pool, build);
             }
             #[cfg(feature = "mysql")]
             Pool::MySql(pool) => {
-                let build = |rows: &[(&str, String)]| {
-                    let mut query = sqlx::QueryBuilder::<sqlx::MySql>::new(DONE_UPSERT);
-                    query.push_values(rows.iter(), |mut row, (path, uploaded)| {
-                        row.push_bind(namespace.as_bytes())
-                            .push_bind(path.as_bytes())
-                            .push("'done'")
-                            .push_bind(uploaded.as_str())
-                            .push("NULL, 0, NULL")
-                            .push_bind(now.naive_utc());
-                    });
-                    query.push(
-                        " ON DUPLICATE KEY UPDATE state = 'done', uploaded = VALUES(uploaded), \
-                         failed = NULL, error_count = 0, last_error = NULL, \
-                         updated_at = VALUES(updated_at)",
-                    );
-                    query
-                };
+                let build = |rows: &[(&str, String)]| my_done(namespace, rows, now);
                 run!(pool, build);
             }
         }
@@ -624,6 +643,50 @@ impl StatusStore for SqlStatusStore {
                 .map(drop),
         }
         .map_err(|err| self.error("clearing the namespace", err))
+    }
+
+    async fn acquire_lease(&self, me: &Lease, take_over: Option<&str>) -> Result<LeaseAttempt> {
+        self.sql_acquire_lease(me, take_over).await
+    }
+
+    async fn renew_lease(&self, me: &Lease) -> Result<bool> {
+        self.sql_renew_lease(me).await
+    }
+
+    async fn release_lease(&self, token: &str) -> Result<()> {
+        self.sql_release_lease(token).await
+    }
+
+    async fn lease(&self) -> Result<Option<Lease>> {
+        self.sql_lease().await
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+
+    async fn join_run(&self, me: &Lease, renew: bool) -> Result<bool> {
+        self.sql_join_run(me, renew).await
+    }
+
+    async fn runs(&self) -> Result<Vec<Lease>> {
+        self.sql_runs().await
+    }
+
+    async fn leave_run(&self, token: &str) -> Result<()> {
+        self.sql_leave_run(token).await
+    }
+
+    async fn claim(&self, me: &Lease, files: Vec<FileInfo>) -> Result<Vec<Claimed>> {
+        self.sql_claim(me, files).await
+    }
+
+    async fn report_done_claimed(
+        &self,
+        token: &str,
+        done: &[(FileInfo, FileInfo)],
+    ) -> Result<Vec<String>> {
+        self.sql_report_done_claimed(token, done).await
     }
 
     async fn close(&self) -> Result<()> {
