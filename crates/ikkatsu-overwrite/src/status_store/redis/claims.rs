@@ -250,16 +250,10 @@ impl RedisStatusStore {
         token: &str,
         done: &[(FileInfo, FileInfo)],
     ) -> Result<Vec<String>> {
-        let claims_script = |code: &'static str| {
-            let mut invocation = redis::Script::new(code).key(self.coop_key("claims"));
-            invocation.arg(token);
-            for (source, _) in done {
-                invocation.arg(&source.path);
-            }
-            invocation
-        };
+        let (held_code, release_code) = (redis::Script::new(HELD), redis::Script::new(RELEASE));
+        let claims_script = |code| self.claims_invocation(code, token, done);
         let mut connection = self.connection.clone();
-        let held: std::collections::HashSet<String> = claims_script(HELD)
+        let held: std::collections::HashSet<String> = claims_script(&held_code)
             .invoke_async::<Vec<String>>(&mut connection)
             .await
             .map_err(|err| self.error("checking claimed files", err))?
@@ -270,10 +264,25 @@ impl RedisStatusStore {
             .cloned()
             .partition(|(source, _)| held.contains(&source.path));
         self.record_done(&ours, "recording claimed files").await?;
-        claims_script(RELEASE)
+        claims_script(&release_code)
             .invoke_async::<i64>(&mut connection)
             .await
             .map_err(|err| self.error("releasing claimed files", err))?;
         Ok(lost.into_iter().map(|(source, _)| source.path).collect())
+    }
+
+    /// `code` on the claims key with the token and the paths of `done` as arguments.
+    fn claims_invocation<'a>(
+        &self,
+        code: &'a redis::Script,
+        token: &str,
+        done: &[(FileInfo, FileInfo)],
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = code.key(self.coop_key("claims"));
+        invocation.arg(token);
+        for (source, _) in done {
+            invocation.arg(&source.path);
+        }
+        invocation
     }
 }
