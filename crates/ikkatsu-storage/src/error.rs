@@ -166,6 +166,8 @@ fn classify_one<'a>(
                 )));
             }
             FtpError::SecureError(text) => return Some(Cause::Tls(text.clone())),
+            // The I/O error is not the FTP error's source: look at it too.
+            FtpError::ConnectionError(io) => stack.push(io),
             _ => {}
         }
     }
@@ -213,7 +215,22 @@ fn classify_text(text: &str, found: &mut Option<Cause>) {
         *found = Some(Cause::HostKey(short()));
     } else if text.contains(AUTH_MARK) || lower.contains("permission denied (publickey") {
         *found = Some(Cause::Auth(short()));
+    } else if found.is_none() && is_name_resolution_failure(&lower) {
+        *found = Some(Cause::Connection(short()));
     }
+}
+
+/// Whether a (lower-case) message says that the server's host name could not be resolved.
+fn is_name_resolution_failure(lower: &str) -> bool {
+    [
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated with hostname",
+        "temporary failure in name resolution",
+        "dns error",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
 }
 
 #[cfg(test)]
@@ -268,6 +285,35 @@ mod tests {
         );
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
         assert!(err.message().contains("ca-file"), "{}", err.message());
+    }
+
+    #[test]
+    fn unresolvable_host_and_ftp_connection_errors_cannot_reach_the_server() {
+        let dns = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        let err = parse_error(
+            opendal::Error::new(Od::Unexpected, "ssh error").set_source(dns),
+            "list",
+            "",
+            "sftp://no-such-host.invalid/x",
+        );
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(err.is_temporary());
+        assert!(err.message().contains("cannot reach"), "{}", err.message());
+
+        #[cfg(feature = "ftp")]
+        {
+            let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+            let err = parse_error(
+                opendal::Error::new(Od::Unexpected, "ftp error")
+                    .set_source(suppaftp::FtpError::ConnectionError(io)),
+                "list",
+                "",
+                "ftp://h",
+            );
+            assert!(err.message().contains("cannot reach"), "{}", err.message());
+        }
     }
 
     #[test]

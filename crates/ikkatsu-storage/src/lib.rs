@@ -57,6 +57,7 @@ mod local_walk;
 mod objects;
 mod path;
 mod storage;
+mod tree;
 mod url;
 mod walk;
 

@@ -57,7 +57,9 @@ impl Storage {
 
     /// The files in the directory `dir` (`""` for the root; with or without a trailing `/`),
     /// and with `recursive` in all its subdirectories, as a stream in the backend's order
-    /// (sort them when the order matters). A missing directory yields nothing. Unlike
+    /// (sort them when the order matters). A missing directory yields nothing; a listing
+    /// that fails after the storage's retries is an `Err` item that ends the stream (see
+    /// [`Storage::walk`]). Unlike
     /// [`Storage::walk`], listing starts at `dir`, so a prefix of a large bucket is listed
     /// without listing the rest.
     pub fn list(&self, dir: &str, recursive: bool) -> Result<BoxStream<'static, Result<FileInfo>>> {
@@ -71,54 +73,33 @@ impl Storage {
             format!("{dir}/")
         };
         let storage = self.clone();
-        let listing = futures::stream::once(async move {
-            let lister = match storage
-                .operator()
-                .lister_with(&dir)
-                .recursive(recursive)
-                .await
-            {
-                Ok(lister) => lister,
-                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
-                    return Ok(futures::stream::empty().boxed());
-                }
-                Err(e) => return Err(parse_error(e, "list", &dir, storage.url())),
-            };
-            let url = storage.url().to_string();
-            let dir_for_errors = dir.clone();
-            let entries = lister
-                .map_err(move |e| parse_error(e, "list", &dir_for_errors, &url))
-                .try_filter_map(move |entry| {
-                    let storage = storage.clone();
-                    async move {
-                        if entry.metadata().is_dir() || entry.path().ends_with('/') {
-                            return Ok(None);
-                        }
-                        let path = entry.path().trim_start_matches('/').to_string();
-                        validate_relative_path(&path).map_err(|e| {
-                            e.context(format!("storage {}: listing", storage.url()))
-                        })?;
-                        let meta = entry.metadata();
-                        if meta.is_file() && meta.last_modified().is_some() {
-                            return Ok(Some(file_info(&path, meta)));
-                        }
-                        match storage.stat(&path).await {
-                            Ok(info) => Ok(Some(info)),
-                            // Deleted between listing and stat: not there any more.
-                            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                            Err(e) => Err(e),
-                        }
+        let entries = if recursive {
+            crate::tree::list_tree(self, &dir)
+        } else {
+            one_directory(self, dir)
+        };
+        Ok(entries
+            .try_filter_map(move |entry| {
+                let storage = storage.clone();
+                async move {
+                    if entry.metadata().is_dir() || entry.path().ends_with('/') {
+                        return Ok(None);
                     }
-                })
-                .boxed();
-            Ok::<_, Error>(entries)
-        });
-        Ok(listing
-            .map(|result| match result {
-                Ok(entries) => entries,
-                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+                    let path = entry.path().trim_start_matches('/').to_string();
+                    validate_relative_path(&path)
+                        .map_err(|e| e.context(format!("storage {}: listing", storage.url())))?;
+                    let meta = entry.metadata();
+                    if meta.is_file() && meta.last_modified().is_some() {
+                        return Ok(Some(file_info(&path, meta)));
+                    }
+                    match storage.stat(&path).await {
+                        Ok(info) => Ok(Some(info)),
+                        // Deleted between listing and stat: not there any more.
+                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
             })
-            .flatten()
             .boxed())
     }
 
@@ -126,6 +107,40 @@ impl Storage {
         validate_relative_path(path).map_err(|e| e.context(format!("storage {}", self.url())))?;
         Ok(path)
     }
+}
+
+/// The entries of the directory `dir` alone; a missing directory has none, a listing that
+/// fails (after the storage's retries) is an `Err` item that ends the stream.
+fn one_directory(storage: &Storage, dir: String) -> BoxStream<'static, Result<opendal::Entry>> {
+    let op = storage.operator().clone();
+    let url = storage.url().to_string();
+    futures::stream::once(async move {
+        let lister = match op.lister(&dir).await {
+            Ok(lister) => lister,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                return futures::stream::empty().boxed();
+            }
+            Err(e) => {
+                let err = parse_error(e, "list", &dir, &url);
+                return futures::stream::once(async move { Err(err) }).boxed();
+            }
+        };
+        futures::stream::unfold(Some(lister), move |lister| {
+            let (dir, url) = (dir.clone(), url.clone());
+            async move {
+                let mut lister = lister?;
+                match lister.next().await? {
+                    Ok(entry) => Some((Ok(entry), Some(lister))),
+                    // The directory is not there: nothing in it.
+                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => None,
+                    Err(e) => Some((Err(parse_error(e, "list", &dir, &url)), None)),
+                }
+            }
+        })
+        .boxed()
+    })
+    .flatten()
+    .boxed()
 }
 
 #[cfg(test)]

@@ -190,13 +190,17 @@ impl PathFilter {
 
 impl Storage {
     /// Every file under the storage root that `options` keeps, as a stream. Directories are
-    /// never yielded; an unreadable directory or a bad name is an `Err` item and the walk
-    /// goes on. Needs a tokio runtime.
+    /// never yielded. On the local file system an unreadable directory or a bad name is an
+    /// `Err` item and the walk goes on; on other backends a listing that fails after the
+    /// storage's retries (server unreachable, credentials refused, connection lost in the
+    /// middle) is an `Err` item that ends the stream, so a walk that ends without an error
+    /// listed everything. Needs a tokio runtime.
     ///
     /// The local file system is read directly by several blocking threads in parallel (each
-    /// depth first with a stack of open directories), into a bounded channel; other
-    /// backends use OpenDAL's recursive lister. Either way memory does not grow with the
-    /// number of files. The order of the files is not specified.
+    /// depth first with a stack of open directories), into a bounded channel; object stores
+    /// use their flat, paged listing; FTP, SFTP and WebDAV are listed one directory at a
+    /// time, depth first. Either way memory does not grow with the number of files. The
+    /// order of the files is not specified.
     pub fn walk(&self, options: WalkOptions) -> Result<BoxStream<'static, Result<FileInfo>>> {
         Ok(self
             .walk_batches(options)?
@@ -263,50 +267,32 @@ impl Storage {
 
     fn walk_lister(&self, filter: PathFilter) -> BoxStream<'static, Result<FileInfo>> {
         let storage = self.clone();
-        let listing = futures::stream::once(async move {
-            let lister = storage
-                .operator()
-                .lister_with("")
-                .recursive(true)
-                .await
-                .map_err(|e| crate::error::parse_error(e, "list", "", storage.url()))?;
-            let url = storage.url().to_string();
-            let entries = lister
-                .map_err(move |e| crate::error::parse_error(e, "list", "", &url))
-                .try_filter_map(move |entry| {
-                    let storage = storage.clone();
-                    let filter = filter.clone();
-                    async move {
-                        if entry.metadata().is_dir() || entry.path().ends_with('/') {
-                            return Ok(None);
-                        }
-                        let path = entry.path().trim_start_matches('/').to_string();
-                        validate_relative_path(&path).map_err(|e| {
-                            e.context(format!("storage {}: listing", storage.url()))
-                        })?;
-                        if !filter.matches(&path) {
-                            return Ok(None);
-                        }
-                        let meta = entry.metadata();
-                        if meta.is_file() && meta.last_modified().is_some() {
-                            return Ok(Some(storage.info(&path, meta)));
-                        }
-                        match storage.stat(&path).await {
-                            Ok(info) => Ok(Some(info)),
-                            // Deleted between listing and stat: not there any more.
-                            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                            Err(e) => Err(e),
-                        }
+        crate::tree::list_tree(&storage, "")
+            .try_filter_map(move |entry| {
+                let storage = storage.clone();
+                let filter = filter.clone();
+                async move {
+                    if entry.metadata().is_dir() || entry.path().ends_with('/') {
+                        return Ok(None);
                     }
-                });
-            Ok::<_, Error>(entries)
-        });
-        listing
-            .map(|result| match result {
-                Ok(entries) => entries.boxed(),
-                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+                    let path = entry.path().trim_start_matches('/').to_string();
+                    validate_relative_path(&path)
+                        .map_err(|e| e.context(format!("storage {}: listing", storage.url())))?;
+                    if !filter.matches(&path) {
+                        return Ok(None);
+                    }
+                    let meta = entry.metadata();
+                    if meta.is_file() && meta.last_modified().is_some() {
+                        return Ok(Some(storage.info(&path, meta)));
+                    }
+                    match storage.stat(&path).await {
+                        Ok(info) => Ok(Some(info)),
+                        // Deleted between listing and stat: not there any more.
+                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
             })
-            .flatten()
             .boxed()
     }
 }

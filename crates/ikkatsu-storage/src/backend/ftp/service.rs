@@ -208,8 +208,27 @@ impl FtpCore {
                 "no FTP connection became free in time",
             )
             .set_temporary()),
-            result = self.pool.get() => result.map_err(ftp_error),
+            result = self.pool.get() => result.map_err(|e| self.connect_error(e)),
         }
+    }
+
+    /// An error of making a connection. The only `550` a new connection can get is the
+    /// refusal of its root directory, which could neither be entered nor created: that is
+    /// not a missing file (which a listing would read as an empty directory) but a root the
+    /// user cannot use.
+    fn connect_error(&self, err: FtpError) -> Error {
+        if is_unavailable(&err) {
+            let root = self.info.root();
+            return Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "the root directory {root:?} can neither be entered nor created; check the \
+                     path of the URL and the user's rights on the server"
+                ),
+            )
+            .set_source(err);
+        }
+        ftp_error(err)
     }
 }
 

@@ -1017,6 +1017,18 @@ impl oio::List for SftpLazyLister {
                         self.path.clone()
                     },
                 }),
+                // The root is created when a connection is made: missing, it could not be.
+                Err(e) if is_not_found(&e) && self.path == "/" => {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "the root directory {:?} can neither be entered nor created; check \
+                             the path of the URL and the user's rights on the server",
+                            self.backend.core.root
+                        ),
+                    )
+                    .set_source(e));
+                }
                 Err(e) if is_not_found(&e) => None,
                 Err(e) => return Err(parse_sftp_error(e)),
             });
