@@ -3,8 +3,8 @@
 //! application config, status store and repository URLs, failing commands, wrong
 //! credentials), with `--log trace` in text and JSON, and must appear nowhere: not on
 //! standard output or error, not in any table of the job repository (SQLite, then
-//! PostgreSQL). Real servers: the S3 (moto) and FTP test servers
-//! (`eval "$(scripts/test-servers env)"`), PostgreSQL and Redis on 127.0.0.1.
+//! PostgreSQL) or of the PostgreSQL status store. Real servers: the S3 (moto) and FTP test
+//! servers (`eval "$(scripts/test-servers env)"`), PostgreSQL and Redis on 127.0.0.1.
 //!
 //! And secret references are read again at restart, while a secret given in clear must be
 //! given again.
@@ -362,6 +362,16 @@ impl Database {
         psql("test", &format!("CREATE DATABASE {name}"));
         Database(name)
     }
+
+    /// All the rows of all the tables.
+    fn dump(&self) -> String {
+        let out = Command::new("pg_dump")
+            .args(["-h", "127.0.0.1", "-U", "root", "--data-only", &self.0])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 impl Drop for Database {
@@ -398,6 +408,9 @@ fn marker_secrets_show_nowhere_with_a_sqlite_repository() {
     let dump = String::from_utf8_lossy(&dump.stdout);
     assert!(dump.contains("ikkatsu_job_execution"), "{dump}");
     assert_no_marker("the SQLite repository", &dump);
+    let dump = status.dump();
+    assert!(dump.contains("COPY public."), "{dump}");
+    assert_no_marker("the PostgreSQL status store", &dump);
 }
 
 #[test]
@@ -421,14 +434,9 @@ fn marker_secrets_show_nowhere_with_a_postgres_repository() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
 
     assert_no_marker("the output", &env.printed);
-    let dump = Command::new("pg_dump")
-        .args(["-h", "127.0.0.1", "-U", "root", "--data-only", &database.0])
-        .output()
-        .unwrap();
-    assert!(dump.status.success(), "{}", text(&dump));
-    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let dump = database.dump();
     assert!(dump.contains("ikkatsu_job_execution"), "{dump}");
-    assert_no_marker("the PostgreSQL repository", &dump);
+    assert_no_marker("the PostgreSQL repository and status store", &dump);
 }
 
 #[test]
