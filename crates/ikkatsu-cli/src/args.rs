@@ -262,13 +262,13 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .map_err(|err| err.to_string())
 }
 
-/// Sets up `tracing` on standard error.
+/// Sets up `tracing` on standard error, secrets redacted (see `redact`).
 pub fn init_logging(global: &GlobalArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&global.log)
         .with_context(|| format!("invalid --log filter `{}`", global.log))?;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_env_filter(crate::redact::cap_credential_targets(filter))
+        .with_writer(crate::redact::RedactingStderr)
         .with_target(false);
     let result = match global.log_format {
         LogFormat::Text => builder.try_init(),

@@ -32,10 +32,12 @@ pub const EXIT_ALREADY_RUNNING: u8 = 4;
 
 /// Runs the chosen command.
 pub async fn dispatch(mut cli: Cli) -> u8 {
+    ikkatsu_core::secret::register_environment();
     if let Err(err) = load_app_config(&mut cli.global) {
-        eprintln!("error: {}", err.report());
+        crate::redact::print_error(&err.report());
         return EXIT_USAGE;
     }
+    crate::redact::register_secrets(&cli.global, &cli.command);
     let global = &cli.global;
     let result = match cli.command {
         Command::Run(args) => run(global, args).await,
@@ -52,7 +54,7 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", err.report());
+            crate::redact::print_error(&err.report());
             match err.kind() {
                 ErrorKind::AlreadyRunning => EXIT_ALREADY_RUNNING,
                 ErrorKind::Repository | ErrorKind::Io | ErrorKind::Unexpected => EXIT_FAILED,
@@ -196,7 +198,7 @@ async fn finish(
 }
 
 async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
-    let params = parse_params(&args.params)?;
+    let params = ikkatsu_config::launch_parameters(&parse_params(&args.params)?)?;
     let definition = load_definition(&args.job)?;
     let registry = ComponentRegistry::with_app_config(global.app.clone());
     // Check the definition before touching the repository, so a bad file records nothing.
@@ -336,7 +338,7 @@ async fn recover(global: &GlobalArgs) -> Result<u8, Error> {
 }
 
 fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<u8, Error> {
-    let params = parse_params(&args.params)?;
+    let params = ikkatsu_config::launch_parameters(&parse_params(&args.params)?)?;
     let definition = load_definition(&args.job)?;
     definition
         .validate(

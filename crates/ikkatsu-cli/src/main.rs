@@ -5,6 +5,7 @@ mod commands;
 mod output;
 mod overwrite;
 mod progress;
+mod redact;
 
 use std::process::ExitCode;
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use ikkatsu_core::job::RunIdIncrementer;
 use ikkatsu_core::step::{RetryPolicy, SkipPolicy};
 use ikkatsu_core::{
-    ChunkStep, Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Step, TaskletStep,
-    Transition,
+    ChunkStep, Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity, Step,
+    TaskletStep, Transition,
 };
 
 use crate::error::{ConfigError, ConfigErrors, Position};
@@ -19,6 +19,7 @@ use crate::job::{
     JobDefinition,
 };
 use crate::node::{Node, NodeKind};
+use crate::parameters::{Settled, resolve_references, settle};
 use crate::properties::Properties;
 use crate::registry::{BuildContext, ComponentKind, ComponentRegistry, Factory};
 
@@ -48,7 +49,9 @@ impl JobDefinition {
         self.compile(registry, parameters, false)
     }
 
-    /// The default parameters of `params`, with `${ENV}` and `${file:...}` resolved.
+    /// The default parameters of `params`. A string parameter holding a `${ENV}` or
+    /// `${file:...}` reference keeps the reference (it is read when the job is built); other
+    /// types are resolved here.
     pub fn default_parameters(&self) -> Result<JobParameters, ConfigErrors> {
         let mut errors = ConfigErrors::new();
         let defaults = self.defaults(&mut errors);
@@ -61,14 +64,38 @@ impl JobDefinition {
 
     fn defaults(&self, errors: &mut ConfigErrors) -> JobParameters {
         let mut defaults = JobParameters::new();
-        let scope = Scope { params: None };
         for param in &self.params {
             let name = &param.name.value;
             let Some(raw) = param.value.scalar_text() else {
                 continue;
             };
-            let text = match interpolate(Some(name), &raw, &scope) {
-                Ok(resolved) => resolved.text,
+            let text = match settle(name, &raw) {
+                Ok(Settled::Value(text)) => text,
+                Ok(Settled::Reference) => {
+                    let string_typed = param.type_name.as_ref().is_none_or(|t| {
+                        matches!(
+                            t.value.trim().to_ascii_lowercase().as_str(),
+                            "string" | "str"
+                        )
+                    });
+                    if string_typed {
+                        // Kept as written; read when the job is built.
+                        defaults.insert(
+                            name.clone(),
+                            ParameterValue::String(raw),
+                            param.identifying,
+                        );
+                    } else {
+                        self.err(
+                            errors,
+                            param.value.position(),
+                            format!(
+                                "parameter `{name}`: a secret (`${{file:…}}`, a secret-looking variable or name) must be a string parameter: remove its `type`"
+                            ),
+                        );
+                    }
+                    continue;
+                }
                 Err(messages) => {
                     for m in messages {
                         self.err(
@@ -82,26 +109,49 @@ impl JobDefinition {
             };
             let value = match &param.type_name {
                 None => ParameterValue::String(text),
-                Some(type_name) => match ParameterValue::parse_typed(&text, &type_name.value) {
-                    Ok(value) => value,
-                    Err(e) => {
-                        let position = if e.message().starts_with("unknown job parameter type") {
-                            type_name.position
-                        } else {
-                            param.value.position()
-                        };
-                        self.err(
-                            errors,
-                            position,
-                            format!("parameter `{name}`: {}", e.message()),
-                        );
-                        continue;
+                Some(type_name) => {
+                    match ParameterValue::parse_typed(&text.replace("$${", "${"), &type_name.value)
+                    {
+                        Ok(value) => value,
+                        Err(e) => {
+                            let position = if e.message().starts_with("unknown job parameter type")
+                            {
+                                type_name.position
+                            } else {
+                                param.value.position()
+                            };
+                            self.err(
+                                errors,
+                                position,
+                                format!("parameter `{name}`: {}", e.message()),
+                            );
+                            continue;
+                        }
                     }
-                },
+                }
             };
             defaults.insert(name.clone(), value, param.identifying);
         }
         defaults
+    }
+
+    /// `parameters` with every reference read (what the job's components see); an unset
+    /// variable or unreadable file is an error at the parameter's position in `params`.
+    fn resolve_references(
+        &self,
+        parameters: &JobParameters,
+        errors: &mut ConfigErrors,
+    ) -> JobParameters {
+        let (resolved, failures) = resolve_references(parameters);
+        for (name, message) in failures {
+            let position = self
+                .params
+                .iter()
+                .find(|p| p.name.value == name)
+                .map_or(Position::UNKNOWN, |p| p.value.position());
+            self.err(errors, position, format!("parameter `{name}`: {message}"));
+        }
+        resolved
     }
 
     fn compile(
@@ -114,6 +164,17 @@ impl JobDefinition {
         let defaults = self.defaults(&mut errors);
         let mut merged = parameters.clone();
         merged.merge_defaults(&defaults);
+        // A secret read back from the repository is filled from the job's own `params`.
+        for (name, default) in defaults.iter() {
+            if default.sensitivity == Sensitivity::Secret
+                && merged
+                    .get(name)
+                    .is_some_and(|p| p.sensitivity == Sensitivity::Withheld)
+            {
+                merged.insert_secret(name.clone(), default.value.to_text(), default.identifying);
+            }
+        }
+        let merged = self.resolve_references(&merged, &mut errors);
 
         let incrementer = self
             .incrementer

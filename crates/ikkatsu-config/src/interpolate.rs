@@ -28,20 +28,9 @@ pub(crate) struct Resolved {
     pub(crate) changed: bool,
 }
 
-/// Whether a value under `key` is a secret by name.
+/// Whether a value under `key` is a secret by name ([`ikkatsu_core::secret::is_secret_name`]).
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase().replace('_', "-");
-    [
-        "password",
-        "passphrase",
-        "secret",
-        "token",
-        "access-key",
-        "account-key",
-        "credential",
-    ]
-    .iter()
-    .any(|suffix| key.ends_with(suffix))
+    ikkatsu_core::secret::is_secret_name(key)
 }
 
 /// Resolves the references in `value`, found under `key`. Errors are messages (one per
@@ -55,6 +44,7 @@ pub(crate) fn interpolate(
     if secret_key && let Some(path) = value.strip_prefix("file://") {
         return read_secret_file(path)
             .map_err(|e| vec![e])
+            .inspect(|text| ikkatsu_core::secret::register(text))
             .map(|text| Resolved {
                 text,
                 secret: true,
@@ -85,6 +75,9 @@ pub(crate) fn interpolate(
             let expr = &tail[..end];
             match resolve(expr, scope) {
                 Ok((text, from_secret)) => {
+                    if from_secret || secret_key {
+                        ikkatsu_core::secret::register(&text);
+                    }
                     secret |= from_secret || secret_key;
                     out.push_str(&text);
                 }
@@ -97,6 +90,11 @@ pub(crate) fn interpolate(
         }
     }
     out.push_str(rest);
+    if secret_key {
+        // The whole value under a secret name is the secret (its references are recorded
+        // one by one above).
+        ikkatsu_core::secret::register(&out);
+    }
     if errors.is_empty() {
         Ok(Resolved {
             text: out,
@@ -108,7 +106,9 @@ pub(crate) fn interpolate(
     }
 }
 
-/// Resolves one `${expr}`; returns the text and whether it is a secret.
+/// Resolves one `${expr}`; returns the text and whether it is a secret: read from a file, from
+/// a secret job parameter, or from an environment variable with a secret-looking name
+/// (`${DB_PASSWORD}`).
 fn resolve(expr: &str, scope: &Scope<'_>) -> Result<(String, bool), String> {
     if let Some(path) = expr.strip_prefix("file:") {
         let path = path.strip_prefix("//").unwrap_or(path);
@@ -124,8 +124,15 @@ fn resolve(expr: &str, scope: &Scope<'_>) -> Result<(String, bool), String> {
                 "`${{{expr}}}`: job parameters cannot be used in parameter defaults"
             ));
         };
-        return match (params.get_text(param), default) {
-            (Some(text), _) => Ok((text, false)),
+        if let Some(p) = params.get(param)
+            && p.sensitivity == ikkatsu_core::Sensitivity::Withheld
+        {
+            return Err(format!(
+                "job parameter `{param}` is a secret given in clear at launch, and secrets are never stored: run the job again with `ikkatsu run JOB -p {param}=…` (it restarts the same job instance), or launch it with `-p '{param}=${{ENV_VAR}}'` or `${{file:/path}}` so a restart reads it again"
+            ));
+        }
+        return match (params.get(param), default) {
+            (Some(p), _) => Ok((p.value.to_text(), p.is_secret())),
             (None, Some(default)) => Ok((default.to_string(), false)),
             (None, None) => Err(format!(
                 "job parameter `{param}` is not set: give it at launch (`{param}=VALUE`), add it to `params`, or write `${{params.{param}:-DEFAULT}}`"
@@ -136,8 +143,9 @@ fn resolve(expr: &str, scope: &Scope<'_>) -> Result<(String, bool), String> {
     if var.is_empty() {
         return Err(format!("empty reference `${{{expr}}}`"));
     }
+    let secret_var = is_secret_key(var);
     match (std::env::var(var), default) {
-        (Ok(text), _) => Ok((text, false)),
+        (Ok(text), _) => Ok((text, secret_var)),
         (Err(std::env::VarError::NotPresent), Some(default)) => Ok((default.to_string(), false)),
         (Err(std::env::VarError::NotPresent), None) => Err(format!(
             "environment variable `{var}` is not set: set it, or write `${{{var}:-DEFAULT}}`"

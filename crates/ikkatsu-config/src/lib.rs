@@ -73,6 +73,7 @@ pub mod error;
 mod interpolate;
 pub mod job;
 mod node;
+pub mod parameters;
 mod properties;
 pub mod registry;
 mod secret;
@@ -85,6 +86,7 @@ pub use job::{
     TransitionDefinition,
 };
 pub use node::Node;
+pub use parameters::launch_parameters;
 pub use properties::Properties;
 pub use registry::{BuildContext, ComponentKind, ComponentRegistry};
 pub use secret::Secret;

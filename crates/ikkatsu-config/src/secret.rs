@@ -5,14 +5,19 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 
 /// A secret (password, token, key) read from the environment or a file. `Debug` and
-/// `Display` print `***`; [`Secret::expose`] gives the text to the code that needs it.
+/// `Display` print `***`; [`Secret::expose`] gives the text to the code that needs it. Making
+/// one registers its text with [`ikkatsu_core::secret::register`], so it is redacted from the
+/// log and from messages.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
 
 impl Secret {
     /// Wraps `value`.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        // Redacted from every log line and message from now on.
+        ikkatsu_core::secret::register(&value);
+        Secret(value)
     }
 
     /// The secret text. Do not log it.
@@ -40,13 +45,13 @@ impl fmt::Display for Secret {
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Secret(value)
+        Secret::new(value)
     }
 }
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
+        String::deserialize(deserializer).map(Secret::new)
     }
 }
 

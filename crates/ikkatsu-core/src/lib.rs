@@ -50,6 +50,7 @@ pub mod listener;
 pub mod parameters;
 pub mod record;
 pub mod repository;
+pub mod secret;
 pub mod status;
 pub mod step;
 
@@ -59,7 +60,7 @@ pub use execution::{JobExecution, JobInstance, StepCounts, StepExecution};
 pub use item::{ItemProcessor, ItemReader, ItemStream, ItemWriter, Record};
 pub use job::{Flow, FlowElement, Job, Transition, TransitionTarget};
 pub use launch::{JobOperator, OperatorSettings};
-pub use parameters::{JobParameter, JobParameters, ParameterValue};
+pub use parameters::{JobParameter, JobParameters, ParameterValue, Sensitivity};
 pub use repository::{JobRepository, MemoryJobRepository};
 pub use status::{BatchStatus, ExitStatus};
 pub use step::{ChunkStep, RepeatStatus, Step, StepContext, Tasklet, TaskletStep};

@@ -171,14 +171,117 @@ impl fmt::Display for ParameterValue {
     }
 }
 
-/// One job parameter: a value and whether it identifies the job instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Whether a parameter's value may be shown and stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sensitivity {
+    /// Shown and stored as it is. A value holding a `${ENV}` or `${file:…}` reference is
+    /// plain: the reference is what is shown and stored, and it is read each time the job is
+    /// built (so a restart reads it again).
+    #[default]
+    Plain,
+    /// A secret given in clear (a string under a secret-looking name, see
+    /// [`crate::secret::is_secret_name`], or a resolved reference): usable by this process,
+    /// shown and stored as `***`. It does not take part in the job instance key as itself:
+    /// `***` does.
+    Secret,
+    /// A secret read back from a job repository: its value was never stored and reads `***`;
+    /// a job that needs it must be given it again.
+    Withheld,
+}
+
+/// One job parameter: a value, whether it identifies the job instance, and whether it is a
+/// secret. `Debug` and serialization show a secret as `***` (serialized with
+/// `"secret": true`), so a secret never reaches a log, a `--json` output or a repository.
+#[derive(Clone, PartialEq)]
 pub struct JobParameter {
     /// The value.
-    #[serde(flatten)]
     pub value: ParameterValue,
     /// Identifying parameters make up the job instance's key; others do not.
     pub identifying: bool,
+    /// Whether the value may be shown and stored.
+    pub sensitivity: Sensitivity,
+}
+
+impl JobParameter {
+    /// Whether the value is a secret (shown and stored as `***`).
+    pub fn is_secret(&self) -> bool {
+        self.sensitivity != Sensitivity::Plain
+    }
+
+    /// The value as it may be shown: `***` for a secret.
+    pub fn shown_text(&self) -> String {
+        if self.is_secret() {
+            crate::secret::MASK.to_string()
+        } else {
+            self.value.to_text()
+        }
+    }
+
+    fn stored(&self) -> StoredParameter {
+        StoredParameter {
+            value: if self.is_secret() {
+                ParameterValue::String(crate::secret::MASK.to_string())
+            } else {
+                self.value.clone()
+            },
+            identifying: self.identifying,
+            secret: self.is_secret(),
+        }
+    }
+}
+
+impl fmt::Debug for JobParameter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stored = self.stored();
+        f.debug_struct("JobParameter")
+            .field("value", &stored.value)
+            .field("identifying", &self.identifying)
+            .field("sensitivity", &self.sensitivity)
+            .finish()
+    }
+}
+
+/// How a parameter is serialized: a secret's value is `***`.
+#[derive(Serialize, Deserialize)]
+struct StoredParameter {
+    #[serde(flatten)]
+    value: ParameterValue,
+    identifying: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    secret: bool,
+}
+
+impl Serialize for JobParameter {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.stored().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobParameter {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let stored = StoredParameter::deserialize(deserializer)?;
+        Ok(JobParameter {
+            value: stored.value,
+            identifying: stored.identifying,
+            sensitivity: if stored.secret {
+                Sensitivity::Withheld
+            } else {
+                Sensitivity::Plain
+            },
+        })
+    }
+}
+
+/// Whether `text`, the value of the parameter `name`, is read when the job is built rather
+/// than taken as it is: it holds a `${…}` reference (or a `$${` escape, unescaped at the same
+/// time), or it is a `file://` URL under a secret-looking name.
+pub fn is_reference(name: &str, text: &str) -> bool {
+    text.contains("${") || (crate::secret::is_secret_name(name) && text.starts_with("file://"))
 }
 
 /// The parameters of a job execution. Identifying ones select the job instance.
@@ -200,10 +303,50 @@ impl JobParameters {
         self
     }
 
-    /// Adds or replaces a parameter.
+    /// Adds or replaces a parameter. A string under a secret-looking name (see
+    /// [`crate::secret::is_secret_name`]) that is not a reference ([`is_reference`]) is a
+    /// [`Sensitivity::Secret`].
     pub fn insert(&mut self, name: impl Into<String>, value: ParameterValue, identifying: bool) {
-        self.entries
-            .insert(name.into(), JobParameter { value, identifying });
+        let name = name.into();
+        let sensitivity = match &value {
+            ParameterValue::String(text)
+                if crate::secret::is_secret_name(&name) && !is_reference(&name, text) =>
+            {
+                Sensitivity::Secret
+            }
+            _ => Sensitivity::Plain,
+        };
+        self.insert_with(name, value, identifying, sensitivity);
+    }
+
+    /// Adds or replaces a parameter holding a secret (shown and stored as `***`).
+    pub fn insert_secret(&mut self, name: impl Into<String>, value: String, identifying: bool) {
+        self.insert_with(
+            name,
+            ParameterValue::String(value),
+            identifying,
+            Sensitivity::Secret,
+        );
+    }
+
+    fn insert_with(
+        &mut self,
+        name: impl Into<String>,
+        value: ParameterValue,
+        identifying: bool,
+        sensitivity: Sensitivity,
+    ) {
+        if sensitivity == Sensitivity::Secret {
+            crate::secret::register(&value.to_text());
+        }
+        self.entries.insert(
+            name.into(),
+            JobParameter {
+                value,
+                identifying,
+                sensitivity,
+            },
+        );
     }
 
     /// Parses `key=value[,type[,identifying]]` (Spring Batch's notation) and adds it.
@@ -256,7 +399,8 @@ impl JobParameters {
         self.entries.get(name)
     }
 
-    /// The value of `name` as text.
+    /// The value of `name` as text (a secret in clear: do not show it; a withheld secret is
+    /// `***`).
     pub fn get_text(&self, name: &str) -> Option<String> {
         self.entries.get(name).map(|p| p.value.to_text())
     }
@@ -293,7 +437,7 @@ impl JobParameters {
     }
 
     /// The canonical text of the identifying parameters (`name=type:value;...` in name
-    /// order); its hash is the job instance key.
+    /// order, a secret as `***`): what the log shows, and its hash is the job instance key.
     pub fn identifying_text(&self) -> String {
         let mut out = String::new();
         for (name, param) in self.entries.iter().filter(|(_, p)| p.identifying) {
@@ -301,7 +445,7 @@ impl JobParameters {
             out.push('=');
             out.push_str(param.value.type_name());
             out.push(':');
-            out.push_str(&param.value.to_text());
+            out.push_str(&param.shown_text());
             out.push(';');
         }
         out
@@ -422,5 +566,53 @@ mod tests {
         assert_eq!(a.job_key(), b.job_key());
         b.insert_parsed("z=3").unwrap();
         assert_ne!(a.job_key(), b.job_key());
+    }
+
+    #[test]
+    fn secrets_are_masked_and_references_kept() {
+        let mut p = JobParameters::new();
+        p.insert_parsed("db-password=Hunter2-marker").unwrap();
+        p.insert_parsed("token=${API_TOKEN}").unwrap();
+        p.insert_parsed("api-key=file:///run/secrets/key").unwrap();
+        p.insert_parsed("input=in.csv").unwrap();
+        assert_eq!(p.get_text("db-password").unwrap(), "Hunter2-marker");
+        assert!(p.get("db-password").unwrap().is_secret());
+        assert!(!p.get("token").unwrap().is_secret());
+        assert!(!p.get("api-key").unwrap().is_secret());
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(!json.contains("Hunter2"), "{json}");
+        assert!(
+            json.contains(
+                r#""db-password":{"type":"string","value":"***","identifying":true,"secret":true}"#
+            ),
+            "{json}"
+        );
+        assert!(json.contains("${API_TOKEN}"), "{json}");
+        let shown = format!("{p:?} {}", p.identifying_text());
+        assert!(!shown.contains("Hunter2"), "{shown}");
+        assert!(shown.contains("db-password=string:***;"), "{shown}");
+        let back: JobParameters = serde_json::from_str(&json).unwrap();
+        let withheld = back.get("db-password").unwrap();
+        assert_eq!(withheld.sensitivity, Sensitivity::Withheld);
+        assert_eq!(withheld.value.to_text(), "***");
+        assert_eq!(back.job_key(), p.job_key());
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        // A secret identifies as `***`: another password is the same job instance.
+        let mut other = p.clone();
+        other.insert_parsed("db-password=other-password").unwrap();
+        assert_eq!(other.job_key(), p.job_key());
+        // Numbers under secret-looking names are not secrets.
+        p.insert_parsed("max-tokens=5,integer").unwrap();
+        assert!(!p.get("max-tokens").unwrap().is_secret());
+    }
+
+    #[test]
+    fn references() {
+        assert!(is_reference("x", "${DB_PASSWORD}"));
+        assert!(is_reference("x", "postgres://u:${file:/run/pw}@h/db"));
+        assert!(is_reference("password", "file:///run/pw"));
+        assert!(!is_reference("input", "file:///data/in.csv"));
+        assert!(is_reference("x", "$${HOME} costs $5"));
+        assert!(!is_reference("x", "costs $5"));
     }
 }

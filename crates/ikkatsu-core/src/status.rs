@@ -142,9 +142,11 @@ impl ExitStatus {
         }
     }
 
-    /// Sets the description.
+    /// Sets the description, with every registered secret as `***`
+    /// ([`crate::secret::redact`]): descriptions hold error messages and are stored.
     pub fn with_description(mut self, description: impl Into<String>) -> Self {
-        self.description = description.into();
+        let description = description.into();
+        self.description = crate::secret::redact(&description).into_owned();
         self
     }
 

@@ -25,6 +25,8 @@ pub enum RepositoryUrl {
 impl RepositoryUrl {
     /// Parses `url`; an unknown scheme is a [`ErrorKind::Config`] error naming the (masked) URL.
     pub fn parse(url: &str) -> Result<Self> {
+        // Its password is redacted from every log line and message from now on.
+        ikkatsu_core::secret::register_url(url);
         let trimmed = url.trim();
         let lower = trimmed.to_ascii_lowercase();
         if lower.starts_with("sqlite:") {
@@ -79,34 +81,11 @@ impl RepositoryUrl {
     }
 }
 
-/// `url` with the password (of the user info and of a `password=` query option) replaced by
-/// `***`, fit for messages and logs.
+/// `url` with its password (of the user info; a lone `redis://PASSWORD@…` too) and its
+/// secret-looking query parameters replaced by `***`, fit for messages and logs
+/// ([`ikkatsu_core::secret::mask_url`]).
 pub fn mask_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let start = scheme_end + 3;
-        let authority_end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..authority_end].rfind('@') {
-            let userinfo = &out[start..start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(start + colon + 1..start + at, "***");
-            }
-        }
-    }
-    if let Some(query_start) = out.find('?') {
-        let (head, query) = out.split_at(query_start + 1);
-        let masked: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", masked.join("&"));
-    }
-    out
+    ikkatsu_core::secret::mask_url(url)
 }
 
 #[cfg(test)]

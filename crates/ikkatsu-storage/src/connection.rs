@@ -267,6 +267,12 @@ impl Settings {
             }
             values.insert(key, value.clone());
         }
+        for (key, value) in &values {
+            if is_secret_key(key) {
+                // Redacted from every log line and message from now on.
+                ikkatsu_core::secret::register(value);
+            }
+        }
         Ok(Settings {
             values,
             shown: shown.to_string(),

@@ -99,6 +99,8 @@ impl StorageUrl {
     /// Parses `file:///abs`, `file://localhost/abs`, `file:relative`, a plain path,
     /// `memory:`, `memory:name` or a remote URL (`sftp://user@host:22/dir`, ...).
     pub(crate) fn parse(url: &str) -> Result<StorageUrl> {
+        // Its secrets are redacted from every log line and message from now on.
+        ikkatsu_core::secret::register_url(url);
         let shown = mask_secrets(url);
         if url.trim().is_empty() {
             return Err(Error::config(
@@ -346,57 +348,16 @@ fn percent_decode(text: &str, shown: &str) -> Result<String> {
 }
 
 /// The URL with its password and secret-looking query parameters replaced by `***`, for
-/// messages and logs.
+/// messages and logs ([`ikkatsu_core::secret::mask_url`]).
 pub fn mask_secrets(url: &str) -> String {
-    let mut out = url.to_string();
-    // user:password@host
-    if let Some(start) = out.find("://").map(|i| i + 3) {
-        let end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..end].rfind('@').map(|i| start + i)
-            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
-        {
-            out.replace_range(colon + 1..at, "***");
-        }
-    }
-    // ?password=...&token=...
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let masked: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if is_secret_key(&normalize_key(key)) => format!("{key}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", masked.join("&"));
-    }
-    out
+    ikkatsu_core::secret::mask_url(url)
 }
 
-/// Whether the option or query parameter `key` (normalized) holds a secret: passwords,
-/// passphrases, tokens, keys and credentials, but not the paths of files holding them
-/// (`key-file`, `credential-file`, `ca-file`).
+/// Whether the option or query parameter `key` holds a secret
+/// ([`ikkatsu_core::secret::is_secret_name`]): passwords, passphrases, tokens, keys and
+/// credentials, but not the paths of files holding them (`key-file`, `credential-file`).
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    let key = normalize_key(key);
-    if key.ends_with("-file") || key.ends_with("-path") {
-        return false;
-    }
-    [
-        "password",
-        "passwd",
-        "passphrase",
-        "secret",
-        "token",
-        "credential",
-        "signature",
-    ]
-    .iter()
-    .any(|s| key.contains(s))
-        || key == "key"
-        || key.ends_with("-key")
-        || key == "sig"
+    ikkatsu_core::secret::is_secret_name(key)
 }
 
 /// `url`, a remote URL (tests).

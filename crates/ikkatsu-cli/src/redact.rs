@@ -1,0 +1,93 @@
+//! Keeping secrets out of what the command prints: every log line and error message passes
+//! through [`ikkatsu_core::secret::redact`], and the logs of the crates that print
+//! credentials at debug level are capped.
+
+use std::io::{self, Write};
+
+use tracing_subscriber::filter::{Directive, EnvFilter};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::args::{Command, GlobalArgs};
+
+/// Log targets that print credentials (e.g. reqsign's `StaticCredentialProvider {
+/// secret_access_key: … }`) below `info`: capped at `info` whatever `--log` says.
+const CREDENTIAL_TARGETS: &[&str] = &[
+    "reqsign",
+    "reqsign_core",
+    "reqsign_aws_core",
+    "reqsign_aws_v4",
+    "reqsign_azure_storage",
+    "reqsign_google",
+    "reqsign_file_read_tokio",
+];
+
+/// `filter` with [`CREDENTIAL_TARGETS`] capped at `info`.
+pub fn cap_credential_targets(mut filter: EnvFilter) -> EnvFilter {
+    for target in CREDENTIAL_TARGETS {
+        if let Ok(directive) = format!("{target}=info").parse::<Directive>() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
+/// Records the secrets the command was given (the repository URL, the application config's storages and status stores, the
+/// overwrite command's URLs), so that they are redacted wherever they show up.
+pub fn register_secrets(global: &GlobalArgs, command: &Command) {
+    use ikkatsu_core::secret::{is_secret_name, register, register_url};
+    register_url(&global.repository_url);
+    for url in global.app.status_stores.values() {
+        register_url(url);
+    }
+    for connection in global.app.storages.values() {
+        register_url(&connection.url);
+        for (key, value) in &connection.options {
+            if is_secret_name(key) {
+                register(value);
+            }
+        }
+    }
+    if let Command::Overwrite(args) = command {
+        for url in [
+            Some(&args.source),
+            args.target.as_ref(),
+            args.status.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            register_url(url);
+        }
+    }
+}
+
+/// Standard error, with every registered secret replaced by `***`. The log formatter writes
+/// one event per `write`, so a secret is never split across two writes.
+pub struct RedactingStderr;
+
+impl<'a> MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingStderr
+    }
+}
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        io::stderr()
+            .lock()
+            .write_all(ikkatsu_core::secret::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// Prints `error: MESSAGE` on standard error, secrets redacted.
+pub fn print_error(message: &str) {
+    eprintln!("error: {}", ikkatsu_core::secret::redact(message));
+}
