@@ -15,8 +15,8 @@ use super::{
     StatusStoreOptions, StatusStoreUrl, mask_url,
 };
 
-mod connect;
 mod claims;
+mod connect;
 mod lease;
 
 /// The table holding the status store's migration history (sqlx's format), distinct from
