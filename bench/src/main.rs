@@ -8,6 +8,7 @@
 //! Run through `scripts/bench`, which builds this project in release mode.
 
 mod chunk_csv;
+mod overwrite_cooperate;
 mod overwrite_process;
 mod overwrite_remote;
 mod overwrite_scan;
@@ -43,6 +44,10 @@ benches:
       Overwrite flow (scan + process, redb status store, read -> uppercase -> write) over N
       ~1 KB files (default 100000) vs a hand-written tokio loop (temp file + rename).
       --status-store memory: the in-memory store instead of redb (diagnostic)
+      --runs-in-parallel K [--work-ms MS] [--status-url URL]: instead, K cooperating runs
+      (--cooperate, one shared status store: memory: or a Redis URL) against one run, each
+      file waiting MS ms (default 20) as a transform waiting on a remote service would;
+      prints the speed-up (one run's time / the K runs' time)
   overwrite-remote [--files N] [--size BYTES] [--concurrency C] [--backends sftp,s3]
       Overwrite flow over N files (default 10000) of BYTES (default 10240) on the SFTP and
       S3 test servers (IKKATSU_TEST_* variables) vs rclone copy down, transform, copy up.
@@ -58,27 +63,31 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let rest: Vec<String> = args.collect();
-    let result =
-        match bench.as_str() {
-            "chunk-csv" => chunk_csv::Options::parse(&rest).and_then(|opts| chunk_csv::run(&opts)),
-            "overwrite-scan" => {
-                overwrite_scan::Options::parse(&rest).and_then(|opts| overwrite_scan::run(&opts))
-            }
-            // Hidden: one ikkatsu scan in a child process, for its peak RSS.
-            "overwrite-scan-child" => overwrite_scan::run_child_main(&rest),
-            "overwrite-process" => overwrite_process::Options::parse(&rest)
-                .and_then(|opts| overwrite_process::run(&opts)),
-            "overwrite-remote" => overwrite_remote::Options::parse(&rest)
-                .and_then(|opts| overwrite_remote::run(&opts)),
-            "status-redis" => {
-                status_redis::Options::parse(&rest).and_then(|opts| status_redis::run(&opts))
-            }
-            "-h" | "--help" | "help" => {
-                print!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
-        };
+    let result = match bench.as_str() {
+        "chunk-csv" => chunk_csv::Options::parse(&rest).and_then(|opts| chunk_csv::run(&opts)),
+        "overwrite-scan" => {
+            overwrite_scan::Options::parse(&rest).and_then(|opts| overwrite_scan::run(&opts))
+        }
+        // Hidden: one ikkatsu scan in a child process, for its peak RSS.
+        "overwrite-scan-child" => overwrite_scan::run_child_main(&rest),
+        "overwrite-process" => {
+            overwrite_process::Options::parse(&rest).and_then(|opts| match opts.runs_in_parallel {
+                Some(parallel) => overwrite_cooperate::run(&opts, parallel),
+                None => overwrite_process::run(&opts),
+            })
+        }
+        "overwrite-remote" => {
+            overwrite_remote::Options::parse(&rest).and_then(|opts| overwrite_remote::run(&opts))
+        }
+        "status-redis" => {
+            status_redis::Options::parse(&rest).and_then(|opts| status_redis::run(&opts))
+        }
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -45,6 +45,10 @@ pub struct Options {
     concurrency: Option<usize>,
     memory_store: bool,
     runs: u32,
+    /// `--runs-in-parallel K`: compare K cooperating runs with one (`overwrite_cooperate`).
+    pub runs_in_parallel: Option<usize>,
+    work_ms: u64,
+    status_url: String,
 }
 
 impl Options {
@@ -55,6 +59,9 @@ impl Options {
             concurrency: None,
             memory_store: false,
             runs: 2,
+            runs_in_parallel: None,
+            work_ms: 20,
+            status_url: "memory:".into(),
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -63,6 +70,11 @@ impl Options {
             match flag {
                 "--files" => opts.files = parse_count(flag, &value()?, 1)?,
                 "--runs" => opts.runs = parse_count(flag, &value()?, 1)? as u32,
+                "--runs-in-parallel" => {
+                    opts.runs_in_parallel = Some(parse_count(flag, &value()?, 2)? as usize);
+                }
+                "--work-ms" => opts.work_ms = parse_count(flag, &value()?, 0)?,
+                "--status-url" => opts.status_url = value()?,
                 "--concurrency" => {
                     opts.concurrency = Some(parse_count(flag, &value()?, 1)? as usize);
                 }
@@ -81,6 +93,32 @@ impl Options {
             }
         }
         Ok(opts)
+    }
+
+    /// Files in the tree.
+    pub fn files(&self) -> u64 {
+        self.files
+    }
+
+    /// Rounds.
+    pub fn runs(&self) -> u32 {
+        self.runs
+    }
+
+    /// Files at once per run (default 2 × cores).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
+    /// The wait per file of the cooperating-runs comparison.
+    pub fn work_ms(&self) -> u64 {
+        self.work_ms
+    }
+
+    /// The status store the cooperating runs share.
+    pub fn status_url(&self) -> &str {
+        &self.status_url
     }
 }
 
@@ -101,7 +139,7 @@ fn rel_path(i: u64) -> String {
 }
 
 /// Writes (or rewrites) the `files` input files under `root`.
-fn generate(root: &Path, files: u64) -> Result<(), String> {
+pub fn generate(root: &Path, files: u64) -> Result<(), String> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 8) as u64;
@@ -134,7 +172,7 @@ fn generate(root: &Path, files: u64) -> Result<(), String> {
 }
 
 /// Checks that every file holds its content upper-cased and nothing else is in the tree.
-fn verify(root: &Path, files: u64) -> Result<(), String> {
+pub fn verify(root: &Path, files: u64) -> Result<(), String> {
     for i in 0..files {
         let path = root.join(rel_path(i));
         let got =
@@ -182,9 +220,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let root = dir.path().join("files");
-    let concurrency = opts
-        .concurrency
-        .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let concurrency = opts.concurrency();
     let runtime = imp::runtime()?;
     let mut ratios = Vec::new();
     for round in 1..=opts.runs {

@@ -93,6 +93,7 @@ pub(crate) fn driver_message(err: &sqlx::Error) -> String {
 }
 
 /// Where a database is and how a missing one is created: what a connection error names.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) struct DatabaseAddress<'a> {
     /// `host:port`.
     pub(crate) server: String,
@@ -104,6 +105,7 @@ pub(crate) struct DatabaseAddress<'a> {
 
 /// Whether `err` says the database does not exist: PostgreSQL's SQLSTATE 3D000, MySQL's
 /// error 1049 (`Unknown database`).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn is_missing_database(err: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = err else {
         return false;
@@ -121,6 +123,7 @@ fn is_missing_database(err: &sqlx::Error) -> bool {
 /// Maps an error of connecting to `repository` (a masked URL) at `address`: a missing
 /// database is a [`ErrorKind::Config`] error saying which database on which server and what
 /// to do; other errors as [`map_sqlx`].
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn map_connect(
     repository: &str,
     address: &DatabaseAddress<'_>,
