@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ikkatsu_core::duration::HumanDuration;
-use ikkatsu_core::{CancellationToken, Error};
+use ikkatsu_core::{CancellationToken, Error, ErrorKind};
 use ikkatsu_overwrite::{OverwriteConfig, Progress, ProgressCallback};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -63,6 +63,24 @@ fn progress_callback(total: u64, show_bar: bool) -> (ProgressCallback, Option<Pr
     (callback, None)
 }
 
+/// An error once the flow runs (the listing of the source, the status store, the disk): the
+/// run failed (exit code 1), whatever its kind, unless another run holds the flow (4) or the
+/// configuration is at fault (2), or it was stopped (3): a server refusing the credentials
+/// or a file vanishing under the run is no usage error.
+fn run_time_failure(err: Error) -> Result<u8, Error> {
+    match err.kind() {
+        ErrorKind::AlreadyRunning | ErrorKind::Config | ErrorKind::Parse => Err(err),
+        ErrorKind::Cancelled => {
+            crate::redact::print_error(&err.report());
+            Ok(EXIT_STOPPED)
+        }
+        _ => {
+            crate::redact::print_error(&err.report());
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
 /// Runs `ikkatsu overwrite`.
 pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, Error> {
     let app = &global.app;
@@ -93,7 +111,10 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         .await?;
     let cancel = CancellationToken::new();
     stop_on_signals(cancel.clone());
-    let scan = flow.scan(&cancel).await?;
+    let scan = match flow.scan(&cancel).await {
+        Ok(scan) => scan,
+        Err(err) => return run_time_failure(err),
+    };
     let backlog = flow.options().backlog_path();
     if !args.json {
         println!(
@@ -130,7 +151,10 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let summary = summary?;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(err) => return run_time_failure(err),
+    };
     let p = &summary.progress;
     if args.json {
         println!(

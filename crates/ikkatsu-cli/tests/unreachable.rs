@@ -1,8 +1,9 @@
 //! An unreachable remote server is an error, never an empty folder: `ikkatsu overwrite` on a
 //! closed port or an unknown host of every directory-listing backend (FTP, FTPS, SFTP,
 //! WebDAV) and of S3 exits 1 with the URL (password masked) and the cause, and a job whose
-//! CSV reader reads a glob on such a storage ends FAILED. No test server is needed: nothing
-//! listens on the port.
+//! CSV reader reads a glob on such a storage ends FAILED. No test server is needed for those:
+//! nothing listens on the port. A server that refuses the credentials (the FTP and WebDAV
+//! test servers) fails the run the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -182,6 +183,74 @@ fn job_reading_a_glob_on_an_unreachable_storage_fails() {
         assert!(
             !all.contains(SECRET),
             "{url}: the password in the output:\n{all}"
+        );
+    }
+}
+
+fn server_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the storage test servers and load their settings with \
+             `scripts/test-servers start && eval \"$(scripts/test-servers env)\"`"
+        )
+    })
+}
+
+/// A server that answers but refuses the credentials (the FTP and WebDAV test servers with a
+/// wrong password) fails the run as an unreachable one does: exit code 1 (a run-time
+/// failure, not a usage error), the masked URL and the cause, never "files match".
+#[test]
+fn overwrite_refused_by_the_server_exits_1_with_the_masked_url_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let webdav = server_var("IKKATSU_TEST_WEBDAV_URL");
+    let webdav_host = webdav.trim_start_matches("http://").trim_end_matches('/');
+    let ftp_host = format!(
+        "{}:{}",
+        server_var("IKKATSU_TEST_FTP_HOST"),
+        server_var("IKKATSU_TEST_FTP_PORT")
+    );
+    let ftp_user = server_var("IKKATSU_TEST_FTP_USER");
+    let webdav_user = server_var("IKKATSU_TEST_WEBDAV_USER");
+    let storages = [
+        (
+            format!("ftp://{ftp_user}:{SECRET}@{ftp_host}/x?retries=1"),
+            format!("ftp://{ftp_user}:***@{ftp_host}/x"),
+        ),
+        (
+            format!("webdav+http://{webdav_user}:{SECRET}@{webdav_host}/x?retries=1"),
+            format!("webdav+http://{webdav_user}:***@{webdav_host}/x"),
+        ),
+    ];
+    for (i, (url, shown)) in storages.into_iter().enumerate() {
+        let dir = dir.path().join(i.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        let out = run(
+            &dir,
+            &[
+                "overwrite",
+                &url,
+                "--include",
+                "**/*.txt",
+                "--exec",
+                "cp {in} {out}",
+                "--state-dir",
+                &dir.join("state").display().to_string(),
+                "--status",
+                &dir.join("status.redb").display().to_string(),
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}:\n{stdout}\n{stderr}");
+        assert!(!stdout.contains("files match"), "{url}: {stdout}");
+        assert!(stderr.contains(&shown), "{url}: the masked URL:\n{stderr}");
+        assert!(
+            stderr.contains("credentials") || stderr.contains("permission"),
+            "{url}: the cause:\n{stderr}"
+        );
+        assert!(
+            !stdout.contains(SECRET) && !stderr.contains(SECRET),
+            "{url}: the password in the output:\n{stdout}\n{stderr}"
         );
     }
 }
