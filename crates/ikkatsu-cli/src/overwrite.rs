@@ -164,10 +164,27 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
                 "target": config.shown_target(),
                 "namespace": config.namespace(),
                 "backlog": backlog,
+                "dry_run": config.dry_run,
                 "scan": scan,
                 "process": summary,
             }))?
         );
+    } else if config.dry_run {
+        // Nothing was written: the files a real run would process are counted as skipped.
+        println!(
+            "dry run: {} would be processed, {} failed{} of {}; nothing was written",
+            p.skipped,
+            p.failed,
+            if p.symlinks > 0 {
+                format!(", {} not overwritten through symbolic links", p.symlinks)
+            } else {
+                String::new()
+            },
+            p.total,
+        );
+        for failure in &summary.failures {
+            println!("  failed {}: {}", failure.path, failure.error);
+        }
     } else {
         println!(
             "{}: {} done, {} skipped, {} conflicts, {} failed{} of {} in {:.1}s ({:.1} files/s){}",

@@ -31,6 +31,8 @@ fn run(dir: &Path, extra: &[&str]) -> (Output, String, String) {
         )
         .env_remove("IKKATSU_STATUS")
         .env_remove("RUST_LOG")
+        // Log fields as plain `name=value`.
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -190,4 +192,128 @@ fn json_summary_and_job_step_count_the_links() {
     assert_eq!(step["write_count"], 2, "{step}");
     assert_eq!(step["filter_count"], 3, "{step}");
     assert_untouched_links(job_dir.path());
+}
+
+/// The files a dry run reports: `would process` (an INFO line each) and `reached through a
+/// symbolic link` (a WARN line each).
+fn dry_run_report(stderr: &str) -> (Vec<String>, Vec<String>) {
+    let paths = |marker: &str, level: &str| -> Vec<String> {
+        let mut paths: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.contains(level) && l.contains(marker))
+            .map(|l| {
+                [
+                    "real.txt",
+                    "sub/plain.txt",
+                    "link-in.txt",
+                    "link-out.txt",
+                    "dir-out/o.txt",
+                ]
+                .into_iter()
+                .find(|p| {
+                    l.split_whitespace()
+                        .any(|field| field == format!("path={p}"))
+                })
+                .unwrap_or_else(|| panic!("no known path in {l}"))
+                .to_string()
+            })
+            .collect();
+        paths.sort();
+        paths
+    };
+    (
+        paths("would process", "INFO"),
+        paths("reached through a symbolic link", "WARN"),
+    )
+}
+
+#[test]
+fn a_dry_run_reports_the_files_a_real_run_would_not_write_through_links() {
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let (out, stdout, stderr) = run(dir.path(), &["--follow-symlinks", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "dry run: 2 would be processed, 0 failed, 3 not overwritten through symbolic links \
+             of 5; nothing was written"
+        ),
+        "{stdout}"
+    );
+    let (would, links) = dry_run_report(&stderr);
+    assert_eq!(would, ["real.txt", "sub/plain.txt"], "{stderr}");
+    assert_eq!(
+        links,
+        ["dir-out/o.txt", "link-in.txt", "link-out.txt"],
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/real.txt")).unwrap(),
+        "real\n"
+    );
+
+    let (out, stdout, stderr) = run(dir.path(), &["--follow-symlinks", "--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["dry_run"], true, "{json}");
+    let dry = &json["process"]["progress"];
+    assert_eq!(
+        (
+            &dry["done"],
+            &dry["skipped"],
+            &dry["symlinks"],
+            &dry["failed"]
+        ),
+        (&0.into(), &2.into(), &3.into(), &0.into()),
+        "{json}"
+    );
+    assert_eq!(dry_run_report(&stderr).1.len(), 3, "{stderr}");
+
+    // The real run does what the dry run said.
+    let (out, stdout, stderr) = run(dir.path(), &["--follow-symlinks", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["dry_run"], false, "{json}");
+    let real = &json["process"]["progress"];
+    assert_eq!(real["done"], dry["skipped"], "{json}");
+    assert_eq!(real["symlinks"], dry["symlinks"], "{json}");
+    assert_eq!(dry_run_report(&stderr).1, links, "{stderr}");
+    assert_untouched_links(dir.path());
+}
+
+#[test]
+fn a_dry_run_with_a_target_reports_links_in_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(dir.path().join("elsewhere.txt"), "elsewhere\n").unwrap();
+    symlink(dir.path().join("elsewhere.txt"), out_dir.join("real.txt")).unwrap();
+    let target = out_dir.display().to_string();
+    let (out, stdout, stderr) = run(dir.path(), &["--target", &target, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "dry run: 1 would be processed, 0 failed, 1 not overwritten through symbolic links \
+             of 2"
+        ),
+        "{stdout}"
+    );
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("in the target is reached through"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(warned[0].contains("`real.txt`"), "{stderr}");
+
+    let (out, stdout, stderr) = run(dir.path(), &["--target", &target]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("finished: 1 done, 0 skipped, 0 conflicts, 0 failed, 1 not overwritten"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("elsewhere.txt")).unwrap(),
+        "elsewhere\n"
+    );
 }

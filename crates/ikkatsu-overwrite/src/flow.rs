@@ -533,25 +533,15 @@ impl OverwriteFlow {
             };
             let batch_len = todo.len() as u64;
             let checked = if self.options.dry_run {
-                todo.into_iter()
-                    .map(|file| match validate_relative_path(&file.path) {
-                        Ok(()) => {
-                            tracing::info!(path = %file.path, size = file.size, "would process");
-                            Checked::Skip(file)
-                        }
-                        Err(err) => {
-                            let message = err.report();
-                            Checked::Fail(file, message)
-                        }
-                    })
-                    .collect()
+                ctx.dry_check(todo).await
             } else {
-                match ctx.precheck(todo, concurrency).await {
-                    Ok(checked) => checked,
-                    Err(err) => {
-                        failure = Some(err);
-                        break;
-                    }
+                ctx.precheck(todo, concurrency).await
+            };
+            let checked = match checked {
+                Ok(checked) => checked,
+                Err(err) => {
+                    failure = Some(err);
+                    break;
                 }
             };
             for item in checked {
@@ -663,6 +653,42 @@ struct Tally {
 }
 
 impl Ctx {
+    /// A dry run's decision for a batch: what a real run would do, reading nothing and
+    /// writing nothing. A file reached through a symbolic link (in place with links
+    /// followed, or its path in a local target) is reported and counted as a real run
+    /// would; the others are logged as `would process` and counted as skipped.
+    async fn dry_check(&self, files: Vec<FileInfo>) -> Result<Vec<Checked>> {
+        let source = self.local_source.clone().filter(|_| self.links_read_only);
+        let target = self.local_target.clone();
+        blocking(move || {
+            Ok(files
+                .into_iter()
+                .map(|file| {
+                    if let Err(err) = validate_relative_path(&file.path) {
+                        return Checked::Fail(file, err.report());
+                    }
+                    let link = match (&source, &target) {
+                        (Some(local), _) => links::read_only(local, &file),
+                        (None, Some(local)) => links::target_read_only(local, &file.path),
+                        (None, None) => Ok(None),
+                    };
+                    match link {
+                        Ok(None) => {
+                            tracing::info!(path = %file.path, size = file.size, "would process");
+                            Checked::Skip(file)
+                        }
+                        Ok(Some(why)) => Checked::Symlink(file, why),
+                        Err(err) => {
+                            let message = format!("reading `{}`: {}", file.path, err.report());
+                            Checked::Fail(file, message)
+                        }
+                    }
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// The files of a batch as they are now, and which of them the status store says still
     /// need processing, in backlog order.
     async fn precheck(&self, files: Vec<FileInfo>, concurrency: usize) -> Result<Vec<Checked>> {

@@ -185,7 +185,7 @@ async fn a_same_size_edit_in_memory_is_not_seen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_same_size_edit_on_s3_is_a_conflict() {
     let source = Storage::open(&s3_url()).unwrap();
-    same_size_remote_edit_is_a_conflict(source).await;
+    assert_refused_by_the_server(&same_size_remote_edit_is_a_conflict(source).await);
 }
 
 /// On GCS the upload is conditional on the generation (`ifGenerationMatch`). The test
@@ -199,8 +199,21 @@ async fn a_same_size_edit_on_gcs_is_a_conflict() {
     same_size_remote_edit_is_a_conflict(source).await;
 }
 
-#[cfg(any(feature = "s3", feature = "gcs"))]
-async fn same_size_remote_edit_is_a_conflict(source: Storage) {
+/// On Azure Blob (the Azurite test server), as on S3: the upload carries `If-Match` with
+/// the ETag read, and the server refuses it after a same-size rewrite.
+#[cfg(feature = "azblob")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_size_edit_on_azure_blob_is_a_conflict() {
+    let source = Storage::open(&azblob_url()).unwrap();
+    assert_eq!(
+        source.capabilities().conditional_write,
+        ikkatsu_storage::ConditionalWrite::IfMatch
+    );
+    assert_refused_by_the_server(&same_size_remote_edit_is_a_conflict(source).await);
+}
+
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azblob"))]
+async fn same_size_remote_edit_is_a_conflict(source: Storage) -> String {
     let dir = tempfile::tempdir().unwrap();
     source.write("edited.txt", "ORIG 1\n").await.unwrap();
     source.write("other.txt", "other\n").await.unwrap();
@@ -235,6 +248,17 @@ async fn same_size_remote_edit_is_a_conflict(source: Storage) {
         b"ORIG 4\n"
     );
     assert_eq!(source.read("other.txt").await.unwrap().as_ref(), b"other\n");
+    summary.failures[0].error.clone()
+}
+
+/// The conflict was the server's refusal of the conditional upload, not a comparison made
+/// by the client.
+#[cfg(any(feature = "s3", feature = "azblob"))]
+fn assert_refused_by_the_server(error: &str) {
+    assert!(
+        error.contains("the backend refused the conditional write"),
+        "{error}"
+    );
 }
 
 /// FTP, SFTP and WebDAV (nginx) report a size and a modification time in whole seconds, and
@@ -330,9 +354,87 @@ async fn a_same_size_edit_with_the_time_restored_is_not_seen_on_ftp_sftp_and_web
     }
 }
 
+/// Why an ETag cannot help on the WebDAV test server (nginx): its `PROPFIND` reports no
+/// `getetag`, the ETag of its `GET`/`HEAD` answers is made of the modification time (seconds)
+/// and the size only, so it stays the same after a same-size edit with the time restored,
+/// and its `PUT` ignores `If-Match`.
+#[cfg(feature = "webdav")]
+#[test]
+fn nginx_webdav_etags_follow_size_and_time_only_and_put_ignores_if_match() {
+    let base = var("IKKATSU_TEST_WEBDAV_URL");
+    let auth = format!(
+        "{}:{}",
+        var("IKKATSU_TEST_WEBDAV_USER"),
+        var("IKKATSU_TEST_WEBDAV_PASSWORD")
+    );
+    let prefix = unique("webdav-etag");
+    let url = format!("{base}/{prefix}/edited.txt");
+    let http = |args: &[&str]| -> String {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-u", &auth])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let etag = || -> String {
+        http(&["-I", &url])
+            .lines()
+            .find_map(|l| l.strip_prefix("ETag: "))
+            .map(|e| e.trim().to_string())
+            .expect("nginx sends an ETag")
+    };
+    assert_eq!(
+        http(&[
+            "-X",
+            "MKCOL",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/{prefix}/")
+        ]),
+        "201"
+    );
+    let put = |body: &str, if_match: Option<&str>| -> String {
+        let mut args = vec!["-X", "PUT", "--data-binary", body, "-o", "/dev/null"];
+        let header = if_match.map(|tag| format!("If-Match: {tag}"));
+        if let Some(header) = &header {
+            args.extend(["-H", header.as_str()]);
+        }
+        args.extend(["-w", "%{http_code}", url.as_str()]);
+        http(&args)
+    };
+    assert_eq!(put("ORIG 1\n", None), "201");
+    let listing = http(&[
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 1",
+        &format!("{base}/{prefix}/"),
+    ]);
+    assert!(listing.contains("edited.txt"), "{listing}");
+    assert!(!listing.contains("getetag"), "{listing}");
+    let before = etag();
+    let on_disk = PathBuf::from(var("IKKATSU_TEST_SERVERS_DIR"))
+        .join("webdav")
+        .join(&prefix)
+        .join("edited.txt");
+    let mtime = std::fs::metadata(&on_disk).unwrap().modified().unwrap();
+    rewrite_keeping_size_and_mtime(&on_disk, "ORIG 4\n", mtime, false);
+    assert_eq!(etag(), before, "the ETag did not follow the content");
+    // A PUT conditional on an ETag the file does not have is accepted.
+    assert_eq!(put("ORIG 5\n", Some("\"not-its-etag\"")), "204");
+    assert_eq!(http(&[&url]), "ORIG 5\n");
+    let _ = std::fs::remove_dir_all(on_disk.parent().unwrap());
+}
+
 #[cfg(any(
     feature = "s3",
     feature = "gcs",
+    feature = "azblob",
+    feature = "webdav",
     all(feature = "ftp", feature = "sftp", feature = "webdav")
 ))]
 fn var(name: &str) -> String {
@@ -347,6 +449,8 @@ fn var(name: &str) -> String {
 #[cfg(any(
     feature = "s3",
     feature = "gcs",
+    feature = "azblob",
+    feature = "webdav",
     all(feature = "ftp", feature = "sftp", feature = "webdav")
 ))]
 fn unique(name: &str) -> String {
@@ -399,4 +503,47 @@ fn gcs_url() -> String {
         &format!("{endpoint}/storage/v1/b"),
     ]);
     format!("gcs://{bucket}/edit?endpoint={endpoint}&anonymous=true&conditional-write=false")
+}
+
+/// A fresh container on Azurite (created with a Shared Key signed request: openssl computes
+/// the signature, curl sends it) and the URL of a prefix in it.
+#[cfg(feature = "azblob")]
+fn azblob_url() -> String {
+    let endpoint = var("IKKATSU_TEST_AZBLOB_ENDPOINT");
+    let account = var("IKKATSU_TEST_AZBLOB_ACCOUNT");
+    let key = var("IKKATSU_TEST_AZBLOB_KEY");
+    let container = unique("same-size");
+    // Azurite is path-style: the resource is /account/account/container.
+    let path = endpoint
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map_or(String::new(), |(_, p)| format!("/{p}"));
+    let script = r#"date=$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S GMT')
+version=2021-08-06
+to_sign=$(printf 'PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:%s\nx-ms-version:%s\n/%s%s/%s\nrestype:container' \
+  "$date" "$version" "$ACCOUNT" "$RESOURCE" "$CONTAINER")
+hex=$(printf %s "$KEY" | base64 -d | od -An -tx1 | tr -d ' \n')
+sig=$(printf %s "$to_sign" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hex" -binary | base64 -w0)
+curl -sf -X PUT -H "x-ms-date: $date" -H "x-ms-version: $version" \
+  -H "Authorization: SharedKey $ACCOUNT:$sig" -H "Content-Length: 0" \
+  "$ENDPOINT/$CONTAINER?restype=container""#;
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .env("KEY", &key)
+        .env("ACCOUNT", &account)
+        .env("RESOURCE", &path)
+        .env("CONTAINER", &container)
+        .env("ENDPOINT", &endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "creating container {container}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let escaped = key
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    format!("azblob://{container}/edit?endpoint={endpoint}&account={account}&account-key={escaped}")
 }
