@@ -12,11 +12,13 @@
 //! given again.
 
 mod databases;
+mod overwrite;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use databases::{Database, MysqlDatabase};
+use overwrite::{overwrite, overwrite_in_flight, state_without_marker};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ikkatsu");
 
@@ -66,9 +68,10 @@ impl Env {
         path
     }
 
-    /// Runs `ikkatsu ARGS` with the environment `vars`; records what it printed.
-    fn run(&mut self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        let out = Command::new(BIN)
+    /// `ikkatsu ARGS` with the environment `vars`.
+    fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env("IKKATSU_REPOSITORY", &self.repository)
@@ -76,14 +79,22 @@ impl Env {
             .env_remove("IKKATSU_LOG")
             .env_remove("IKKATSU_CONFIG")
             .envs(vars.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        // (The arguments themselves hold markers: they are not part of the output.)
-        let printed = text(&out);
-        assert!(!printed.contains("panicked"), "{printed}");
-        self.printed.push_str(&printed);
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `ikkatsu ARGS` with the environment `vars`; records what it printed.
+    fn run(&mut self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let out = self.command(args, vars).output().unwrap();
+        self.record(&text(&out));
         out
+    }
+
+    /// Records what a command printed. (The arguments themselves hold markers: they are not
+    /// part of the output.)
+    fn record(&mut self, printed: &str) {
+        assert!(!printed.contains("panicked"), "{printed}");
+        self.printed.push_str(printed);
     }
 
     fn json(&mut self, args: &[&str]) -> serde_json::Value {
@@ -358,6 +369,7 @@ steps:
         }
         state_files.extend(files);
     }
+    state_files.extend(overwrite_in_flight(env, &tree, status));
     for name in ["/lock", "/backlog.jsonl.gz", "/failures.jsonl"] {
         assert!(
             state_files
@@ -395,87 +407,6 @@ steps:
         env.run(&["status", &id], &[]);
     }
     env.run(&["executions"], &[]);
-}
-
-/// `ikkatsu overwrite SOURCE` (into `target` if given) with the status store `status` and
-/// the state directory `state`, in a namespace of its own.
-fn overwrite(
-    env: &mut Env,
-    source: &str,
-    target: Option<&str>,
-    status: &str,
-    state: &Path,
-) -> Output {
-    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let namespace = format!(
-        "secrets-{}-{}",
-        std::process::id(),
-        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let state = state.display().to_string();
-    let mut args = vec![
-        "--log",
-        "trace",
-        "overwrite",
-        source,
-        "--include",
-        "**/*",
-        "--exec",
-        "cp {in} {out}",
-        "--status",
-        status,
-        "--namespace",
-        &namespace,
-        "--state-dir",
-        &state,
-        "--retries",
-        "0",
-        "--no-progress",
-    ];
-    if let Some(target) = target {
-        args.extend(["--target", target]);
-    }
-    env.run(&args, &[])
-}
-
-/// Every file under the state directory `dir` (lock, backlog, failures, journal, work
-/// directory) with its text, a gzip file unpacked; asserts that none holds a marker. (A run
-/// refused before it took its state directory leaves none.)
-fn state_without_marker(dir: &Path) -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    if !dir.exists() {
-        return files;
-    }
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-                continue;
-            }
-            let bytes = std::fs::read(&path).unwrap();
-            let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-                let out = Command::new("gzip").arg("-dc").arg(&path).output().unwrap();
-                assert!(
-                    out.status.success(),
-                    "gunzip {}: {}",
-                    path.display(),
-                    text(&out)
-                );
-                out.stdout
-            } else {
-                bytes
-            };
-            let (path, content) = (
-                path.display().to_string(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            );
-            assert_no_marker(&path, &content);
-            files.push((path, content));
-        }
-    }
-    files
 }
 
 #[test]
