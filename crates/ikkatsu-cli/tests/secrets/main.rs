@@ -2,15 +2,23 @@
 //! job parameter given in clear, `${ENV}` and `${file:…}` references, a storage of the
 //! application config, status store and repository URLs, failing commands, wrong
 //! credentials), with `--log trace` in text and JSON, and must appear nowhere: not on
-//! standard output or error, not in any table of the job repository (SQLite, then
-//! PostgreSQL) or of the PostgreSQL status store. Real servers: the S3 (moto) and FTP test
-//! servers (`eval "$(scripts/test-servers env)"`), PostgreSQL and Redis on 127.0.0.1.
+//! standard output or error, not in any table of the job repository (SQLite, PostgreSQL,
+//! MySQL) or of the status store (PostgreSQL, MySQL), not in any file of the overwrite
+//! flow's state directories (backlog, failures, journal, lock). Real servers: the S3 (moto)
+//! and FTP test servers (`eval "$(scripts/test-servers env)"`), PostgreSQL, MariaDB (a user
+//! whose password is a marker, made by the test) and Redis on 127.0.0.1.
 //!
 //! And secret references are read again at restart, while a secret given in clear must be
 //! given again.
 
+mod databases;
+mod overwrite;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+use databases::{Database, MysqlDatabase};
+use overwrite::{overwrite, overwrite_in_flight, state_without_marker};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ikkatsu");
 
@@ -60,9 +68,10 @@ impl Env {
         path
     }
 
-    /// Runs `ikkatsu ARGS` with the environment `vars`; records what it printed.
-    fn run(&mut self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        let out = Command::new(BIN)
+    /// `ikkatsu ARGS` with the environment `vars`.
+    fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env("IKKATSU_REPOSITORY", &self.repository)
@@ -70,14 +79,22 @@ impl Env {
             .env_remove("IKKATSU_LOG")
             .env_remove("IKKATSU_CONFIG")
             .envs(vars.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        // (The arguments themselves hold markers: they are not part of the output.)
-        let printed = text(&out);
-        assert!(!printed.contains("panicked"), "{printed}");
-        self.printed.push_str(&printed);
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `ikkatsu ARGS` with the environment `vars`; records what it printed.
+    fn run(&mut self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let out = self.command(args, vars).output().unwrap();
+        self.record(&text(&out));
         out
+    }
+
+    /// Records what a command printed. (The arguments themselves hold markers: they are not
+    /// part of the output.)
+    fn record(&mut self, printed: &str) {
+        assert!(!printed.contains("panicked"), "{printed}");
+        self.printed.push_str(printed);
     }
 
     fn json(&mut self, args: &[&str]) -> serde_json::Value {
@@ -141,16 +158,15 @@ fn s3_bucket_with_input(csv: &str) -> (String, String) {
     (endpoint, bucket)
 }
 
-/// Feeds the markers through every route, with the repository of `env`; `database` is a
-/// PostgreSQL database for the status store.
-fn feed_markers(env: &mut Env, database: &str) {
+/// Feeds the markers through every route, with the repository of `env`; `status` is the URL
+/// of a PostgreSQL or MySQL status store with a marker password, which works.
+fn feed_markers(env: &mut Env, status: &str) {
     let param = marker("param");
     let from_env = marker("env");
     let from_file = marker("file");
     let s3 = marker("s3");
     let ftp = marker("ftp");
     let redis = marker("redis");
-    let pg_status = marker("pgstatus");
     let shell = marker("shell");
 
     let secret_file = env.write("secret.txt", &format!("{from_file}\n"));
@@ -275,40 +291,94 @@ steps:
         var("IKKATSU_TEST_FTP_PORT"),
     );
     let redis_url = format!("redis://:{redis}@127.0.0.1:6379/0");
-    let pg_status_url = format!("postgres://root:{pg_status}@127.0.0.1:5432/{database}");
-    let state = env.path("state").display().to_string();
-    // (Wrong FTP credentials and a Redis that wants no password fail; the PostgreSQL status
-    // store, whose trust authentication ignores the password, works.)
-    for (source, status, succeeds) in [
+    // (Wrong FTP credentials and a Redis that wants no password fail; the SQL status store
+    // works.) Every file each run leaves in its state directory is searched at once.
+    let mut state_files = Vec::new();
+    for (run, (source, status, succeeds)) in [
         (ftp_url.as_str(), "memory:", None),
         (tree.as_str(), redis_url.as_str(), Some(false)),
-        (tree.as_str(), pg_status_url.as_str(), Some(true)),
-    ] {
-        let out = env.run(
-            &[
-                "--log",
-                "trace",
-                "overwrite",
-                source,
-                "--include",
-                "**/*.txt",
-                "--exec",
-                "cp {in} {out}",
-                "--status",
-                status,
-                "--namespace",
-                &format!("secrets-{}", std::process::id()),
-                "--state-dir",
-                &state,
-                "--retries",
-                "0",
-                "--no-progress",
-            ],
-            &[],
-        );
+        (tree.as_str(), status, Some(true)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let state = env.path(&format!("state-{run}"));
+        let out = overwrite(env, source, None, status, &state);
+        state_files.extend(state_without_marker(&state));
         if let Some(succeeds) = succeeds {
             assert_eq!(out.status.success(), succeeds, "{}", text(&out));
         }
+    }
+
+    // The overwrite flow's own files: the backlog's header names the source, failures.jsonl
+    // (and the status store) hold each file's error, which names the storage. An S3 source
+    // whose secret key is a marker (the S3 test server does not check signatures) with a
+    // target bucket that does not exist, then a local tree with an FTP target whose password
+    // is a marker (wrong credentials): every file fails with its storage's URL.
+    let s3_url = |bucket: &str, secret: &str| {
+        format!(
+            "s3://{bucket}/in?endpoint={endpoint}&region={}&access-key-id={}&secret-access-key={secret}",
+            var("IKKATSU_TEST_S3_REGION"),
+            var("IKKATSU_TEST_S3_ACCESS_KEY"),
+        )
+    };
+    let s3_source = s3_url(&bucket, &marker("s3source"));
+    let s3_target = s3_url(&format!("{bucket}-missing"), &marker("s3target"));
+    let ftp_target = format!(
+        "ftp://{}:{}@{}:{}/secrets",
+        var("IKKATSU_TEST_FTP_USER"),
+        marker("ftptarget"),
+        var("IKKATSU_TEST_FTP_HOST"),
+        var("IKKATSU_TEST_FTP_PORT"),
+    );
+    for (run, (source, target, masked)) in [
+        (
+            s3_source.as_str(),
+            s3_target.as_str(),
+            "secret-access-key=***",
+        ),
+        (tree.as_str(), ftp_target.as_str(), "ftp://ikkatsu:***@"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let state = env.path(&format!("state-target-{run}"));
+        let out = overwrite(env, source, Some(target), status, &state);
+        let files = state_without_marker(&state);
+        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+        let file = |name: &str| {
+            files
+                .iter()
+                .find(|(path, _)| path.ends_with(name))
+                .map(|(_, content)| content.clone())
+                .unwrap_or_else(|| panic!("no {name} in {files:?}"))
+        };
+        let failures = file("/failures.jsonl");
+        assert_eq!(failures.lines().count(), 1, "{failures}");
+        assert!(
+            failures.contains(masked),
+            "the file's error names the target storage:\n{failures}"
+        );
+        if run == 0 {
+            let backlog = file("/backlog.jsonl.gz");
+            assert!(
+                backlog.contains(&format!("\"source\":\"s3://{bucket}/in?"))
+                    && backlog.contains("secret-access-key=***"),
+                "the backlog's header names the masked source:\n{backlog}"
+            );
+        }
+        state_files.extend(files);
+    }
+    state_files.extend(overwrite_in_flight(env, &tree, status));
+    for name in ["/lock", "/backlog.jsonl.gz", "/failures.jsonl"] {
+        assert!(
+            state_files
+                .iter()
+                .filter(|(path, _)| path.ends_with(name))
+                .count()
+                >= 3,
+            "{name} searched in three state directories: {state_files:?}"
+        );
     }
     let out = env.run(&["--log-format", "json", "executions", "--json"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -339,55 +409,11 @@ steps:
     env.run(&["executions"], &[]);
 }
 
-/// Runs `sql` on the PostgreSQL test server as root; returns its output.
-fn psql(database: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "root", "-d", database, "-Atc", sql])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "psql {sql}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A fresh PostgreSQL database on the test server, dropped at the end.
-struct Database(String);
-
-impl Database {
-    fn create(name: &str) -> Self {
-        let name = format!("ikkatsu_secrets_{name}_{}", std::process::id());
-        psql(
-            "test",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
-        psql("test", &format!("CREATE DATABASE {name}"));
-        Database(name)
-    }
-
-    /// All the rows of all the tables.
-    fn dump(&self) -> String {
-        let out = Command::new("pg_dump")
-            .args(["-h", "127.0.0.1", "-U", "root", "--data-only", &self.0])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "root", "-d", "test", "-Atc"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
-            .output();
-    }
-}
-
 #[test]
 fn marker_secrets_show_nowhere_with_a_sqlite_repository() {
     let status = Database::create("status");
     let mut env = Env::new(None);
-    feed_markers(&mut env, &status.0);
+    feed_markers(&mut env, &status.status_url());
     // An unknown repository scheme with a password in the URL.
     let bad = format!("nosuchdb://root:{}@127.0.0.1/x", marker("badrepo"));
     let out = env.run(&["--repository", &bad, "executions"], &[]);
@@ -409,7 +435,10 @@ fn marker_secrets_show_nowhere_with_a_sqlite_repository() {
     assert!(dump.contains("ikkatsu_job_execution"), "{dump}");
     assert_no_marker("the SQLite repository", &dump);
     let dump = status.dump();
-    assert!(dump.contains("COPY public."), "{dump}");
+    assert!(
+        dump.contains("COPY public.") && dump.contains("secret-access-key=***"),
+        "the files' errors are in the status store: {dump}"
+    );
     assert_no_marker("the PostgreSQL status store", &dump);
 }
 
@@ -423,7 +452,7 @@ fn marker_secrets_show_nowhere_with_a_postgres_repository() {
         database.0
     );
     let mut env = Env::new(Some(url));
-    feed_markers(&mut env, &database.0);
+    feed_markers(&mut env, &database.status_url());
     // A database that does not exist, with a password in the URL.
     let missing = format!(
         "postgres://root:{}@127.0.0.1:5432/{}_missing",
@@ -435,8 +464,51 @@ fn marker_secrets_show_nowhere_with_a_postgres_repository() {
 
     assert_no_marker("the output", &env.printed);
     let dump = database.dump();
-    assert!(dump.contains("ikkatsu_job_execution"), "{dump}");
+    assert!(
+        dump.contains("ikkatsu_job_execution") && dump.contains("secret-access-key=***"),
+        "{dump}"
+    );
     assert_no_marker("the PostgreSQL repository and status store", &dump);
+}
+
+#[test]
+fn marker_secrets_show_nowhere_with_a_mysql_repository() {
+    let database = MysqlDatabase::create();
+    // The user's password is a marker, and MariaDB checks it: the repository and the status
+    // store of the overwrite runs connect with it.
+    let url = database.url(&marker("mysqlpw"));
+    let mut env = Env::new(Some(url.clone()));
+    feed_markers(&mut env, &url);
+    // A wrong password, and a database the user may not use.
+    let wrong = database.url(&marker("mysqlwrong"));
+    let out = env.run(&["--repository", &wrong, "executions"], &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "mysql://{}:***@127.0.0.1:3306/{}",
+            database.user, database.name
+        )) && text(&out).contains("Access denied"),
+        "{}",
+        text(&out)
+    );
+    let missing = format!(
+        "mysql://{}:{}@127.0.0.1:3306/{}_missing",
+        database.user,
+        marker("mysqlpw"),
+        database.name
+    );
+    let out = env.run(&["--repository", &missing, "executions"], &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+
+    assert_no_marker("the output", &env.printed);
+    let dump = database.dump();
+    assert!(
+        dump.contains("INSERT INTO `ikkatsu_job_execution`")
+            && dump.contains("INSERT INTO `ikkatsu_file_status`")
+            && dump.contains("secret-access-key=***"),
+        "{dump}"
+    );
+    assert_no_marker("the MySQL repository and status store", &dump);
 }
 
 #[test]
