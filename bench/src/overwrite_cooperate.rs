@@ -144,6 +144,14 @@ mod imp {
                     let cancel = CancellationToken::new();
                     flow.scan(&cancel).await?;
                     let summary = flow.process(&cancel, None).await?;
+                    if let Some(first) = summary.failures.first() {
+                        eprintln!(
+                            "{}: first failure: {}: {}",
+                            super::BENCH,
+                            first.path,
+                            first.error
+                        );
+                    }
                     Ok::<_, Error>(summary.progress)
                 }
             });

@@ -90,8 +90,17 @@ impl LeaseSlot {
             let state_lock = lock_state_dir(&options.state_dir)?;
             let (lease, replaced) = if options.cooperate {
                 let me = me(options);
+                // Live before it is registered: another flow of this process that lists
+                // the runs meanwhile must not take this one for a flow that let go.
+                live().push(me.token.clone());
                 let live_now = live().clone();
-                let dead = crate::cooperate::join(status.as_ref(), &me, &live_now).await?;
+                let dead = match crate::cooperate::join(status.as_ref(), &me, &live_now).await {
+                    Ok(dead) => dead,
+                    Err(err) => {
+                        live().retain(|token| *token != me.token);
+                        return Err(err);
+                    }
+                };
                 *self.member.lock().unwrap_or_else(|p| p.into_inner()) = Some(me.clone());
                 (me, dead)
             } else {
@@ -109,7 +118,9 @@ impl LeaseSlot {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .extend(replaced);
-            live().push(lease.token.clone());
+            if !options.cooperate {
+                live().push(lease.token.clone());
+            }
             let lease = Arc::new(Mutex::new(lease));
             let lost = CancellationToken::new();
             let heartbeat = tokio::spawn(heartbeat(

@@ -234,3 +234,64 @@ async fn an_embedded_store_cannot_cooperate() {
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("--cooperate"), "{err}");
 }
+
+/// Three cooperating flows of one process, started at once on one status store, split the
+/// work: none takes another for a flow that let go (and its claims for a dead run's), so no
+/// file fails, none is transformed twice, and together they do every file once.
+async fn cooperating_flows_of_one_process_split_the_work(store: Arc<dyn StatusStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    tree(&root, 150);
+    let runs = (0..3).map(|i| {
+        let flow = flow_with(
+            &root,
+            &dir.path().join(format!("s{i}")),
+            Arc::clone(&store),
+            Duration::from_millis(2),
+            true,
+        );
+        tokio::spawn(async move {
+            let cancel = CancellationToken::new();
+            flow.scan(&cancel).await?;
+            flow.process(&cancel, None).await
+        })
+    });
+    let mut done = 0;
+    for run in futures::future::join_all(runs).await {
+        let summary = run.unwrap().unwrap();
+        assert_eq!(
+            (summary.progress.failed, summary.progress.conflicts),
+            (0, 0),
+            "{:?}",
+            summary.failures
+        );
+        done += summary.progress.done;
+    }
+    assert_eq!(done, 150);
+    for i in 0..150 {
+        let text = std::fs::read_to_string(root.join(format!("f{i:03}.txt"))).unwrap();
+        assert_eq!(text, format!("{i}\nprocessed\n"), "f{i:03}.txt");
+    }
+    store.clear().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperating_flows_of_one_process_split_the_work_in_memory() {
+    let store = MemoryStatusStore::new(StatusStoreOptions::new("coop-in-process"));
+    cooperating_flows_of_one_process_split_the_work(Arc::new(store)).await;
+}
+
+/// The same on the Redis Cluster of `scripts/redis-cluster`
+/// (`IKKATSU_TEST_REDIS_CLUSTER_URL`).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperating_flows_of_one_process_split_the_work_on_a_redis_cluster() {
+    let url = std::env::var("IKKATSU_TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
+        "redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103/".to_string()
+    });
+    let namespace = format!("coop-in-process-{}", std::process::id());
+    let store = ikkatsu_overwrite::open_status_store(&url, StatusStoreOptions::new(&namespace))
+        .await
+        .unwrap();
+    cooperating_flows_of_one_process_split_the_work(store).await;
+}
