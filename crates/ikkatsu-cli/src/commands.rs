@@ -37,7 +37,7 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
         crate::redact::print_error(&err.report());
         return EXIT_USAGE;
     }
-    crate::redact::register_secrets(&cli.global, &cli.command);
+    register_secrets(&cli.global, &cli.command);
     let global = &cli.global;
     let result = match cli.command {
         Command::Run(args) => run(global, args).await,
@@ -354,4 +354,34 @@ async fn migrate(global: &GlobalArgs) -> Result<u8, Error> {
     let repository = repository(&global.repository_url).await?;
     println!("job repository {} is up to date", repository.describe());
     Ok(EXIT_COMPLETED)
+}
+
+/// Records the secrets the command was given (the repository URL, the application config's storages and status stores, the
+/// overwrite command's URLs), so that they are redacted wherever they show up.
+pub fn register_secrets(global: &GlobalArgs, command: &Command) {
+    use ikkatsu_core::secret::{is_secret_name, register, register_url};
+    register_url(&global.repository_url);
+    for url in global.app.status_stores.values() {
+        register_url(url);
+    }
+    for connection in global.app.storages.values() {
+        register_url(&connection.url);
+        for (key, value) in &connection.options {
+            if is_secret_name(key) {
+                register(value);
+            }
+        }
+    }
+    if let Command::Overwrite(args) = command {
+        for url in [
+            Some(&args.source),
+            args.target.as_ref(),
+            args.status.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            register_url(url);
+        }
+    }
 }

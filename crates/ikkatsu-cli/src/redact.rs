@@ -7,8 +7,6 @@ use std::io::{self, Write};
 use tracing_subscriber::filter::{Directive, EnvFilter};
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::args::{Command, GlobalArgs};
-
 /// Log targets that print credentials (e.g. reqsign's `StaticCredentialProvider {
 /// secret_access_key: … }`) below `info`: capped at `info` whatever `--log` says.
 const CREDENTIAL_TARGETS: &[&str] = &[
@@ -29,36 +27,6 @@ pub fn cap_credential_targets(mut filter: EnvFilter) -> EnvFilter {
         }
     }
     filter
-}
-
-/// Records the secrets the command was given (the repository URL, the application config's storages and status stores, the
-/// overwrite command's URLs), so that they are redacted wherever they show up.
-pub fn register_secrets(global: &GlobalArgs, command: &Command) {
-    use ikkatsu_core::secret::{is_secret_name, register, register_url};
-    register_url(&global.repository_url);
-    for url in global.app.status_stores.values() {
-        register_url(url);
-    }
-    for connection in global.app.storages.values() {
-        register_url(&connection.url);
-        for (key, value) in &connection.options {
-            if is_secret_name(key) {
-                register(value);
-            }
-        }
-    }
-    if let Command::Overwrite(args) = command {
-        for url in [
-            Some(&args.source),
-            args.target.as_ref(),
-            args.status.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            register_url(url);
-        }
-    }
 }
 
 /// Standard error, with every registered secret replaced by `***`. The log formatter writes
