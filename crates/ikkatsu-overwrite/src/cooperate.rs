@@ -24,8 +24,7 @@ use ikkatsu_core::launch::{ProcessOwner, current_owner};
 use ikkatsu_core::{Error, ErrorKind, Result};
 use ikkatsu_storage::{FileInfo, LocalFiles};
 
-use crate::lease::ALREADY_RUNNING;
-use crate::status_store::{Lease, StatusStore};
+use crate::status_store::{ALREADY_RUNNING, Lease, StatusStore};
 
 /// Registers `me` as a cooperating run. Returns the runs of this host that are gone (their
 /// registrations are expired, their claims kept for the takeover).

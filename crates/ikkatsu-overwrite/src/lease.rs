@@ -30,14 +30,10 @@ use ikkatsu_core::launch::{ProcessOwner, current_owner};
 use ikkatsu_core::{CancellationToken, Error, ErrorKind, Result};
 
 use crate::flow::{OverwriteFlow, OverwriteOptions, ProcessSummary, ProgressCallback, ScanSummary};
-use crate::status_store::{Lease, LeaseAttempt, StatusStore};
+use crate::status_store::{ALREADY_RUNNING, Lease, LeaseAttempt, StatusStore};
 
 /// The default time to live of a run lease after each heartbeat.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
-
-/// The start of every "already running" message, so that a refused run can be told from
-/// other failures in what a job records (a step's exit description).
-pub const ALREADY_RUNNING: &str = "already running: ";
 
 /// The name of the lock file in the state directory.
 const LOCK_FILE: &str = "lock";

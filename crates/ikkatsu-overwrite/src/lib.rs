@@ -63,8 +63,9 @@ pub use flow::{
     Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
     REMOTE_CONCURRENCY, ScanSummary,
 };
-pub use lease::{ALREADY_RUNNING, DEFAULT_LEASE_TTL};
+pub use lease::DEFAULT_LEASE_TTL;
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
+pub use status_store::ALREADY_RUNNING;
 #[cfg(feature = "embedded")]
 pub use status_store::EmbeddedStatusStore;
 #[cfg(any(feature = "postgres", feature = "mysql"))]

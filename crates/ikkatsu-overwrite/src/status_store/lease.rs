@@ -14,6 +14,10 @@ use chrono::{DateTime, Utc};
 use ikkatsu_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
+/// The start of every "already running" message, so that a refused run can be told from
+/// other failures in what a job records (a step's exit description).
+pub const ALREADY_RUNNING: &str = "already running: ";
+
 /// A run's lease on a namespace of a status store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {

@@ -54,7 +54,7 @@ mod sql;
 
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStatusStore;
-pub use lease::{Lease, LeaseAttempt};
+pub use lease::{ALREADY_RUNNING, Lease, LeaseAttempt};
 pub use memory::MemoryStatusStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStatusStore;
