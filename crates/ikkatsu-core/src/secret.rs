@@ -179,7 +179,7 @@ fn password_range(url: &str) -> Option<(usize, usize)> {
 }
 
 /// Percent-decodes `text` (invalid escapes and non-UTF-8 results are kept as written).
-fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

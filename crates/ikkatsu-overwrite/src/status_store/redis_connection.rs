@@ -380,11 +380,11 @@ impl ClusterUrl {
             None => (None, None),
             Some(info) => match info.split_once(':') {
                 Some((user, pass)) => (
-                    Some(percent_decode(user)).filter(|u| !u.is_empty()),
-                    Some(percent_decode(pass)),
+                    Some(ikkatsu_core::secret::percent_decode(user)).filter(|u| !u.is_empty()),
+                    Some(ikkatsu_core::secret::percent_decode(pass)),
                 ),
                 // `redis://PASSWORD@host` as the redis crate reads a lone user part.
-                None => (None, Some(percent_decode(info))),
+                None => (None, Some(ikkatsu_core::secret::percent_decode(info))),
             },
         };
         let mut nodes = Vec::new();
@@ -501,27 +501,6 @@ impl ClusterUrl {
         };
         Ok((connection, wait))
     }
-}
-
-/// `%XX` sequences of `text` decoded (invalid ones kept as they are).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
