@@ -86,12 +86,12 @@ mod imp {
 
 #[cfg(feature = "ikkatsu")]
 mod imp {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::time::{Duration, Instant};
 
     use ikkatsu_core::{CancellationToken, Error};
     use ikkatsu_overwrite::{
-        OverwriteFlow, OverwriteOptions, StatusStoreOptions, open_status_store, process_fn,
+        OverwriteFlow, OverwriteOptions, StatusStoreOptions, open_status_store,
     };
     use ikkatsu_storage::Storage;
     use tokio::runtime::Runtime;
@@ -126,16 +126,7 @@ mod imp {
                 let root_text = root_text.clone();
                 let state = state.join(format!("run-{run}"));
                 async move {
-                    let upper = process_fn(move |input: PathBuf, output: PathBuf| async move {
-                        let mut data = tokio::fs::read(&input).await.map_err(|e| {
-                            Error::io(format_args!("reading `{}`", input.display()), e)
-                        })?;
-                        tokio::time::sleep(work).await;
-                        data.make_ascii_uppercase();
-                        tokio::fs::write(&output, data).await.map_err(|e| {
-                            Error::io(format_args!("writing `{}`", output.display()), e)
-                        })
-                    });
+                    let upper = crate::overwrite_process::upper_case(work);
                     let mut options = OverwriteOptions::new(state);
                     options.concurrency = Some(concurrency);
                     options.cooperate = runs > 1;

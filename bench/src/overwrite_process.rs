@@ -257,6 +257,9 @@ pub fn run(opts: &Options) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "ikkatsu")]
+pub use imp::upper_case;
+
 #[cfg(not(feature = "ikkatsu"))]
 mod imp {
     use std::path::Path;
@@ -301,6 +304,25 @@ mod imp {
 
     pub fn runtime() -> Result<Runtime, String> {
         Runtime::new().map_err(|e| format!("cannot start the tokio runtime: {e}"))
+    }
+
+    /// The user function of the ikkatsu contenders: read, wait `work` (none when zero),
+    /// ASCII uppercase, write.
+    pub fn upper_case(
+        work: std::time::Duration,
+    ) -> std::sync::Arc<dyn ikkatsu_overwrite::ProcessFn> {
+        process_fn(move |input: PathBuf, output: PathBuf| async move {
+            let mut data = tokio::fs::read(&input)
+                .await
+                .map_err(|e| Error::io(format_args!("reading `{}`", input.display()), e))?;
+            if !work.is_zero() {
+                tokio::time::sleep(work).await;
+            }
+            data.make_ascii_uppercase();
+            tokio::fs::write(&output, data)
+                .await
+                .map_err(|e| Error::io(format_args!("writing `{}`", output.display()), e))
+        })
     }
 
     /// One file: read, uppercase, write a temporary sibling, rename it over the original.
@@ -362,15 +384,7 @@ mod imp {
             let source = Storage::open(root_text)?;
             let started = Instant::now();
             let status = open_status_store(&store_url, StatusStoreOptions::new("bench")).await?;
-            let upper = process_fn(|input: PathBuf, output: PathBuf| async move {
-                let mut data = tokio::fs::read(&input)
-                    .await
-                    .map_err(|e| Error::io(format_args!("reading `{}`", input.display()), e))?;
-                data.make_ascii_uppercase();
-                tokio::fs::write(&output, data)
-                    .await
-                    .map_err(|e| Error::io(format_args!("writing `{}`", output.display()), e))
-            });
+            let upper = upper_case(std::time::Duration::ZERO);
             let mut options = OverwriteOptions::new(state.join("flow"));
             options.concurrency = Some(concurrency);
             let flow = OverwriteFlow::new(source, status.clone(), upper, options);
