@@ -1,18 +1,24 @@
-//! [`HumanDuration`]: durations written as `30s`, `5m`, `1h30m`, `250ms` or a number of
-//! seconds, as used by the `timeout` properties.
+//! [`HumanDuration`]: the one grammar of durations in configuration (`timeout`, `backoff`,
+//! `max-backoff`, storage and status-store options, command-line flags).
+//!
+//! A duration is one or more `<number><unit>` parts: `250ms`, `30s`, `1.5s`, `5m`, `1h30m`,
+//! `1h 30m`, `2d` (a day is 24 hours), also with long unit names (`5 minutes`) or in ISO 8601
+//! (`PT1H30M`). The unit is required: a bare number such as `500` is refused with a message
+//! suggesting `500ms` or `500s`, since the same number meant milliseconds under one key and
+//! seconds under another in earlier versions. Parsing is done by `jiff`'s friendly format.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use jiff::{Span, SpanRelativeTo};
 use serde::Deserialize;
 use serde::de::{self, Visitor};
 
 use crate::error::{Error, Result};
 
-/// A duration read from configuration: an integer number of seconds (`90`), or a string of
-/// one or more `<number><unit>` parts (`"90s"`, `"5m"`, `"1h30m"`, `"1h 30m"`, `"250ms"`)
-/// with units `ms`, `s`, `m`, `h`, `d`; a string without a unit is seconds.
+/// A duration read from configuration (see the [module documentation](self) for the
+/// grammar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(pub Duration);
 
@@ -40,53 +46,36 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// The message for a number written without a unit.
+fn unit_missing(number: &str) -> Error {
+    Error::config(format!(
+        "the duration `{number}` has no unit: write `{number}ms` or `{number}s` (units ms, s, m, h, d; e.g. `1h30m`)"
+    ))
+}
+
 impl FromStr for HumanDuration {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        let invalid = || {
+        let trimmed = text.trim();
+        if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(unit_missing(trimmed));
+        }
+        let invalid = |reason: &dyn fmt::Display| {
             Error::config(format!(
-                "invalid duration `{text}`: write a number of seconds or parts like `30s`, \
-                 `5m`, `1h30m`, `250ms` (units ms, s, m, h, d)"
+                "invalid duration `{text}` ({reason}): write parts like `250ms`, `30s`, `1.5s`, `5m`, `1h30m` (units ms, s, m, h, d)"
             ))
         };
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            return Err(invalid());
+        let span: Span = trimmed.parse().map_err(|err| invalid(&err))?;
+        if span.is_negative() {
+            return Err(invalid(&"a duration cannot be negative"));
         }
-        if let Ok(seconds) = trimmed.parse::<u64>() {
-            return Ok(HumanDuration(Duration::from_secs(seconds)));
-        }
-        let mut total = Duration::ZERO;
-        let mut rest = trimmed;
-        while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            if digits == 0 {
-                return Err(invalid());
-            }
-            let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-            rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| !c.is_ascii_alphabetic())
-                .unwrap_or(rest.len());
-            let unit = &rest[..unit_len];
-            rest = rest[unit_len..].trim_start();
-            let millis_per_unit: u64 = match unit {
-                "ms" => 1,
-                "s" | "sec" | "secs" => 1_000,
-                "m" | "min" | "mins" => 60_000,
-                "h" | "hr" | "hrs" => 3_600_000,
-                "d" => 86_400_000,
-                _ => return Err(invalid()),
-            };
-            let millis = number.checked_mul(millis_per_unit).ok_or_else(invalid)?;
-            total = total
-                .checked_add(Duration::from_millis(millis))
-                .ok_or_else(invalid)?;
-        }
-        Ok(HumanDuration(total))
+        let duration = span
+            .to_duration(SpanRelativeTo::days_are_24_hours())
+            .map_err(|err| invalid(&err))?;
+        Duration::try_from(duration)
+            .map(HumanDuration)
+            .map_err(|err| invalid(&err))
     }
 }
 
@@ -98,23 +87,19 @@ impl<'de> Deserialize<'de> for HumanDuration {
             type Value = HumanDuration;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number of seconds or a duration like \"30s\", \"5m\", \"1h30m\"")
+                f.write_str("a duration with a unit, like \"250ms\", \"30s\", \"5m\", \"1h30m\"")
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(HumanDuration(Duration::from_secs(v)))
+                Err(E::custom(unit_missing(&v.to_string()).message()))
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(|v| HumanDuration(Duration::from_secs(v)))
-                    .map_err(|_| E::custom(format!("a duration cannot be negative: {v}")))
+                Err(E::custom(unit_missing(&v.to_string()).message()))
             }
 
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(HumanDuration)
-                    .map_err(|err| E::custom(format!("invalid duration {v}: {err}")))
+                Err(E::custom(unit_missing(&v.to_string()).message()))
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -130,23 +115,51 @@ impl<'de> Deserialize<'de> for HumanDuration {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Duration> {
+        text.parse::<HumanDuration>().map(|d| d.0)
+    }
+
     #[test]
-    fn parses_units_and_plain_seconds() {
-        let parse = |s: &str| s.parse::<HumanDuration>().map(|d| d.0);
-        assert_eq!(parse("30").unwrap(), Duration::from_secs(30));
+    fn parses_units_and_compound_forms() {
         assert_eq!(parse("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse("1h 30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse("2d").unwrap(), Duration::from_secs(172_800));
-        for bad in ["", "s", "5x", "-1s", "1.5s", "m5", "1 2"] {
+        assert_eq!(parse("5 minutes").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse(" 10s ").unwrap(), Duration::from_secs(10));
+        for bad in [
+            "", "s", "5x", "-1s", "m5", "1 2", "fast", "1e400s", "1 month",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should be rejected");
         }
-        let from_json: HumanDuration = serde_json::from_str("90").unwrap();
-        assert_eq!(from_json.0, Duration::from_secs(90));
         let from_json: HumanDuration = serde_json::from_str("\"2m\"").unwrap();
         assert_eq!(from_json.0, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_bare_number_needs_a_unit() {
+        for bare in ["30", "500", "1.5"] {
+            let err = parse(bare).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{bare}ms`")), "{err}");
+            assert!(err.contains(&format!("`{bare}s`")), "{err}");
+        }
+        let err = serde_json::from_str::<HumanDuration>("500")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`500ms`"), "{err}");
         assert!(serde_json::from_str::<HumanDuration>("-3").is_err());
+    }
+
+    #[test]
+    fn displays_what_it_parses() {
+        for text in ["30s", "250ms", "5400s"] {
+            assert_eq!(
+                parse(text).unwrap(),
+                parse(&HumanDuration(parse(text).unwrap()).to_string()).unwrap()
+            );
+        }
     }
 }

@@ -58,25 +58,27 @@ impl ErrorKind {
         }
     }
 
+    /// Every kind, in declaration order (what job files may list under `kinds`).
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::Config,
+        ErrorKind::Parse,
+        ErrorKind::Io,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::AlreadyRunning,
+        ErrorKind::AlreadyComplete,
+        ErrorKind::InvalidState,
+        ErrorKind::Repository,
+        ErrorKind::Component,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Cancelled,
+        ErrorKind::Conflict,
+        ErrorKind::Unexpected,
+    ];
+
     /// Parses a kind name as written by [`ErrorKind::as_str`].
     pub fn parse(name: &str) -> Option<ErrorKind> {
-        const ALL: [ErrorKind; 14] = [
-            ErrorKind::Config,
-            ErrorKind::Parse,
-            ErrorKind::Io,
-            ErrorKind::NotFound,
-            ErrorKind::AlreadyExists,
-            ErrorKind::AlreadyRunning,
-            ErrorKind::AlreadyComplete,
-            ErrorKind::InvalidState,
-            ErrorKind::Repository,
-            ErrorKind::Component,
-            ErrorKind::PermissionDenied,
-            ErrorKind::Cancelled,
-            ErrorKind::Conflict,
-            ErrorKind::Unexpected,
-        ];
-        ALL.into_iter().find(|k| k.as_str() == name)
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -194,5 +196,39 @@ impl Error {
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
         Error::new(ErrorKind::Parse, format!("JSON: {err}")).with_source(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    /// The position of `kind` in [`ErrorKind::ALL`]; the match is exhaustive, so a new kind
+    /// does not compile until it is placed here and in `ALL`.
+    fn position(kind: ErrorKind) -> usize {
+        match kind {
+            ErrorKind::Config => 0,
+            ErrorKind::Parse => 1,
+            ErrorKind::Io => 2,
+            ErrorKind::NotFound => 3,
+            ErrorKind::AlreadyExists => 4,
+            ErrorKind::AlreadyRunning => 5,
+            ErrorKind::AlreadyComplete => 6,
+            ErrorKind::InvalidState => 7,
+            ErrorKind::Repository => 8,
+            ErrorKind::Component => 9,
+            ErrorKind::PermissionDenied => 10,
+            ErrorKind::Cancelled => 11,
+            ErrorKind::Conflict => 12,
+            ErrorKind::Unexpected => 13,
+        }
+    }
+
+    #[test]
+    fn all_holds_every_kind_once() {
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            assert_eq!(position(kind), i, "{kind}");
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+        }
     }
 }

@@ -107,7 +107,7 @@ async fn timeout_kills_the_command() {
     assert!(err.message().contains("timed out after 1s"), "{err}");
 
     // The whole process group goes, also background children holding the output pipes.
-    let tasklet = shell(json!({"command": "sleep 30 & sleep 30", "shell": true, "timeout": 1}));
+    let tasklet = shell(json!({"command": "sleep 30 & sleep 30", "shell": true, "timeout": "1s"}));
     let started = Instant::now();
     let err = run(&tasklet).await.1.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10));
