@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ikkatsu_config::{ComponentRegistry, JobDefinition};
+use ikkatsu_config::JobDefinition;
 use ikkatsu_core::repository::ExecutionQuery;
 use ikkatsu_core::{
     BatchStatus, CancellationToken, Error, ErrorKind, JobExecution, JobOperator, JobParameters,
@@ -200,7 +200,7 @@ async fn finish(
 async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
     let params = ikkatsu_config::launch_parameters(&parse_params(&args.params)?)?;
     let definition = load_definition(&args.job)?;
-    let registry = ComponentRegistry::with_app_config(global.app.clone());
+    let registry = ikkatsu::registry(global.app.clone());
     // Check the definition before touching the repository, so a bad file records nothing.
     let job = definition.build(&registry, &params).map_err(Error::from)?;
     let repository = repository(&global.repository_url).await?;
@@ -243,7 +243,7 @@ async fn restart(global: &GlobalArgs, args: RestartArgs) -> Result<u8, Error> {
         .map_err(|err| err.context(format!("restarting execution {}", args.id)))?;
     let job = definition
         .build(
-            &ComponentRegistry::with_app_config(global.app.clone()),
+            &ikkatsu::registry(global.app.clone()),
             &execution.parameters,
         )
         .map_err(Error::from)?;
@@ -341,10 +341,7 @@ fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<u8, Error> {
     let params = ikkatsu_config::launch_parameters(&parse_params(&args.params)?)?;
     let definition = load_definition(&args.job)?;
     definition
-        .validate(
-            &ComponentRegistry::with_app_config(global.app.clone()),
-            &params,
-        )
+        .validate(&ikkatsu::registry(global.app.clone()), &params)
         .map_err(Error::from)?;
     println!("{}: valid", args.job.display());
     Ok(EXIT_COMPLETED)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ikkatsu_core::duration::HumanDuration;
 use ikkatsu_core::{CancellationToken, Error, ErrorKind};
+use ikkatsu_overwrite::register::{status_store_url, storage_url};
 use ikkatsu_overwrite::{OverwriteConfig, Progress, ProgressCallback};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -85,8 +86,8 @@ fn run_time_failure(err: Error) -> Result<u8, Error> {
 pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, Error> {
     let app = &global.app;
     let config = OverwriteConfig {
-        source: app.storage_url(&args.source)?,
-        target: args.target.map(|t| app.storage_url(&t)).transpose()?,
+        source: storage_url(app, &args.source)?,
+        target: args.target.map(|t| storage_url(app, &t)).transpose()?,
         include: args.include,
         exclude: args.exclude,
         max_depth: args.max_depth,
@@ -95,7 +96,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         exec: args.exec,
         shell: args.shell,
         timeout: args.timeout.map(HumanDuration::from),
-        status: args.status.map(|s| app.status_store_url(&s)).transpose()?,
+        status: args.status.map(|s| status_store_url(app, &s)).transpose()?,
         namespace: args.namespace,
         concurrency: args.concurrency,
         max_errors: args.max_errors,

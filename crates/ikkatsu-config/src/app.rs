@@ -30,10 +30,12 @@
 //! line and column.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
-use ikkatsu_storage::StorageConnection;
-use serde::Deserialize;
+use ikkatsu_core::secret::{MASK, is_secret_name, mask_url, normalize_key};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::build::interpolate_tree;
 use crate::de::from_node;
@@ -50,7 +52,7 @@ pub struct AppConfig {
     pub repository: Option<String>,
     /// Named storages (a URL, or a URL and options), referred to as `@name`.
     #[serde(default)]
-    pub storages: BTreeMap<String, StorageConnection>,
+    pub storages: BTreeMap<String, NamedStorage>,
     /// Named status-store URLs, referred to as `@name`.
     #[serde(default)]
     pub status_stores: BTreeMap<String, String>,
@@ -100,10 +102,11 @@ impl AppConfig {
     }
 
     /// The storage `reference` names: the named storage for `@name`, else a storage with
-    /// `reference` as its URL.
-    pub fn storage(&self, reference: &str) -> ikkatsu_core::Result<StorageConnection> {
+    /// `reference` as its URL. The storage crate opens it (`ikkatsu_storage::StorageConnection`
+    /// holds the same URL and options).
+    pub fn storage(&self, reference: &str) -> ikkatsu_core::Result<NamedStorage> {
         let Some(name) = reference.strip_prefix('@') else {
-            return Ok(StorageConnection::new(reference));
+            return Ok(NamedStorage::new(reference));
         };
         self.storages
             .get(name)
@@ -111,17 +114,131 @@ impl AppConfig {
             .ok_or_else(|| unknown_name(name, self.storages.keys(), "storages"))
     }
 
-    /// `reference` with a leading `@name` replaced by the named storage's URL, its options
-    /// appended as query parameters ([`StorageConnection::to_url`]: secrets in clear, do not
-    /// show it); other references are returned as they are. Prefer
-    /// [`AppConfig::storage`].
-    pub fn storage_url(&self, reference: &str) -> ikkatsu_core::Result<String> {
-        self.storage(reference)?.to_url()
-    }
-
-    /// Like [`AppConfig::storage_url`] for status stores.
+    /// `reference` with a leading `@name` replaced by the named status store's URL; other
+    /// references are returned as they are.
     pub fn status_store_url(&self, reference: &str) -> ikkatsu_core::Result<String> {
         resolve(reference, &self.status_stores, "status-stores")
+    }
+}
+
+/// A storage of the application config: its URL and the options given beside it (the URL's
+/// query parameters written as fields; `docs/storage.md` lists them per backend). It is plain
+/// data: the storage crate gives it its meaning. `Debug` masks secrets.
+///
+/// It deserializes from a URL string or from a map with `url` and the options (strings,
+/// booleans or numbers); option names are normalized (`key_file` is `key-file`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NamedStorage {
+    /// The storage URL.
+    pub url: String,
+    /// Options by normalized name (`key-file`, `region`, `password`, `timeout`, ...).
+    pub options: BTreeMap<String, String>,
+}
+
+impl NamedStorage {
+    /// A storage at `url` without options.
+    pub fn new(url: impl Into<String>) -> Self {
+        NamedStorage {
+            url: url.into(),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for NamedStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let options: BTreeMap<&str, &str> = self
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_name(k) { MASK } else { v }))
+            .collect();
+        f.debug_struct("NamedStorage")
+            .field("url", &mask_url(&self.url))
+            .field("options", &options)
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for NamedStorage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NamedStorageVisitor)
+    }
+}
+
+/// A scalar value as text: what a URL or an option may be written as.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a string, a boolean or a number")]
+enum Scalar {
+    Text(String),
+    Bool(bool),
+    Integer(i64),
+    Unsigned(u64),
+    Float(f64),
+}
+
+impl Scalar {
+    fn into_text(self) -> String {
+        match self {
+            Scalar::Text(text) => text,
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Integer(n) => n.to_string(),
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Float(x) => x.to_string(),
+        }
+    }
+}
+
+struct NamedStorageVisitor;
+
+impl<'de> Visitor<'de> for NamedStorageVisitor {
+    type Value = NamedStorage;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a storage URL, or a map with `url` and the storage's options")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<NamedStorage, E> {
+        Ok(NamedStorage::new(v))
+    }
+
+    // A scalar that is not a string stands for its text, as it does for other string
+    // fields of the configuration (`1` is the relative path `1`).
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<NamedStorage, E> {
+        Ok(NamedStorage::new(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NamedStorage, E> {
+        Ok(NamedStorage::new(v.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<NamedStorage, E> {
+        Ok(NamedStorage::new(v.to_string()))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<NamedStorage, E> {
+        Ok(NamedStorage::new(v.to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NamedStorage, A::Error> {
+        let mut url = None;
+        let mut options = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value::<Scalar>()?.into_text();
+            match normalize_key(&key) {
+                name if name == "url" => url = Some(value),
+                name => {
+                    if options.insert(name.clone(), value).is_some() {
+                        return Err(de::Error::custom(format!(
+                            "the storage option `{name}` is given twice"
+                        )));
+                    }
+                }
+            }
+        }
+        let url = url.ok_or_else(|| {
+            de::Error::custom("a storage given as a map needs `url` (e.g. `url: sftp://host/dir`)")
+        })?;
+        Ok(NamedStorage { url, options })
     }
 }
 
@@ -169,10 +286,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.repository.as_deref(), Some("sqlite://jobs.db"));
-        assert_eq!(config.storage_url("@inbox").unwrap(), "file:///srv/in");
-        assert_eq!(config.storage_url("/plain/path").unwrap(), "/plain/path");
+        assert_eq!(config.storage("@inbox").unwrap().url, "file:///srv/in");
+        assert_eq!(config.storage("/plain/path").unwrap().url, "/plain/path");
         assert_eq!(config.status_store_url("@shared").unwrap(), "memory:");
-        let err = config.storage_url("@nope").unwrap_err();
+        let err = config.storage("@nope").unwrap_err();
         assert!(err.to_string().contains("inbox"), "{err}");
 
         let err = AppConfig::from_str("storages:\n  a: x\nstorage: {}\n", "ikkatsu.yaml")
@@ -215,14 +332,25 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("s3cr&t"), "{debug}");
         assert!(!debug.contains("pass phrase"), "{debug}");
-        let url = config.storage_url("@lake").unwrap();
-        assert!(url.starts_with("s3://lake/raw?"), "{url}");
-        assert!(url.contains("secret-access-key=s3cr%26t"), "{url}");
         assert_eq!(config.storage("/plain").unwrap().url, "/plain");
 
         let err = AppConfig::from_str("storages:\n  x:\n    region: r\n", "e.yaml")
             .unwrap_err()
             .to_string();
         assert!(err.contains("url"), "{err}");
+        let err = AppConfig::from_str(
+            "storages:\n  x:\n    url: s3://b\n    key_file: a\n    key-file: b\n",
+            "e.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`key-file` is given twice"), "{err}");
+        let err = AppConfig::from_str(
+            "storages:\n  x:\n    url: s3://b\n    region: [a]\n",
+            "e.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("a string, a boolean or a number"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ikkatsu_core::job::RunIdIncrementer;
+use ikkatsu_core::listener::ChunkListener;
 use ikkatsu_core::step::{RetryPolicy, SkipPolicy};
 use ikkatsu_core::{
     ChunkStep, Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity, Step,
@@ -14,9 +15,8 @@ use ikkatsu_core::{
 
 use crate::error::{ConfigError, ConfigErrors, Position};
 use crate::interpolate::{Scope, interpolate};
-use crate::job::{
-    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, ElementKind,
-    JobDefinition,
+use crate::model::{
+    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, JobDefinition,
 };
 use crate::node::{Node, NodeKind};
 use crate::parameters::{Settled, resolve_references, settle};
@@ -265,7 +265,8 @@ fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     }
 }
 
-struct StepBuilder<'a> {
+/// Builds the step of one element of a job definition.
+pub(crate) struct StepBuilder<'a> {
     definition: &'a JobDefinition,
     registry: &'a ComponentRegistry,
     parameters: &'a JobParameters,
@@ -307,40 +308,7 @@ impl StepBuilder<'_> {
                 );
             }
         }
-        let step: Arc<dyn Step> = match &element.kind {
-            ElementKind::Chunk(chunk) => {
-                let mut builder = self.chunk(chunk, errors)?;
-                for l in chunk_listeners {
-                    builder = builder.listener(l);
-                }
-                builder = builder.allow_start_if_complete(element.allow_start_if_complete);
-                if let Some(limit) = element.start_limit {
-                    builder = builder.start_limit(limit);
-                }
-                match builder.build() {
-                    Ok(step) => Arc::new(step),
-                    Err(e) => {
-                        self.err(errors, element.name.position, e.message().to_string());
-                        return None;
-                    }
-                }
-            }
-            ElementKind::Tasklet(component) => {
-                let tasklet =
-                    self.make(component, ComponentKind::Tasklet, errors, |r, by_ref, n| {
-                        r.tasklet(by_ref, n)
-                    })?;
-                let mut step = TaskletStep::new(self.step, tasklet)
-                    .with_allow_start_if_complete(element.allow_start_if_complete);
-                if let Some(limit) = element.start_limit {
-                    step = step.with_start_limit(limit);
-                }
-                for l in chunk_listeners {
-                    step = step.with_listener(l);
-                }
-                Arc::new(step)
-            }
-        };
+        let step = self.element_step(element, chunk_listeners, errors)?;
         Some(FlowElement::Step {
             step,
             transitions: element
@@ -355,6 +323,53 @@ impl StepBuilder<'_> {
             promote_keys: element.promote_keys.clone(),
             listeners: step_listeners,
         })
+    }
+
+    /// The step of a `chunk` element.
+    pub(crate) fn chunk_step(
+        &self,
+        element: &ElementDefinition,
+        chunk: &ChunkDefinition,
+        chunk_listeners: Vec<Arc<dyn ChunkListener>>,
+        errors: &mut ConfigErrors,
+    ) -> Option<Arc<dyn Step>> {
+        let mut builder = self.chunk(chunk, errors)?;
+        for l in chunk_listeners {
+            builder = builder.listener(l);
+        }
+        builder = builder.allow_start_if_complete(element.allow_start_if_complete);
+        if let Some(limit) = element.start_limit {
+            builder = builder.start_limit(limit);
+        }
+        match builder.build() {
+            Ok(step) => Some(Arc::new(step)),
+            Err(e) => {
+                self.err(errors, element.name.position, e.message().to_string());
+                None
+            }
+        }
+    }
+
+    /// The step of a `tasklet` element.
+    pub(crate) fn tasklet_step(
+        &self,
+        element: &ElementDefinition,
+        component: &ComponentDefinition,
+        chunk_listeners: Vec<Arc<dyn ChunkListener>>,
+        errors: &mut ConfigErrors,
+    ) -> Option<Arc<dyn Step>> {
+        let tasklet = self.make(component, ComponentKind::Tasklet, errors, |r, by_ref, n| {
+            r.tasklet(by_ref, n)
+        })?;
+        let mut step = TaskletStep::new(self.step, tasklet)
+            .with_allow_start_if_complete(element.allow_start_if_complete);
+        if let Some(limit) = element.start_limit {
+            step = step.with_start_limit(limit);
+        }
+        for l in chunk_listeners {
+            step = step.with_listener(l);
+        }
+        Some(Arc::new(step))
     }
 
     fn chunk(

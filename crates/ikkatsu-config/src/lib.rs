@@ -3,8 +3,16 @@
 //! YAML job definitions for ikkatsu, in the JSL / JSR-352 shape: parse a job file into a
 //! [`JobDefinition`], check it with [`JobDefinition::validate`], and build it into an
 //! [`ikkatsu_core::Job`] with [`JobDefinition::build`]. Components are named in the file by
-//! built-in `type` (see [`ComponentRegistry::with_builtins`]) or by a `ref` registered
-//! from Rust in a [`ComponentRegistry`].
+//! `type` or by a `ref`, both registered from Rust in a [`ComponentRegistry`]. This crate
+//! knows no component: the crates that provide them register their types
+//! (`ikkatsu_items::register`, `ikkatsu_overwrite::register`; `ikkatsu::registry` calls them
+//! all), and a crate of your own does the same. Named storages and status stores of the
+//! application config ([`AppConfig`]) are plain data here; the crates that open them give
+//! them their meaning.
+//!
+//! The modules: [`model`] is what a job file says; the parser (`parse`) reads it, with the
+//! kinds of flow elements (`chunk`, `tasklet`, and the refused `decision`, `split`,
+//! `partition`) in one table (`element`); `build` makes the job through the registry.
 //!
 //! Every problem is reported with the file, line, column and key, and as many problems as
 //! can be found are reported together ([`ConfigErrors`]); no input makes the parser panic.
@@ -67,20 +75,21 @@
 
 pub mod app;
 mod build;
-pub mod builtins;
 mod de;
+mod element;
 pub mod error;
 mod interpolate;
-pub mod job;
+pub mod model;
 mod node;
 pub mod parameters;
+mod parse;
 mod properties;
 pub mod registry;
 mod secret;
 
-pub use app::AppConfig;
+pub use app::{AppConfig, NamedStorage};
 pub use error::{ConfigError, ConfigErrors, Position};
-pub use job::{
+pub use model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, ElementKind,
     FlowDefinition, JobDefinition, Located, ParamDefinition, RetryDefinition, SkipDefinition,
     TransitionDefinition,

@@ -71,7 +71,9 @@ pub mod jsonl;
 pub mod log;
 pub mod mapping;
 pub mod object;
+pub mod register;
 pub mod script;
 pub mod shell;
 
 pub use duration::HumanDuration;
+pub use register::register;

@@ -51,6 +51,7 @@ pub mod journal;
 pub mod lease;
 mod links;
 pub mod process_fn;
+pub mod register;
 pub mod status_store;
 pub mod step;
 
@@ -65,6 +66,7 @@ pub use flow::{
 };
 pub use lease::DEFAULT_LEASE_TTL;
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
+pub use register::register;
 pub use status_store::ALREADY_RUNNING;
 #[cfg(feature = "embedded")]
 pub use status_store::EmbeddedStatusStore;

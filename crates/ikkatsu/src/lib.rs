@@ -9,10 +9,12 @@
 //! * [`core`] — the model and engine (`Job`, `ChunkStep`, `Tasklet`, `JobOperator`, ...);
 //! * [`items`] — CSV and JSON Lines readers/writers, script and mapping processors, shell
 //!   and log tasklets;
-//! * [`config`] — YAML job definitions and the component registry;
+//! * [`config`] — YAML job definitions and the component registry; [`registry`] makes one
+//!   holding every built-in component type;
 //! * [`repository`] — SQL job repositories (SQLite by default; PostgreSQL and MySQL behind the
 //!   `postgres` and `mysql` features);
-//! * [`storage`] — the storage port (local files, memory) with a streaming walker;
+//! * [`storage`] — the storage port with a streaming walker: local files and memory, and
+//!   behind features FTP/FTPS, SFTP, S3, WebDAV, Google Cloud Storage and Azure Blob Storage;
 //! * [`overwrite`] — the overwrite flow: status stores, backlog, worker pool, the
 //!   `overwrite` step.
 //!
@@ -22,6 +24,19 @@
 //! * `mysql`: the MySQL/MariaDB job repository and status store (`postgres` likewise adds
 //!   the PostgreSQL status store).
 //! * `redis`: the Redis status store.
+//! * `parquet` (default): the `parquet` reader and writer types.
+//! * `ftp`, `sftp`, `s3`, `webdav`, `gcs`, `azblob`: the remote storage backends
+//!   (`docs/storage.md`), for named storages, the file items and the `overwrite` step.
+//!
+//! # Built-in component types
+//!
+//! [`registry`] registers the types of each component crate through its `register`
+//! function; a crate of your own adds its types the same way, without editing ikkatsu:
+//!
+//! | crate | registers | table |
+//! |-------|-----------|-------|
+//! | `ikkatsu-items` | readers and writers `csv`, `jsonl`, `json`, `parquet`; processors `script`, `mapping`; tasklets `shell`, `log`, `noop` | [`items::register`](ikkatsu_items::register) |
+//! | `ikkatsu-overwrite` | tasklet `overwrite` | [`overwrite::register`](ikkatsu_overwrite::register) |
 //!
 //! # Example
 //!
@@ -57,6 +72,34 @@ pub use ikkatsu_items as items;
 pub use ikkatsu_overwrite as overwrite;
 pub use ikkatsu_repository_sql as repository;
 pub use ikkatsu_storage as storage;
+
+use std::sync::Arc;
+
+use ikkatsu_config::{AppConfig, ComponentRegistry};
+
+/// A registry holding every built-in component type (see the table above), whose `@name`
+/// storages and status stores are resolved through the application config `app`
+/// (`AppConfig::default()` when there is none). Add your own types and refs to it.
+///
+/// ```
+/// use ikkatsu::config::{AppConfig, ComponentKind};
+///
+/// let registry = ikkatsu::registry(AppConfig::default());
+/// assert!(registry.has_type(ComponentKind::Reader, "csv"));
+/// assert!(registry.has_type(ComponentKind::Tasklet, "overwrite"));
+/// ```
+pub fn registry(app: AppConfig) -> ComponentRegistry {
+    let mut registry = ComponentRegistry::new();
+    register_builtins(&mut registry, &Arc::new(app));
+    registry
+}
+
+/// Adds every built-in component type to `registry`, resolving `@name` references through
+/// `app`.
+pub fn register_builtins(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
+    ikkatsu_items::register(registry, app);
+    ikkatsu_overwrite::register(registry, app);
+}
 
 /// The names most programs need.
 pub mod prelude {

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ikkatsu_config::{AppConfig, ComponentRegistry, JobDefinition};
-use ikkatsu_core::prelude::*;
-use ikkatsu_core::{ErrorKind, ExecutionContext, Record};
-use ikkatsu_items::object::ObjectItemReader;
-use ikkatsu_storage::Storage;
+use ikkatsu::config::{AppConfig, ComponentRegistry, JobDefinition};
+use ikkatsu::core::prelude::*;
+use ikkatsu::core::{ErrorKind, ExecutionContext, Record};
+use ikkatsu::items::object::ObjectItemReader;
+use ikkatsu::storage::Storage;
 use serde_json::json;
 
 #[cfg(feature = "parquet")]
@@ -45,7 +45,7 @@ fn registry(fail_once: Arc<AtomicBool>) -> ComponentRegistry {
         "ikkatsu-config.yaml",
     )
     .unwrap();
-    let mut registry = ComponentRegistry::with_app_config(app);
+    let mut registry = ikkatsu::registry(app);
     registry.register_processor_instance(
         "fail-once",
         Arc::new(FnItemProcessor::new(move |record: Record| {
@@ -117,7 +117,7 @@ async fn a_yaml_job_reads_csv_objects_writes_parquet_parts_and_restarts() {
         .unwrap();
     assert_eq!(second.status, BatchStatus::Completed);
 
-    let mut reader = ObjectItemReader::parquet(ikkatsu_items::object::ParquetReaderConfig::new(
+    let mut reader = ObjectItemReader::parquet(ikkatsu::items::object::ParquetReaderConfig::new(
         "memory:yaml-out",
         "orders/day=2024-05-01/*.parquet",
     ))
@@ -142,10 +142,7 @@ fn validate(yaml: &str) -> String {
     let app = AppConfig::from_str("storages:\n  in: \"memory:\"\n", "app.yaml").unwrap();
     let definition = JobDefinition::from_str(yaml, "job.yaml").unwrap();
     definition
-        .validate(
-            &ComponentRegistry::with_app_config(app),
-            &JobParameters::new(),
-        )
+        .validate(&ikkatsu::registry(app), &JobParameters::new())
         .map(|()| "valid".to_string())
         .unwrap_or_else(|err| err.to_string())
 }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use ikkatsu_config::{ComponentRegistry, ConfigErrors, JobDefinition};
-use ikkatsu_core::prelude::*;
-use ikkatsu_core::{ParameterValue, Record};
+use ikkatsu::config::{AppConfig, ComponentRegistry, ConfigErrors, JobDefinition};
+use ikkatsu::core::prelude::*;
+use ikkatsu::core::{ParameterValue, Record};
 
 fn record(pairs: &[(&str, &str)]) -> Record {
     pairs
@@ -68,7 +68,7 @@ struct Audit(AtomicUsize);
 
 #[async_trait]
 impl JobExecutionListener for Audit {
-    async fn after_job(&self, _execution: &JobExecution) -> ikkatsu_core::Result<()> {
+    async fn after_job(&self, _execution: &JobExecution) -> ikkatsu::core::Result<()> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -78,7 +78,7 @@ struct Counter(AtomicUsize);
 
 #[async_trait]
 impl ChunkListener for Counter {
-    async fn after_chunk(&self, _execution: &StepExecution) -> ikkatsu_core::Result<()> {
+    async fn after_chunk(&self, _execution: &StepExecution) -> ikkatsu::core::Result<()> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -97,7 +97,7 @@ async fn full_example_with_builtins_runs() {
 
     let audit = Arc::new(Audit(AtomicUsize::new(0)));
     let counter = Arc::new(Counter(AtomicUsize::new(0)));
-    let mut registry = ComponentRegistry::with_builtins();
+    let mut registry = ikkatsu::registry(AppConfig::default());
     registry
         .register_job_listener("audit", audit.clone())
         .register_chunk_listener("counter", counter.clone());
@@ -190,7 +190,7 @@ steps:
             &self,
             _execution: &mut StepExecution,
             _ctx: &StepContext,
-        ) -> ikkatsu_core::Result<RepeatStatus> {
+        ) -> ikkatsu::core::Result<RepeatStatus> {
             Err(Error::new(ErrorKind::Component, "boom"))
         }
     }
@@ -223,7 +223,7 @@ fn errors(yaml: &str) -> ConfigErrors {
 
 fn build_errors(yaml: &str, params: &JobParameters) -> ConfigErrors {
     let definition = JobDefinition::from_str(yaml, "job.yaml").unwrap();
-    let registry = ComponentRegistry::with_builtins();
+    let registry = ikkatsu::registry(AppConfig::default());
     let validated = definition.validate(&registry, params).unwrap_err();
     let built = definition.build(&registry, params).err().unwrap();
     assert_eq!(validated, built);
@@ -400,7 +400,7 @@ fn missing_parameters_and_environment_variables() {
         "${IKKATSU_TEST_SURELY_UNSET:-.}",
     );
     let definition = JobDefinition::from_str(&fixed, "job.yaml").unwrap();
-    let registry = ComponentRegistry::with_builtins();
+    let registry = ikkatsu::registry(AppConfig::default());
     definition.validate(&registry, &given).unwrap();
     let with_default = fixed.replace("id: base\n", "id: base\nparams:\n  input: b.csv\n");
     let definition = JobDefinition::from_str(&with_default, "job.yaml").unwrap();
@@ -437,7 +437,7 @@ fn secrets_are_read_from_files_and_masked() {
                 &self,
                 _e: &mut StepExecution,
                 _c: &StepContext,
-            ) -> ikkatsu_core::Result<RepeatStatus> {
+            ) -> ikkatsu::core::Result<RepeatStatus> {
                 Ok(RepeatStatus::Finished)
             }
         }
@@ -454,7 +454,7 @@ fn secrets_are_read_from_files_and_masked() {
 #[test]
 fn config_errors_convert_into_core_errors() {
     let e = errors("id: [x]\nsteps: [ { name: a, tasklet: { type: noop } } ]\n");
-    let core: ikkatsu_core::Error = e.into();
+    let core: ikkatsu::core::Error = e.into();
     assert_eq!(core.kind(), ErrorKind::Config);
     assert!(
         core.message().starts_with("job.yaml:1:5: "),
@@ -469,7 +469,7 @@ fn garbage_never_panics() {
     for sample in samples {
         let bytes = sample.as_bytes();
         let chars: Vec<char> = sample.chars().collect();
-        let registry = ComponentRegistry::with_builtins();
+        let registry = ikkatsu::registry(AppConfig::default());
         let params =
             JobParameters::new().with("dir", ParameterValue::String("/nonexistent".into()));
         let check = |text: &str| {
@@ -528,7 +528,10 @@ fn garbage_never_panics() {
         "id: x\nsteps:\n  - name: a\n    tasklet: {type: noop, properties: [1]}\n",
     ] {
         if let Ok(definition) = JobDefinition::from_str(text, "x.yaml") {
-            let _ = definition.validate(&ComponentRegistry::with_builtins(), &JobParameters::new());
+            let _ = definition.validate(
+                &ikkatsu::registry(AppConfig::default()),
+                &JobParameters::new(),
+            );
         }
     }
 }
@@ -538,12 +541,12 @@ fn shipped_examples_are_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     // The named storages of the examples (their real URLs need secrets from the environment:
     // tests/storage_items.rs checks examples/ikkatsu-config.remote.yaml itself).
-    let app = ikkatsu_config::AppConfig::from_str(
+    let app = ikkatsu::config::AppConfig::from_str(
         "storages: { sftp-in: 'memory:', s3-out: 'memory:' }",
         "test",
     )
     .unwrap();
-    let mut registry = ComponentRegistry::with_app_config(app);
+    let mut registry = ikkatsu::registry(app);
     registry.register_job_listener("audit", Arc::new(Audit(AtomicUsize::new(0))));
 
     let mut examples = 0;

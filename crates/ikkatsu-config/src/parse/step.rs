@@ -1,0 +1,284 @@
+//! An element of the flow: the keys every element has, its kind (through the table in
+//! [`crate::element`]), and the parts of steps: chunks, components, skip and retry policies.
+
+use std::time::Duration;
+
+use ikkatsu_core::ErrorKind;
+use ikkatsu_core::duration::HumanDuration;
+
+use super::{Fields, Parser};
+use crate::element::{KIND_KEYS, supported_kinds};
+use crate::model::{
+    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, Located,
+    RetryDefinition, SkipDefinition,
+};
+use crate::node::{Node, NodeKind};
+
+/// The keys every element has, whatever its kind.
+pub(crate) const COMMON_ELEMENT_KEYS: &[&str] = &[
+    "transitions",
+    "listeners",
+    "execution-context-promotion",
+    "allow-start-if-complete",
+    "start-limit",
+    "next",
+];
+const CHUNK_KEYS: &[&str] = &[
+    "reader",
+    "processor",
+    "writer",
+    "chunk-size",
+    "commit-interval",
+    "item-skip",
+    "item-retry",
+    "read-ahead",
+];
+const COMPONENT_KEYS: &[&str] = &["type", "ref", "properties"];
+const SKIP_KEYS: &[&str] = &["limit", "kinds"];
+const RETRY_KEYS: &[&str] = &["limit", "kinds", "backoff", "max-backoff"];
+
+impl Parser<'_> {
+    pub(crate) fn element(
+        &mut self,
+        name: Located<String>,
+        f: &Fields<'_>,
+        what: &str,
+    ) -> Option<ElementDefinition> {
+        let kinds: Vec<&str> = KIND_KEYS.iter().copied().filter(|k| f.has(k)).collect();
+        let kind = match kinds.as_slice() {
+            [] => {
+                self.error(
+                    f.node.position(),
+                    format!("{what} needs one of {}", supported_kinds()),
+                );
+                None
+            }
+            [_, second, ..] => {
+                self.error(
+                    f.key_position(second),
+                    format!(
+                        "{what} has both `{}` and `{second}`: give only one",
+                        kinds[0]
+                    ),
+                );
+                None
+            }
+            [key] => f
+                .get(key)
+                .and_then(|node| self.element_kind(key, node, f.key_position(key), what)),
+        };
+        let transitions = f
+            .get("transitions")
+            .map(|n| self.transitions(n, what))
+            .unwrap_or_default();
+        let next = f.get("next").and_then(|n| self.name(n, "next", what));
+        let listeners = f
+            .get("listeners")
+            .map(|n| self.listeners(n, what))
+            .unwrap_or_default();
+        let promote_keys = match f.get("execution-context-promotion") {
+            Some(n) => self
+                .list(n, "execution-context-promotion", what)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|k| self.name(k, "execution-context-promotion", what))
+                .map(|k| k.value)
+                .collect(),
+            None => Vec::new(),
+        };
+        let allow_start_if_complete = f
+            .get("allow-start-if-complete")
+            .and_then(|n| self.boolean(n, "allow-start-if-complete", what))
+            .unwrap_or(false);
+        let start_limit = f
+            .get("start-limit")
+            .and_then(|n| self.count(n, "start-limit", what, 1));
+        Some(ElementDefinition {
+            name,
+            kind: kind?,
+            transitions,
+            next,
+            listeners,
+            promote_keys,
+            allow_start_if_complete,
+            start_limit,
+        })
+    }
+
+    pub(crate) fn chunk(&mut self, node: &Node, step: &str) -> Option<ChunkDefinition> {
+        let what = format!("the chunk of {step}");
+        let f = self.map(node, &what, CHUNK_KEYS)?;
+        let reader = self
+            .required(&f, "reader", &what)
+            .and_then(|n| self.component(n, &format!("the reader of {step}")));
+        let processor = f
+            .get("processor")
+            .and_then(|n| self.component(n, &format!("the processor of {step}")));
+        let writer = self
+            .required(&f, "writer", &what)
+            .and_then(|n| self.component(n, &format!("the writer of {step}")));
+        let chunk_size = match (f.get("chunk-size"), f.get("commit-interval")) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    f.key_position("commit-interval"),
+                    format!(
+                        "`commit-interval` is an alias of `chunk-size` in {what}: give only one"
+                    ),
+                );
+                None
+            }
+            (Some(n), None) => self
+                .count(n, "chunk-size", &what, 1)
+                .map(|v| Located::new(v, n.position())),
+            (None, Some(n)) => self
+                .count(n, "commit-interval", &what, 1)
+                .map(|v| Located::new(v, n.position())),
+            (None, None) => None,
+        };
+        let skip = f.get("item-skip").and_then(|n| self.skip(n, step));
+        let retry = f.get("item-retry").and_then(|n| self.retry(n, step));
+        let read_ahead = f
+            .get("read-ahead")
+            .and_then(|n| self.boolean(n, "read-ahead", &what));
+        Some(ChunkDefinition {
+            reader: reader?,
+            processor,
+            writer: writer?,
+            chunk_size,
+            skip,
+            retry,
+            read_ahead,
+        })
+    }
+
+    pub(crate) fn kinds(&mut self, node: Option<&Node>, what: &str) -> Vec<ErrorKind> {
+        let Some(node) = node else {
+            return Vec::new();
+        };
+        let Some(items) = self.list(node, "kinds", what) else {
+            return Vec::new();
+        };
+        let mut kinds = Vec::new();
+        for item in items {
+            let Some(name) = self.text(item, "kinds", what) else {
+                continue;
+            };
+            match ErrorKind::parse(name.value.trim()) {
+                Some(kind) => kinds.push(kind),
+                None => self.error(
+                    item.position(),
+                    format!(
+                        "unknown error kind `{}` in {what} (expected one of: {})",
+                        name.value,
+                        ErrorKind::ALL.map(ErrorKind::as_str).join(", ")
+                    ),
+                ),
+            }
+        }
+        kinds
+    }
+
+    pub(crate) fn skip(&mut self, node: &Node, step: &str) -> Option<SkipDefinition> {
+        let what = format!("`item-skip` of {step}");
+        let f = self.map(node, &what, SKIP_KEYS)?;
+        let limit = self
+            .required(&f, "limit", &what)
+            .and_then(|n| self.count(n, "limit", &what, 0));
+        let kinds = self.kinds(f.get("kinds"), &what);
+        Some(SkipDefinition {
+            limit: limit?,
+            kinds,
+        })
+    }
+
+    pub(crate) fn retry(&mut self, node: &Node, step: &str) -> Option<RetryDefinition> {
+        let what = format!("`item-retry` of {step}");
+        let f = self.map(node, &what, RETRY_KEYS)?;
+        let limit = self
+            .required(&f, "limit", &what)
+            .and_then(|n| self.count(n, "limit", &what, 0));
+        let limit = match limit.map(u32::try_from) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                self.error(
+                    f.key_position("limit"),
+                    format!("`limit` in {what} is too large"),
+                );
+                None
+            }
+            None => None,
+        };
+        let kinds = self.kinds(f.get("kinds"), &what);
+        let backoff = f
+            .get("backoff")
+            .and_then(|n| self.duration(n, "backoff", &what));
+        let max_backoff = f
+            .get("max-backoff")
+            .and_then(|n| self.duration(n, "max-backoff", &what));
+        Some(RetryDefinition {
+            limit: limit?,
+            kinds,
+            backoff,
+            max_backoff,
+        })
+    }
+
+    pub(crate) fn duration(&mut self, node: &Node, key: &str, what: &str) -> Option<Duration> {
+        let text = self.text(node, key, what)?;
+        match text.value.parse::<HumanDuration>() {
+            Ok(duration) => Some(duration.as_duration()),
+            Err(err) => {
+                self.error(
+                    node.position(),
+                    format!("`{key}` in {what}: {}", err.message()),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn component(&mut self, node: &Node, what: &str) -> Option<ComponentDefinition> {
+        let f = self.map(node, what, COMPONENT_KEYS)?;
+        let selector = match (f.get("type"), f.get("ref")) {
+            (Some(t), None) => self.name(t, "type", what).map(ComponentSelector::Type),
+            (None, Some(r)) => self.name(r, "ref", what).map(ComponentSelector::Ref),
+            (Some(_), Some(_)) => {
+                self.error(
+                    f.key_position("ref"),
+                    format!("{what} has both `type` and `ref`: give only one"),
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    node.position(),
+                    format!("{what} needs `type` (a built-in component) or `ref` (one registered from Rust)"),
+                );
+                None
+            }
+        };
+        let properties = match f.get("properties") {
+            None => Node::new(node.position(), NodeKind::Map(Vec::new())),
+            Some(p) if p.is_null() => Node::new(p.position(), NodeKind::Map(Vec::new())),
+            Some(p) if p.is_map() => {
+                self.map_any(p, &format!("`properties` of {what}"));
+                p.clone()
+            }
+            Some(p) => {
+                self.error(
+                    p.position(),
+                    format!(
+                        "`properties` of {what} must be a mapping, found {}",
+                        p.type_name()
+                    ),
+                );
+                return None;
+            }
+        };
+        Some(ComponentDefinition {
+            selector: selector?,
+            properties,
+            position: node.position(),
+        })
+    }
+}
