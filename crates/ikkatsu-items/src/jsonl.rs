@@ -108,31 +108,55 @@ impl<T> TypedJsonLinesItemReader<T> {
         self.keys = ContextKeys::new(prefix);
         self
     }
+}
 
-    fn parse_error(&self, err: &serde_json::Error, line: &[u8]) -> Error {
-        let location = format!("{}:{}", self.config.path.display(), self.line);
-        let first = line.iter().find(|b| !b.is_ascii_whitespace()).copied();
-        let message = match err.classify() {
-            serde_json::error::Category::Data if first != Some(b'{') => {
-                let found = match first {
-                    Some(b'[') => "an array",
-                    Some(b'"') => "a string",
-                    Some(b't' | b'f') => "a boolean",
-                    Some(b'n') => "null",
-                    _ => "a number",
-                };
-                format!("{location}: expected a JSON object, found {found}")
-            }
-            serde_json::error::Category::Data => {
-                format!("{location}: cannot decode the object: {err}")
-            }
-            _ => format!(
-                "{location}: malformed JSON at column {}: {err}",
-                err.column()
-            ),
-        };
-        Error::new(ErrorKind::Parse, message)
+/// The record of one JSON object (a line of JSON Lines, an element of a JSON array) laid on
+/// the `fields` of the records before it; `at` says where it is (`file:line`, ...) for the
+/// error.
+pub(crate) fn decode_record(
+    fields: &mut SharedFields,
+    text: &[u8],
+    at: impl FnOnce() -> String,
+) -> Result<Record> {
+    fields
+        .from_slice(text)
+        .map_err(|err| json_error(&at(), &err, text).with_source(err))
+}
+
+/// Appends `item` as one line of JSON Lines (its JSON and `\n`) to `buffer`; on error,
+/// `buffer` is as it was.
+pub(crate) fn encode_line<T: Serialize + ?Sized>(
+    buffer: &mut Vec<u8>,
+    item: &T,
+) -> serde_json::Result<()> {
+    let start = buffer.len();
+    if let Err(err) = serde_json::to_writer(&mut *buffer, item) {
+        buffer.truncate(start);
+        return Err(err);
     }
+    buffer.push(b'\n');
+    Ok(())
+}
+
+/// The error for a JSON text that does not decode as an object; `at` is `file:line` (or
+/// `object:line`, or a description of an array element).
+pub(crate) fn json_error(at: &str, err: &serde_json::Error, text: &[u8]) -> Error {
+    let first = text.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let message = match err.classify() {
+        serde_json::error::Category::Data if first != Some(b'{') => {
+            let found = match first {
+                Some(b'[') => "an array",
+                Some(b'"') => "a string",
+                Some(b't' | b'f') => "a boolean",
+                Some(b'n') => "null",
+                _ => "a number",
+            };
+            format!("{at}: expected a JSON object, found {found}")
+        }
+        serde_json::error::Category::Data => format!("{at}: cannot decode the object: {err}"),
+        _ => format!("{at}: malformed JSON at column {}: {err}", err.column()),
+    };
+    Error::new(ErrorKind::Parse, message)
 }
 
 #[async_trait]
@@ -198,27 +222,23 @@ impl<T: DeserializeOwned + 'static> TypedJsonLinesItemReader<T> {
             if line.is_empty() {
                 continue;
             }
-            let parsed = if TypeId::of::<T>() == TypeId::of::<Record>() {
-                // Records share the fields of the records before them.
-                self.fields.from_slice(line).map(|record| {
-                    (&mut Some(record) as &mut dyn Any)
-                        .downcast_mut::<Option<T>>()
-                        .and_then(Option::take)
-                })
-            } else {
-                serde_json::from_slice::<T>(line).map(Some)
-            };
-            return match parsed {
-                Ok(Some(item)) => Ok(Some(item)),
-                Ok(None) => Err(Error::new(
+            let at = || format!("{}:{}", self.config.path.display(), self.line);
+            if TypeId::of::<T>() != TypeId::of::<Record>() {
+                return serde_json::from_slice::<T>(line)
+                    .map(Some)
+                    .map_err(|err| json_error(&at(), &err, line).with_source(err));
+            }
+            // Records share the fields of the records before them.
+            let record = decode_record(&mut self.fields, line, at)?;
+            return match (&mut Some(record) as &mut dyn Any)
+                .downcast_mut::<Option<T>>()
+                .and_then(Option::take)
+            {
+                Some(item) => Ok(Some(item)),
+                None => Err(Error::new(
                     ErrorKind::Unexpected,
-                    format!(
-                        "{}:{}: record type mismatch",
-                        self.config.path.display(),
-                        self.line
-                    ),
+                    format!("{}: record type mismatch", at()),
                 )),
-                Err(err) => Err(self.parse_error(&err, line).with_source(err)),
             };
         }
     }
@@ -332,7 +352,7 @@ impl<T: Serialize + Sync> ItemWriter<T> for TypedJsonLinesItemWriter<T> {
         };
         for item in items {
             self.buffer.clear();
-            serde_json::to_writer(&mut self.buffer, item).map_err(|err| {
+            encode_line(&mut self.buffer, item).map_err(|err| {
                 Error::new(
                     ErrorKind::Parse,
                     format!(
@@ -342,7 +362,6 @@ impl<T: Serialize + Sync> ItemWriter<T> for TypedJsonLinesItemWriter<T> {
                 )
                 .with_source(err)
             })?;
-            self.buffer.push(b'\n');
             writer
                 .write_all(&self.buffer)
                 .map_err(|err| write_error(path, "JSON Lines", err))?;

@@ -1,140 +1,73 @@
 //! CSV on a storage: a streaming push parser (`csv-core`) fed by ranged reads, and an
-//! encoder writing one complete CSV file (header included) per part.
+//! encoder writing one complete CSV file (header included) per part. What a row becomes and
+//! what a record is as a row are the local CSV components' own
+//! ([`CsvRecordDecoder`], [`CsvRecordEncoder`]): only the bytes come from elsewhere.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use ikkatsu_core::{Error, ErrorKind, Record, Result};
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::csv::RecordLayout;
+use crate::csv::config::csv_config;
+use crate::csv::{
+    CsvItemDecoder, CsvItemEncoder, CsvRecordDecoder, CsvRecordEncoder, ascii_byte,
+    field_count_error, utf8_error,
+};
 
-use super::reader::{Object, Position, RecordCursor, RecordDecoder};
+use super::format::{Object, PartEncoder, Position, RecordCursor, RecordDecoder};
 use super::source::ByteSource;
-use super::writer::PartEncoder;
-use super::{ObjectReaderConfig, default_prefix};
+use super::writer::PartOptions;
+use super::{ObjectItemReader, ObjectItemWriter, default_prefix};
 
-fn default_delimiter() -> char {
-    ','
-}
-
-fn default_quote() -> char {
-    '"'
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// Properties of a CSV reader on a storage (`csv` with `storage` in job YAML).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CsvObjectReaderConfig {
-    /// The storage URL (or `@name` in job YAML). Without it, `path` is a local path.
-    #[serde(default)]
-    pub storage: Option<String>,
-    /// The object, or a glob of objects read in sorted order (see [`ObjectReaderConfig`]).
-    pub path: String,
-    /// Globs of objects not to read.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    /// The field delimiter, one ASCII character (default `,`).
-    #[serde(default = "default_delimiter")]
-    pub delimiter: char,
-    /// The quote character, one ASCII character (default `"`).
-    #[serde(default = "default_quote")]
-    pub quote: char,
-    /// Whether the first row of every object holds the column names (default `true`).
-    #[serde(default = "default_true")]
-    pub has_header: bool,
-    /// Column names to use instead of the header row (which is still skipped when
-    /// `has-header` is true); every row must then have this many fields.
-    #[serde(default)]
-    pub headers: Option<Vec<String>>,
-    /// Trim whitespace around fields and column names (default `false`).
-    #[serde(default)]
-    pub trim: bool,
-}
-
-impl CsvObjectReaderConfig {
+csv_config! {
+    reader
+    /// Properties of a CSV reader on a storage (`csv` with `storage` in job YAML).
+    CsvObjectReaderConfig {
+        /// The storage URL (or `@name` in job YAML). Without it, `path` is a local path.
+        #[serde(default)]
+        pub storage: Option<String>,
+        /// The object, or a glob of objects read in sorted order (see
+        /// [`ObjectReaderConfig`](super::ObjectReaderConfig)).
+        pub path: String,
+        /// Globs of objects not to read.
+        #[serde(default)]
+        pub exclude: Vec<String>,
+    }
     /// A configuration reading `path` (an object or a glob) on `storage`, with a header row.
-    pub fn new(storage: impl Into<String>, path: impl Into<String>) -> Self {
-        let ObjectReaderConfig {
-            storage,
-            path,
-            exclude,
-        } = ObjectReaderConfig::new(storage, path);
-        CsvObjectReaderConfig {
-            storage,
-            path,
-            exclude,
-            delimiter: default_delimiter(),
-            quote: default_quote(),
-            has_header: true,
-            headers: None,
-            trim: false,
-        }
+    fn new(storage: impl Into<String>, path: impl Into<String>) {
+        storage: Some(storage.into()),
+        path: path.into(),
+        exclude: Vec::new(),
     }
 }
 
-/// Properties of a CSV writer on a storage (`csv` with `storage` in job YAML).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CsvObjectWriterConfig {
-    /// The storage URL (or `@name` in job YAML). Without it, `path` is a local directory.
-    #[serde(default)]
-    pub storage: Option<String>,
-    /// The directory the parts are written to (see
-    /// [`ObjectWriterConfig`](super::ObjectWriterConfig)).
-    pub path: String,
-    /// The start of every part's name (default `part-`).
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
-    /// Close a part after this many records (default: no limit).
-    #[serde(default)]
-    pub part_records: Option<u64>,
-    /// Close a part once about this many bytes are encoded (default 128 MiB).
-    #[serde(default)]
-    pub part_bytes: Option<u64>,
-    /// The field delimiter, one ASCII character (default `,`).
-    #[serde(default = "default_delimiter")]
-    pub delimiter: char,
-    /// The quote character, one ASCII character (default `"`).
-    #[serde(default = "default_quote")]
-    pub quote: char,
-    /// Whether every part starts with a header row (default `true`).
-    #[serde(default = "default_true")]
-    pub header: bool,
-    /// The columns and their order (default: the keys of the first record written, kept
-    /// across restarts). Missing fields are written empty, others are not written.
-    #[serde(default)]
-    pub columns: Option<Vec<String>>,
-}
-
-impl CsvObjectWriterConfig {
+csv_config! {
+    writer
+    /// Properties of a CSV writer on a storage (`csv` with `storage` in job YAML).
+    CsvObjectWriterConfig {
+        /// The storage URL (or `@name` in job YAML). Without it, `path` is a local directory.
+        #[serde(default)]
+        pub storage: Option<String>,
+        /// The directory the parts are written to (see
+        /// [`ObjectWriterConfig`](super::ObjectWriterConfig)).
+        pub path: String,
+        /// The start of every part's name (default `part-`).
+        #[serde(default = "default_prefix")]
+        pub prefix: String,
+        /// Close a part after this many records (default: no limit).
+        #[serde(default)]
+        pub part_records: Option<u64>,
+        /// Close a part once about this many bytes are encoded (default 128 MiB).
+        #[serde(default)]
+        pub part_bytes: Option<u64>,
+    } {}
     /// A configuration writing parts into `path` on `storage`, with a header row.
-    pub fn new(storage: impl Into<String>, path: impl Into<String>) -> Self {
-        CsvObjectWriterConfig {
-            storage: Some(storage.into()),
-            path: path.into(),
-            prefix: default_prefix(),
-            part_records: None,
-            part_bytes: None,
-            delimiter: default_delimiter(),
-            quote: default_quote(),
-            header: true,
-            columns: None,
-        }
-    }
-}
-
-fn ascii(c: char, property: &str, at: &str) -> Result<u8> {
-    if c.is_ascii() {
-        Ok(c as u8)
-    } else {
-        Err(Error::config(format!(
-            "CSV `{at}`: `{property}` must be a single ASCII character, got `{c}`"
-        )))
+    fn new(storage: impl Into<String>, path: impl Into<String>) {
+        storage: Some(storage.into()),
+        path: path.into(),
+        prefix: default_prefix(),
+        part_records: None,
+        part_bytes: None,
     }
 }
 
@@ -150,8 +83,8 @@ pub(crate) struct CsvDecoder {
 impl CsvDecoder {
     pub(crate) fn new(config: &CsvObjectReaderConfig) -> Result<Self> {
         Ok(CsvDecoder {
-            delimiter: ascii(config.delimiter, "delimiter", &config.path)?,
-            quote: ascii(config.quote, "quote", &config.path)?,
+            delimiter: ascii_byte(config.delimiter, "delimiter", &config.path)?,
+            quote: ascii_byte(config.quote, "quote", &config.path)?,
             has_header: config.has_header,
             headers: config.headers.clone(),
             trim: config.trim,
@@ -173,19 +106,6 @@ impl RecordDecoder for CsvDecoder {
     }
 
     async fn open(&self, object: Object<'_>, resume: Position) -> Result<Box<dyn RecordCursor>> {
-        let size = object.file.size;
-        if resume.offset > size {
-            return Err(Error::new(
-                ErrorKind::InvalidState,
-                format!(
-                    "cannot resume `{}` at byte {}: the object has only {size} bytes; it was \
-                     replaced or truncated since the last run (restore it, or start a new job \
-                     instance)",
-                    object.name, resume.offset
-                ),
-            ));
-        }
-        let path = &object.file.path;
         let mut names = self.headers.clone();
         let mut header_pending = self.has_header;
         let mut core = self.core();
@@ -193,18 +113,21 @@ impl RecordDecoder for CsvDecoder {
             // Resuming after the header: read it from the start, then continue at the offset.
             if self.has_header && names.is_none() {
                 let mut header = CsvCursor::new(
-                    ByteSource::new(object.storage.reader_from(path, 0).await?),
+                    ByteSource::open(&object, 0).await?,
                     self.core(),
                     object.name.clone(),
                     self.trim,
                 );
-                names = header.read_row().await?.map(|row| row.fields);
+                names = match header.read_row().await? {
+                    true => Some(header.row_strings()?),
+                    false => None,
+                };
             }
             header_pending = false;
             core.set_line(resume.line.max(1));
         }
         let mut cursor = CsvCursor::new(
-            ByteSource::new(object.storage.reader_from(path, resume.offset).await?),
+            ByteSource::open(&object, resume.offset).await?,
             core,
             object.name,
             self.trim,
@@ -224,12 +147,6 @@ impl RecordDecoder for CsvDecoder {
     }
 }
 
-/// One row: its fields and the line it starts on.
-struct Row {
-    fields: Vec<String>,
-    line: u64,
-}
-
 struct CsvCursor {
     source: ByteSource,
     core: csv_core::Reader,
@@ -237,6 +154,8 @@ struct CsvCursor {
     trim: bool,
     output: Vec<u8>,
     ends: Vec<usize>,
+    /// The row read last, as the local reader's `csv` crate gives it to the decoder.
+    row: csv::ByteRecord,
     /// Byte offset of the next row.
     offset: u64,
     /// Rows consumed (the header not included).
@@ -247,8 +166,7 @@ struct CsvCursor {
     header_pending: bool,
     /// The number of fields every row must have, once known.
     expected: Option<usize>,
-    /// The fields shared by the records of this object.
-    layout: RecordLayout,
+    decoder: CsvRecordDecoder,
 }
 
 impl CsvCursor {
@@ -260,18 +178,20 @@ impl CsvCursor {
             trim,
             output: vec![0; 4096],
             ends: vec![0; 64],
+            row: csv::ByteRecord::new(),
             offset: 0,
             record: 0,
             names: Vec::new(),
             explicit_names: false,
             header_pending: false,
             expected: None,
-            layout: RecordLayout::default(),
+            decoder: CsvRecordDecoder::default(),
         }
     }
 
-    /// Reads the next row: `None` at the end of the object.
-    async fn read_row(&mut self) -> Result<Option<Row>> {
+    /// Reads the next row into `self.row` (trimmed with `trim`, its line as its position):
+    /// `false` at the end of the object.
+    async fn read_row(&mut self) -> Result<bool> {
         let line = self.core.line();
         let mut out = 0;
         let mut ends = 0;
@@ -288,7 +208,7 @@ impl CsvCursor {
             match result {
                 csv_core::ReadRecordResult::InputEmpty if more => {}
                 csv_core::ReadRecordResult::InputEmpty | csv_core::ReadRecordResult::End => {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 csv_core::ReadRecordResult::OutputFull => {
                     let len = self.output.len();
@@ -301,37 +221,33 @@ impl CsvCursor {
                 csv_core::ReadRecordResult::Record => break,
             }
         }
-        let data = &self.output[..out];
-        let mut fields = Vec::with_capacity(ends);
+        self.row.clear();
         let mut start = 0;
-        for (index, &end) in self.ends[..ends].iter().enumerate() {
-            let bytes = &data[start..end];
-            let text = std::str::from_utf8(bytes).map_err(|err| {
-                Error::new(
-                    ErrorKind::Parse,
-                    format!(
-                        "{}:{line}: {} is not valid UTF-8 (valid up to byte {})",
-                        self.name,
-                        self.field_name(index),
-                        err.valid_up_to()
-                    ),
-                )
-            })?;
-            fields.push(if self.trim {
-                text.trim().to_string()
-            } else {
-                text.to_string()
-            });
+        for &end in &self.ends[..ends] {
+            self.row.push_field(&self.output[start..end]);
             start = end;
         }
-        Ok(Some(Row { fields, line }))
+        if self.trim {
+            self.row.trim();
+        }
+        let mut position = csv::Position::new();
+        position.set_line(line);
+        self.row.set_position(Some(position));
+        Ok(true)
     }
 
-    fn field_name(&self, index: usize) -> String {
-        match self.names.get(index) {
-            Some(name) => format!("field {} (`{name}`)", index + 1),
-            None => format!("field {}", index + 1),
-        }
+    /// The line the last row started on.
+    fn line_of_row(&self) -> u64 {
+        self.row.position().map_or(0, csv::Position::line)
+    }
+
+    /// The fields of `self.row` as strings (a header row).
+    fn row_strings(&self) -> Result<Vec<String>> {
+        self.row
+            .iter()
+            .map(|field| std::str::from_utf8(field).map(str::to_owned))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| utf8_error(&self.name, &self.row, Some(&self.names)))
     }
 }
 
@@ -340,55 +256,42 @@ impl RecordCursor for CsvCursor {
     async fn next(&mut self) -> Result<Option<Record>> {
         if self.header_pending {
             self.header_pending = false;
-            let Some(header) = self.read_row().await? else {
+            if !self.read_row().await? {
                 return Ok(None);
-            };
+            }
             if self.expected.is_none() {
-                self.expected = Some(header.fields.len());
+                self.expected = Some(self.row.len());
             }
             if !self.explicit_names {
-                self.names = header.fields;
-                self.layout.clear();
+                self.names = self.row_strings()?;
+                self.decoder.start(Some(&self.names));
             }
         }
-        let row = self.read_row().await;
-        let row = match row {
-            Ok(Some(row)) => row,
-            Ok(None) => return Ok(None),
+        match self.read_row().await {
+            Ok(true) => self.record += 1,
+            Ok(false) => return Ok(None),
             Err(err) => {
                 self.record += 1;
                 return Err(err);
             }
-        };
-        self.record += 1;
+        }
+        let len = self.row.len();
         match self.expected {
-            Some(expected) if expected != row.fields.len() => {
-                let why = if self.explicit_names {
-                    " (the `headers` property)"
-                } else {
-                    ""
-                };
-                return Err(Error::new(
-                    ErrorKind::Parse,
-                    format!(
-                        "{}:{}: wrong number of fields: expected {expected}{why}, found {}",
-                        self.name,
-                        row.line,
-                        row.fields.len()
-                    ),
-                ));
+            Some(expected) if expected != len => {
+                let at = format!("{}:{}", self.name, self.line_of_row());
+                return Err(field_count_error(&at, expected, len, self.explicit_names));
             }
             Some(_) => {}
-            None => self.expected = Some(row.fields.len()),
+            None => self.expected = Some(len),
         }
-        while self.names.len() < row.fields.len() {
+        while self.names.len() < len {
             let n = self.names.len() + 1;
             self.names.push(format!("column{n}"));
         }
-        self.layout.ensure(Some(&self.names), row.fields.len());
-        Ok(Some(
-            self.layout.record(row.fields.len(), row.fields.into_iter()),
-        ))
+        let record = self
+            .decoder
+            .decode(&self.row, &self.name, Some(&self.names))?;
+        Ok(Some(record))
     }
 
     fn columns(&self) -> Option<&[String]> {
@@ -412,35 +315,28 @@ pub(crate) struct CsvEncoder {
     columns: Option<Vec<String>>,
     configured_columns: bool,
     writer: Option<csv::Writer<Vec<u8>>>,
-    row: Vec<String>,
+    encoder: CsvRecordEncoder,
+    row: csv::ByteRecord,
     records: u64,
 }
 
 impl CsvEncoder {
     pub(crate) fn new(config: &CsvObjectWriterConfig) -> Result<Self> {
         Ok(CsvEncoder {
-            delimiter: ascii(config.delimiter, "delimiter", &config.path)?,
-            quote: ascii(config.quote, "quote", &config.path)?,
+            delimiter: ascii_byte(config.delimiter, "delimiter", &config.path)?,
+            quote: ascii_byte(config.quote, "quote", &config.path)?,
             header: config.header,
             columns: config.columns.clone(),
             configured_columns: config.columns.is_some(),
             writer: None,
-            row: Vec::new(),
+            encoder: CsvRecordEncoder::default(),
+            row: csv::ByteRecord::new(),
             records: 0,
         })
     }
 
     fn csv_error(err: csv::Error) -> Error {
         Error::new(ErrorKind::Io, format!("cannot encode CSV: {err}")).with_source(err)
-    }
-}
-
-/// A value as CSV text: strings as they are, null empty, others as JSON.
-fn text(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
     }
 }
 
@@ -465,6 +361,7 @@ impl PartEncoder for CsvEncoder {
         if self.configured_columns {
             return Ok(());
         }
+        self.encoder.start();
         let Some(state) = state else {
             self.columns = None;
             return Ok(());
@@ -495,11 +392,12 @@ impl PartEncoder for CsvEncoder {
             }
             self.writer = Some(writer);
         }
-        self.row.clear();
-        self.row
-            .extend(columns.iter().map(|column| text(record.get(column))));
+        self.encoder
+            .encode(record, columns, self.configured_columns, &mut self.row)?;
         if let Some(writer) = self.writer.as_mut() {
-            writer.write_record(&self.row).map_err(Self::csv_error)?;
+            writer
+                .write_byte_record(&self.row)
+                .map_err(Self::csv_error)?;
         }
         self.records += 1;
         Ok(())
@@ -549,5 +447,36 @@ impl PartEncoder for CsvEncoder {
             Error::new(ErrorKind::Io, format!("cannot encode CSV: {}", err.error()))
         })?;
         Ok(Some(Bytes::from(bytes)))
+    }
+}
+
+impl ObjectItemReader {
+    /// A CSV reader: one record per row, string values by column name.
+    pub fn csv(config: CsvObjectReaderConfig) -> Result<Self> {
+        let decoder = CsvDecoder::new(&config)?;
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(decoder),
+        )
+    }
+}
+
+impl ObjectItemWriter {
+    /// A CSV writer: a header row (unless `header: false`) and one row per record in every
+    /// part.
+    pub fn csv(config: CsvObjectWriterConfig) -> Result<Self> {
+        let encoder = CsvEncoder::new(&config)?;
+        ObjectItemWriter::new(
+            PartOptions {
+                storage: config.storage.as_deref(),
+                path: &config.path,
+                prefix: &config.prefix,
+                part_records: config.part_records,
+                part_bytes: config.part_bytes,
+            },
+            Box::new(encoder),
+        )
     }
 }

@@ -2,14 +2,14 @@
 //! small scanner finds where each element ends, serde_json decodes it.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use ikkatsu_core::record::SharedFields;
 use ikkatsu_core::{Error, ErrorKind, Record, Result};
 
-use super::jsonl::{check_offset, json_error};
-use super::reader::{Object, Position, RecordCursor, RecordDecoder};
+use super::format::{Object, Position, RecordCursor, RecordDecoder};
+use super::jsonl::JsonEncoder;
 use super::source::ByteSource;
-use super::writer::PartEncoder;
+use super::{ObjectItemReader, ObjectItemWriter, ObjectReaderConfig, ObjectWriterConfig};
+use crate::jsonl::decode_record;
 
 /// The JSON array format of a reader.
 pub(crate) struct JsonArrayDecoder;
@@ -21,11 +21,7 @@ impl RecordDecoder for JsonArrayDecoder {
     }
 
     async fn open(&self, object: Object<'_>, resume: Position) -> Result<Box<dyn RecordCursor>> {
-        check_offset(&object, resume)?;
-        let stream = object
-            .storage
-            .reader_from(&object.file.path, resume.offset)
-            .await?;
+        let source = ByteSource::open(&object, resume.offset).await?;
         // Positions are saved right after an element: a resumed scan expects `,` or `]`.
         let state = if resume.offset == 0 {
             State::Start
@@ -33,7 +29,7 @@ impl RecordDecoder for JsonArrayDecoder {
             State::AfterElement
         };
         Ok(Box::new(JsonArrayCursor {
-            source: ByteSource::new(stream),
+            source,
             name: object.name,
             state,
             element: Vec::with_capacity(1024),
@@ -222,16 +218,13 @@ impl RecordCursor for JsonArrayCursor {
                     self.scan_element(byte).await?;
                     self.state = State::AfterElement;
                     self.position.record += 1;
-                    return match self.fields.from_slice(&self.element) {
-                        Ok(record) => Ok(Some(record)),
-                        Err(err) => {
-                            let at = format!(
-                                "{}:{line}: element {} of the array",
-                                self.name, self.position.record
-                            );
-                            Err(json_error(&at, &err, &self.element).with_source(err))
-                        }
+                    let at = || {
+                        format!(
+                            "{}:{line}: element {} of the array",
+                            self.name, self.position.record
+                        )
                     };
+                    return decode_record(&mut self.fields, &self.element, at).map(Some);
                 }
                 State::AfterElement if byte == b',' => {
                     self.consume(byte);
@@ -263,54 +256,22 @@ impl RecordCursor for JsonArrayCursor {
     }
 }
 
-/// The JSON array format of a writer: every part is `[` + one object per line + `]`.
-#[derive(Default)]
-pub(crate) struct JsonArrayEncoder {
-    buffer: Vec<u8>,
-    records: u64,
+impl ObjectItemReader {
+    /// A JSON reader: each object holds one JSON array of objects, streamed element by
+    /// element.
+    pub fn json(config: ObjectReaderConfig) -> Result<Self> {
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(JsonArrayDecoder),
+        )
+    }
 }
 
-#[async_trait]
-impl PartEncoder for JsonArrayEncoder {
-    fn format(&self) -> &'static str {
-        "JSON"
-    }
-
-    fn extension(&self) -> &str {
-        "json"
-    }
-
-    fn append(&mut self, record: &Record) -> Result<()> {
-        let start = self.buffer.len();
-        self.buffer
-            .extend_from_slice(if self.records == 0 { b"[\n" } else { b",\n" });
-        if let Err(err) = serde_json::to_writer(&mut self.buffer, record) {
-            self.buffer.truncate(start);
-            return Err(err.into());
-        }
-        self.records += 1;
-        Ok(())
-    }
-
-    fn records(&self) -> u64 {
-        self.records
-    }
-
-    fn bytes(&self) -> u64 {
-        self.buffer.len() as u64
-    }
-
-    async fn finish(&mut self) -> Result<Bytes> {
-        if self.records == 0 {
-            self.buffer.extend_from_slice(b"[");
-        }
-        self.buffer.extend_from_slice(b"\n]\n");
-        self.records = 0;
-        Ok(Bytes::from(std::mem::take(&mut self.buffer)))
-    }
-
-    fn discard(&mut self) {
-        self.buffer.clear();
-        self.records = 0;
+impl ObjectItemWriter {
+    /// A JSON writer: every part is one JSON array of objects.
+    pub fn json(config: ObjectWriterConfig) -> Result<Self> {
+        ObjectItemWriter::new((&config).into(), Box::new(JsonEncoder::array()))
     }
 }

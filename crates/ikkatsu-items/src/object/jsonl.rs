@@ -3,32 +3,12 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use ikkatsu_core::record::SharedFields;
-use ikkatsu_core::{Error, ErrorKind, Record, Result};
+use ikkatsu_core::{Record, Result};
 
-use super::reader::{Object, Position, RecordCursor, RecordDecoder};
+use super::format::{Object, PartEncoder, Position, RecordCursor, RecordDecoder};
 use super::source::ByteSource;
-use super::writer::PartEncoder;
-
-/// The error for a JSON text that does not decode as an object; `at` is `object:line` or
-/// a description of the element.
-pub(crate) fn json_error(at: &str, err: &serde_json::Error, text: &[u8]) -> Error {
-    let first = text.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let message = match err.classify() {
-        serde_json::error::Category::Data if first != Some(b'{') => {
-            let found = match first {
-                Some(b'[') => "an array",
-                Some(b'"') => "a string",
-                Some(b't' | b'f') => "a boolean",
-                Some(b'n') => "null",
-                _ => "a number",
-            };
-            format!("{at}: expected a JSON object, found {found}")
-        }
-        serde_json::error::Category::Data => format!("{at}: cannot decode the object: {err}"),
-        _ => format!("{at}: malformed JSON at column {}: {err}", err.column()),
-    };
-    Error::new(ErrorKind::Parse, message)
-}
+use super::{ObjectItemReader, ObjectItemWriter, ObjectReaderConfig, ObjectWriterConfig};
+use crate::jsonl::{decode_record, encode_line};
 
 /// The JSON Lines format of a reader.
 pub(crate) struct JsonLinesDecoder;
@@ -40,34 +20,14 @@ impl RecordDecoder for JsonLinesDecoder {
     }
 
     async fn open(&self, object: Object<'_>, resume: Position) -> Result<Box<dyn RecordCursor>> {
-        check_offset(&object, resume)?;
-        let stream = object
-            .storage
-            .reader_from(&object.file.path, resume.offset)
-            .await?;
         Ok(Box::new(JsonLinesCursor {
-            source: ByteSource::new(stream),
+            source: ByteSource::open(&object, resume.offset).await?,
             name: object.name,
             line: Vec::with_capacity(1024),
             position: resume,
             fields: SharedFields::new(),
         }))
     }
-}
-
-/// Refuses to resume past the end of an object that has shrunk since.
-pub(crate) fn check_offset(object: &Object<'_>, resume: Position) -> Result<()> {
-    if resume.offset > object.file.size {
-        return Err(Error::new(
-            ErrorKind::InvalidState,
-            format!(
-                "cannot resume `{}` at byte {}: the object has only {} bytes; it was replaced \
-                 or truncated since the last run (restore it, or start a new job instance)",
-                object.name, resume.offset, object.file.size
-            ),
-        ));
-    }
-    Ok(())
 }
 
 struct JsonLinesCursor {
@@ -117,13 +77,8 @@ impl RecordCursor for JsonLinesCursor {
                 continue;
             }
             self.position.record += 1;
-            return match self.fields.from_slice(text) {
-                Ok(record) => Ok(Some(record)),
-                Err(err) => {
-                    let at = format!("{}:{}", self.name, self.position.line);
-                    Err(json_error(&at, &err, text).with_source(err))
-                }
-            };
+            let at = || format!("{}:{}", self.name, self.position.line);
+            return decode_record(&mut self.fields, text, at).map(Some);
         }
     }
 
@@ -132,26 +87,47 @@ impl RecordCursor for JsonLinesCursor {
     }
 }
 
-/// The JSON Lines format of a writer.
+/// The JSON formats of a writer: JSON Lines (one object per line), or one JSON array of
+/// objects per part (`[`, one object per line, `]`).
 #[derive(Default)]
-pub(crate) struct JsonLinesEncoder {
+pub(crate) struct JsonEncoder {
+    array: bool,
     buffer: Vec<u8>,
     records: u64,
 }
 
+impl JsonEncoder {
+    /// The JSON array format.
+    pub(crate) fn array() -> Self {
+        JsonEncoder {
+            array: true,
+            ..JsonEncoder::default()
+        }
+    }
+}
+
 #[async_trait]
-impl PartEncoder for JsonLinesEncoder {
+impl PartEncoder for JsonEncoder {
     fn format(&self) -> &'static str {
-        "JSON Lines"
+        if self.array { "JSON" } else { "JSON Lines" }
     }
 
     fn extension(&self) -> &str {
-        "jsonl"
+        if self.array { "json" } else { "jsonl" }
     }
 
     fn append(&mut self, record: &Record) -> Result<()> {
-        serde_json::to_writer(&mut self.buffer, record)?;
-        self.buffer.push(b'\n');
+        if self.array {
+            let start = self.buffer.len();
+            self.buffer
+                .extend_from_slice(if self.records == 0 { b"[\n" } else { b",\n" });
+            if let Err(err) = serde_json::to_writer(&mut self.buffer, record) {
+                self.buffer.truncate(start);
+                return Err(err.into());
+            }
+        } else {
+            encode_line(&mut self.buffer, record)?;
+        }
         self.records += 1;
         Ok(())
     }
@@ -165,6 +141,12 @@ impl PartEncoder for JsonLinesEncoder {
     }
 
     async fn finish(&mut self) -> Result<Bytes> {
+        if self.array {
+            if self.records == 0 {
+                self.buffer.extend_from_slice(b"[");
+            }
+            self.buffer.extend_from_slice(b"\n]\n");
+        }
         self.records = 0;
         Ok(Bytes::from(std::mem::take(&mut self.buffer)))
     }
@@ -172,5 +154,24 @@ impl PartEncoder for JsonLinesEncoder {
     fn discard(&mut self) {
         self.buffer.clear();
         self.records = 0;
+    }
+}
+
+impl ObjectItemReader {
+    /// A JSON Lines reader: one JSON object per line, blank lines skipped.
+    pub fn json_lines(config: ObjectReaderConfig) -> Result<Self> {
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(JsonLinesDecoder),
+        )
+    }
+}
+
+impl ObjectItemWriter {
+    /// A JSON Lines writer: one JSON object per line.
+    pub fn json_lines(config: ObjectWriterConfig) -> Result<Self> {
+        ObjectItemWriter::new((&config).into(), Box::new(JsonEncoder::default()))
     }
 }

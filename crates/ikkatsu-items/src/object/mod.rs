@@ -73,19 +73,19 @@
 //! ```
 
 mod csv;
+mod format;
 mod json;
 mod jsonl;
+mod location;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod reader;
 mod source;
 mod writer;
 
-use std::path::{Component, Path, PathBuf};
-
-use ikkatsu_core::{Error, Result};
-use ikkatsu_storage::Storage;
 use serde::Deserialize;
+
+use location::{Location, ObjectStorage, is_glob, literal_prefix, object_name, storage_builders};
 
 pub use self::csv::{CsvObjectReaderConfig, CsvObjectWriterConfig};
 #[cfg(feature = "parquet")]
@@ -163,120 +163,5 @@ impl ObjectWriterConfig {
             part_records: None,
             part_bytes: None,
         }
-    }
-}
-
-/// Where the objects of a reader or writer are: a storage and a path on it.
-#[derive(Debug, Clone)]
-pub(crate) struct Location {
-    /// The storage URL, or the local directory a local path is relative to.
-    pub storage: String,
-    /// The path relative to the storage root (a glob for readers, a directory for writers);
-    /// empty for the root.
-    pub path: String,
-}
-
-impl Location {
-    /// `path` on `storage`; without a storage, `path` is a local path (absolute or relative
-    /// to the working directory) and the storage is the root directory `/`.
-    pub(crate) fn new(storage: Option<&str>, path: &str, what: &str) -> Result<Location> {
-        match storage {
-            Some(storage) if !storage.trim().is_empty() => {
-                let path = path.trim_start_matches("./").trim_matches('/');
-                Ok(Location {
-                    storage: storage.to_string(),
-                    path: path.to_string(),
-                })
-            }
-            _ => {
-                let local = Path::new(path);
-                let absolute = if local.is_absolute() {
-                    local.to_path_buf()
-                } else {
-                    std::env::current_dir()
-                        .map_err(|err| {
-                            Error::io(format_args!("cannot resolve the {what} path `{path}`"), err)
-                        })?
-                        .join(local)
-                };
-                let mut normal = PathBuf::new();
-                for component in absolute.components() {
-                    match component {
-                        Component::ParentDir => {
-                            normal.pop();
-                        }
-                        Component::CurDir => {}
-                        other => normal.push(other),
-                    }
-                }
-                let text = normal.to_string_lossy();
-                Ok(Location {
-                    storage: "/".to_string(),
-                    path: text.trim_start_matches('/').to_string(),
-                })
-            }
-        }
-    }
-
-    /// Opens the storage.
-    pub(crate) fn open(&self) -> Result<Storage> {
-        Storage::open(&self.storage)
-    }
-}
-
-/// How an object is named in messages: the storage URL (secrets masked) and the path.
-pub(crate) fn object_name(storage: &Storage, path: &str) -> String {
-    let url = storage.url();
-    if url.ends_with('/') || url.ends_with(':') {
-        format!("{url}{path}")
-    } else {
-        format!("{url}/{path}")
-    }
-}
-
-/// Whether `path` has glob characters.
-pub(crate) fn is_glob(path: &str) -> bool {
-    path.contains(['*', '?', '[', '{'])
-}
-
-/// The directories of `glob` before its first component with a glob character: where a
-/// listing has to start.
-pub(crate) fn literal_prefix(glob: &str) -> String {
-    let mut dirs: Vec<&str> = Vec::new();
-    let components: Vec<&str> = glob.split('/').collect();
-    for component in &components[..components.len().saturating_sub(1)] {
-        if is_glob(component) {
-            break;
-        }
-        dirs.push(component);
-    }
-    dirs.join("/")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_and_globs() {
-        let at = Location::new(Some("s3://bucket"), "/in/*.csv", "CSV").unwrap();
-        assert_eq!(
-            (at.storage.as_str(), at.path.as_str()),
-            ("s3://bucket", "in/*.csv")
-        );
-        let local = Location::new(None, "/data/../srv/x.parquet", "Parquet").unwrap();
-        assert_eq!(
-            (local.storage.as_str(), local.path.as_str()),
-            ("/", "srv/x.parquet")
-        );
-        let relative = Location::new(None, "out", "Parquet").unwrap();
-        assert!(relative.path.ends_with("out"));
-        assert!(!relative.path.starts_with('/'));
-
-        assert!(is_glob("in/**/*.parquet"));
-        assert!(!is_glob("in/a.parquet"));
-        assert_eq!(literal_prefix("in/2024/**/*.parquet"), "in/2024");
-        assert_eq!(literal_prefix("*.csv"), "");
-        assert_eq!(literal_prefix("in/*/x/*.csv"), "in");
     }
 }

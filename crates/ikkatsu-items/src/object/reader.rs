@@ -5,59 +5,10 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, Record, Result};
 use ikkatsu_storage::{FileInfo, Storage, WalkOptions};
-use serde::{Deserialize, Serialize};
 
-use super::csv::{CsvDecoder, CsvObjectReaderConfig};
-use super::json::JsonArrayDecoder;
-use super::jsonl::JsonLinesDecoder;
-use super::{Location, ObjectReaderConfig, is_glob, literal_prefix, object_name};
+use super::format::{Object, Position, RecordCursor, RecordDecoder};
+use super::{Location, ObjectStorage, is_glob, literal_prefix, object_name, storage_builders};
 use crate::file::ContextKeys;
-
-/// Where a reader is within one object: what a cursor reports after every record and what
-/// a restart resumes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Position {
-    /// Records (rows, lines, array elements) consumed, bad ones included.
-    pub record: u64,
-    /// Byte offset of the next record (text formats; 0 for Parquet).
-    pub offset: u64,
-    /// Lines consumed (text formats), for messages.
-    pub line: u64,
-}
-
-/// One object being read.
-pub(crate) struct Object<'a> {
-    pub storage: &'a Storage,
-    pub file: &'a FileInfo,
-    /// The object as named in messages (storage URL and path).
-    pub name: String,
-}
-
-/// Reads the records of one object, from a position.
-#[async_trait]
-pub(crate) trait RecordCursor: Send {
-    /// The next record; `None` at the end of the object. After an error about one record,
-    /// the cursor is past it (the next call reads the record after it).
-    async fn next(&mut self) -> Result<Option<Record>>;
-
-    /// The position after the last record returned.
-    fn position(&self) -> Position;
-
-    /// The column names, when the format has them (a CSV header row or `headers`).
-    fn columns(&self) -> Option<&[String]> {
-        None
-    }
-}
-
-/// A format: opens cursors over objects.
-#[async_trait]
-pub(crate) trait RecordDecoder: Send + Sync {
-    /// The format's name in messages (`CSV`, `Parquet`, ...).
-    fn format(&self) -> &'static str;
-
-    /// Opens `object`, positioned at `resume` (the default position: the start).
-    async fn open(&self, object: Object<'_>, resume: Position) -> Result<Box<dyn RecordCursor>>;
-}
 
 /// Reads [`Record`]s from objects on a [`Storage`]: one object, or every object matching a
 /// glob, one after the other in sorted path order. Made for one format by
@@ -71,11 +22,9 @@ pub(crate) trait RecordDecoder: Send + Sync {
 /// footer, say) is a [`ErrorKind::Parse`] error; when a skip policy skips it, reading goes
 /// on with the next object.
 pub struct ObjectItemReader {
-    location: Location,
+    at: ObjectStorage,
     exclude: Vec<String>,
     decoder: Box<dyn RecordDecoder>,
-    storage: Option<Storage>,
-    preset_storage: bool,
     keys: ContextKeys,
     files: Vec<FileInfo>,
     /// The object being read (`files.len()` when all are done).
@@ -94,14 +43,14 @@ impl std::fmt::Debug for ObjectItemReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObjectItemReader")
             .field("format", &self.decoder.format())
-            .field("storage", &self.location.storage)
-            .field("path", &self.location.path)
+            .field("storage", &self.at.location.storage)
+            .field("path", &self.at.location.path)
             .finish_non_exhaustive()
     }
 }
 
 impl ObjectItemReader {
-    fn new(
+    pub(crate) fn new(
         storage: Option<&str>,
         path: &str,
         exclude: Vec<String>,
@@ -124,11 +73,9 @@ impl ObjectItemReader {
         }
         .compile()?;
         Ok(ObjectItemReader {
-            location,
+            at: ObjectStorage::new(location, decoder.format(), "reader", "read"),
             exclude,
             decoder,
-            storage: None,
-            preset_storage: false,
             keys: ContextKeys::new("object.reader"),
             files: Vec::new(),
             index: 0,
@@ -140,77 +87,7 @@ impl ObjectItemReader {
         })
     }
 
-    /// A CSV reader: one record per row, string values by column name.
-    pub fn csv(config: CsvObjectReaderConfig) -> Result<Self> {
-        let decoder = CsvDecoder::new(&config)?;
-        ObjectItemReader::new(
-            config.storage.as_deref(),
-            &config.path,
-            config.exclude,
-            Box::new(decoder),
-        )
-    }
-
-    /// A JSON Lines reader: one JSON object per line, blank lines skipped.
-    pub fn json_lines(config: ObjectReaderConfig) -> Result<Self> {
-        ObjectItemReader::new(
-            config.storage.as_deref(),
-            &config.path,
-            config.exclude,
-            Box::new(JsonLinesDecoder),
-        )
-    }
-
-    /// A JSON reader: each object holds one JSON array of objects, streamed element by
-    /// element.
-    pub fn json(config: ObjectReaderConfig) -> Result<Self> {
-        ObjectItemReader::new(
-            config.storage.as_deref(),
-            &config.path,
-            config.exclude,
-            Box::new(JsonArrayDecoder),
-        )
-    }
-
-    /// A Parquet reader: one record per row, read a row group at a time.
-    #[cfg(feature = "parquet")]
-    pub fn parquet(config: super::ParquetReaderConfig) -> Result<Self> {
-        let decoder = super::parquet::ParquetDecoder::new(&config)?;
-        ObjectItemReader::new(
-            config.storage.as_deref(),
-            &config.path,
-            config.exclude,
-            Box::new(decoder),
-        )
-    }
-
-    /// Reads from `storage` instead of opening the configured storage URL (the path is
-    /// still taken from the configuration).
-    pub fn with_storage(mut self, storage: Storage) -> Self {
-        self.storage = Some(storage);
-        self.preset_storage = true;
-        self
-    }
-
-    /// Sets the prefix of the keys saved in the step's execution context (default
-    /// `object.reader`).
-    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.keys = ContextKeys::new(prefix);
-        self
-    }
-
-    fn storage(&self) -> Result<&Storage> {
-        self.storage.as_ref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidState,
-                format!(
-                    "{} reader `{}` read before open",
-                    self.decoder.format(),
-                    self.location.path
-                ),
-            )
-        })
-    }
+    storage_builders!("object.reader");
 
     /// The objects to read, sorted by path.
     async fn list(
@@ -283,7 +160,7 @@ impl ObjectItemReader {
                 let Some(file) = self.files.get(self.index) else {
                     return Ok(None);
                 };
-                let storage = self.storage()?.clone();
+                let storage = self.at.get()?.clone();
                 let object = Object {
                     storage: &storage,
                     file,
@@ -336,13 +213,10 @@ impl ObjectItemReader {
 #[async_trait]
 impl ItemStream for ObjectItemReader {
     async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
-        if !self.preset_storage {
-            self.storage = Some(self.location.open()?);
-        }
-        let storage = self.storage()?.clone();
+        let storage = self.at.open()?;
         self.files = ObjectItemReader::list(
             &storage,
-            &self.location,
+            &self.at.location,
             &self.exclude,
             self.decoder.format(),
         )
@@ -365,7 +239,7 @@ impl ItemStream for ObjectItemReader {
                         self.decoder.format(),
                         object_name(&storage, &file),
                         self.files.len(),
-                        self.location.path
+                        self.at.location.path
                     ),
                 ));
             };
@@ -412,9 +286,7 @@ impl ItemStream for ObjectItemReader {
     async fn close(&mut self) -> Result<()> {
         self.cursor = None;
         self.opened = false;
-        if !self.preset_storage {
-            self.storage = None;
-        }
+        self.at.close();
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use ikkatsu_core::Result;
+use ikkatsu_core::{Error, ErrorKind, Result};
+
+use super::format::Object;
 
 /// The bytes of one object, a chunk at a time, with what has been consumed.
 pub(crate) struct ByteSource {
@@ -15,6 +17,27 @@ pub(crate) struct ByteSource {
 }
 
 impl ByteSource {
+    /// Opens `object` from byte `offset` on, refusing to resume past the end of an object
+    /// that has shrunk since the offset was saved.
+    pub(crate) async fn open(object: &Object<'_>, offset: u64) -> Result<Self> {
+        if offset > object.file.size {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!(
+                    "cannot resume `{}` at byte {offset}: the object has only {} bytes; it was \
+                     replaced or truncated since the last run (restore it, or start a new job \
+                     instance)",
+                    object.name, object.file.size
+                ),
+            ));
+        }
+        let stream = object
+            .storage
+            .reader_from(&object.file.path, offset)
+            .await?;
+        Ok(ByteSource::new(stream))
+    }
+
     pub(crate) fn new(stream: BoxStream<'static, Result<Bytes>>) -> Self {
         ByteSource {
             stream,

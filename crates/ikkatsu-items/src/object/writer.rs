@@ -2,73 +2,16 @@
 //! appending.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::TryStreamExt;
-use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemStream, ItemWriter, Record, Result};
+use ikkatsu_core::{Error, ExecutionContext, ItemStream, ItemWriter, Record, Result};
 use ikkatsu_storage::Storage;
-use serde_json::Value;
 
-use super::csv::{CsvEncoder, CsvObjectWriterConfig};
-use super::json::JsonArrayEncoder;
-use super::jsonl::JsonLinesEncoder;
-use super::{Location, ObjectWriterConfig, object_name};
+use super::format::PartEncoder;
+use super::{Location, ObjectStorage, ObjectWriterConfig, object_name, storage_builders};
 use crate::file::ContextKeys;
 
 /// A part is closed once about this many bytes are encoded, unless configured otherwise.
 const DEFAULT_PART_BYTES: u64 = 128 * 1024 * 1024;
-
-/// Encodes records into one part object at a time.
-#[async_trait]
-pub(crate) trait PartEncoder: Send {
-    /// The format's name in messages (`CSV`, `Parquet`, ...).
-    fn format(&self) -> &'static str;
-
-    /// The extension of the part names, without the dot.
-    fn extension(&self) -> &str;
-
-    /// What the encoder settled on and a restart must keep (CSV columns, a Parquet
-    /// schema), saved in the execution context.
-    fn state(&self) -> Option<Value> {
-        None
-    }
-
-    /// Restores what [`PartEncoder::state`] saved; `None` (a first run) forgets what an
-    /// earlier run of this instance settled on.
-    fn restore(&mut self, state: Option<&Value>) -> Result<()> {
-        let _ = state;
-        Ok(())
-    }
-
-    /// Called with the records of a `write` before any of them is appended (a Parquet
-    /// writer without a schema infers it from the first ones).
-    fn prepare(&mut self, records: &[Record]) -> Result<()> {
-        let _ = records;
-        Ok(())
-    }
-
-    /// Appends one record to the current part, entirely or (on error) not at all. The error
-    /// says what does not fit; the writer adds where.
-    fn append(&mut self, record: &Record) -> Result<()>;
-
-    /// Records in the current part.
-    fn records(&self) -> u64;
-
-    /// About how many bytes the current part holds.
-    fn bytes(&self) -> u64;
-
-    /// Encodes the current part into a complete object and starts a new, empty part.
-    async fn finish(&mut self) -> Result<Bytes>;
-
-    /// Drops the current part.
-    fn discard(&mut self);
-
-    /// What an output without a single record holds, if anything: a CSV header (from the
-    /// encoder's columns, else the reader's `reader_columns`).
-    fn empty_output(&self, reader_columns: Option<&[String]>) -> Result<Option<Bytes>> {
-        let _ = reader_columns;
-        Ok(None)
-    }
-}
 
 /// How the parts of a writer are named: `<dir>/<prefix>NNNNN.<extension>`.
 #[derive(Debug, Clone)]
@@ -120,13 +63,11 @@ impl PartNames {
 /// the saved count on (a first run: all of them), so a restart leaves neither duplicates
 /// nor gaps.
 pub struct ObjectItemWriter {
-    location: Location,
+    at: ObjectStorage,
     names: PartNames,
     part_records: u64,
     part_bytes: u64,
     encoder: Box<dyn PartEncoder>,
-    storage: Option<Storage>,
-    preset_storage: bool,
     keys: ContextKeys,
     /// The number of the next part (parts `0..next_part` are written).
     next_part: u64,
@@ -142,8 +83,8 @@ impl std::fmt::Debug for ObjectItemWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObjectItemWriter")
             .field("format", &self.encoder.format())
-            .field("storage", &self.location.storage)
-            .field("path", &self.location.path)
+            .field("storage", &self.at.location.storage)
+            .field("path", &self.at.location.path)
             .field("prefix", &self.names.prefix)
             .finish_non_exhaustive()
     }
@@ -200,12 +141,10 @@ impl ObjectItemWriter {
                 prefix: options.prefix.to_string(),
                 extension: encoder.extension().to_string(),
             },
-            location,
+            at: ObjectStorage::new(location, format, "writer", "written"),
             part_records,
             part_bytes,
             encoder,
-            storage: None,
-            preset_storage: false,
             keys: ContextKeys::new("object.writer"),
             next_part: 0,
             records: 0,
@@ -214,76 +153,7 @@ impl ObjectItemWriter {
         })
     }
 
-    /// A CSV writer: a header row (unless `header: false`) and one row per record in every
-    /// part.
-    pub fn csv(config: CsvObjectWriterConfig) -> Result<Self> {
-        let encoder = CsvEncoder::new(&config)?;
-        ObjectItemWriter::new(
-            PartOptions {
-                storage: config.storage.as_deref(),
-                path: &config.path,
-                prefix: &config.prefix,
-                part_records: config.part_records,
-                part_bytes: config.part_bytes,
-            },
-            Box::new(encoder),
-        )
-    }
-
-    /// A JSON Lines writer: one JSON object per line.
-    pub fn json_lines(config: ObjectWriterConfig) -> Result<Self> {
-        ObjectItemWriter::new((&config).into(), Box::new(JsonLinesEncoder::default()))
-    }
-
-    /// A JSON writer: every part is one JSON array of objects.
-    pub fn json(config: ObjectWriterConfig) -> Result<Self> {
-        ObjectItemWriter::new((&config).into(), Box::new(JsonArrayEncoder::default()))
-    }
-
-    /// A Parquet writer, with the schema of the configuration or one inferred from the
-    /// first chunk.
-    #[cfg(feature = "parquet")]
-    pub fn parquet(config: super::ParquetWriterConfig) -> Result<Self> {
-        let encoder = super::parquet::ParquetEncoder::new(&config)?;
-        ObjectItemWriter::new(
-            PartOptions {
-                storage: config.storage.as_deref(),
-                path: &config.path,
-                prefix: &config.prefix,
-                part_records: config.part_records,
-                part_bytes: config.part_bytes,
-            },
-            Box::new(encoder),
-        )
-    }
-
-    /// Writes to `storage` instead of opening the configured storage URL (the directory is
-    /// still taken from the configuration).
-    pub fn with_storage(mut self, storage: Storage) -> Self {
-        self.storage = Some(storage);
-        self.preset_storage = true;
-        self
-    }
-
-    /// Sets the prefix of the keys saved in the step's execution context (default
-    /// `object.writer`).
-    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.keys = ContextKeys::new(prefix);
-        self
-    }
-
-    fn storage(&self) -> Result<&Storage> {
-        self.storage.as_ref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidState,
-                format!(
-                    "{} writer `{}` written before open",
-                    self.encoder.format(),
-                    self.location.path
-                ),
-            )
-        })
-    }
+    storage_builders!("object.writer");
 
     /// Deletes the parts numbered `from` and up: what a run that did not commit them left.
     async fn delete_parts_from(storage: &Storage, names: &PartNames, from: u64) -> Result<u64> {
@@ -315,13 +185,13 @@ impl ObjectItemWriter {
         let path = self.names.path(self.next_part);
         let bytes = self.encoder.finish().await.map_err(|err| {
             let name = self
-                .storage
-                .as_ref()
+                .at
+                .get()
                 .map(|storage| object_name(storage, &path))
-                .unwrap_or_else(|| path.clone());
+                .unwrap_or_else(|_| path.clone());
             err.context(format!("cannot encode {name}"))
         })?;
-        let storage = self.storage()?.clone();
+        let storage = self.at.get()?.clone();
         let size = bytes.len();
         storage.write(&path, bytes).await?;
         tracing::debug!(
@@ -339,7 +209,7 @@ impl ObjectItemWriter {
         self.encoder.prepare(items)?;
         for (index, record) in items.iter().enumerate() {
             if let Err(err) = self.encoder.append(record) {
-                let storage = self.storage()?;
+                let storage = self.at.get()?;
                 let part = object_name(storage, &self.names.path(self.next_part));
                 let output_record = self.records + self.encoder.records() + 1;
                 return Err(err.context(format!(
@@ -363,9 +233,7 @@ impl ObjectItemWriter {
 #[async_trait]
 impl ItemStream for ObjectItemWriter {
     async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
-        if !self.preset_storage {
-            self.storage = Some(self.location.open()?);
-        }
+        let storage = self.at.open()?;
         self.encoder.discard();
         self.next_part = self.keys.get_u64(context, "parts")?.unwrap_or(0);
         self.records = self.keys.get_u64(context, "records")?.unwrap_or(0);
@@ -373,13 +241,12 @@ impl ItemStream for ObjectItemWriter {
             .get_value(&self.keys.key("state"))
             .filter(|state| !state.is_null());
         self.encoder.restore(state)?;
-        let storage = self.storage()?.clone();
         let deleted =
             ObjectItemWriter::delete_parts_from(&storage, &self.names, self.next_part).await?;
         if deleted > 0 {
             tracing::info!(
                 storage = storage.url(),
-                path = %self.location.path,
+                path = %self.at.location.path,
                 deleted,
                 committed = self.next_part,
                 "deleted parts left by an earlier run"
@@ -397,7 +264,7 @@ impl ItemStream for ObjectItemWriter {
             let columns = crate::csv::reader_columns(context)?;
             if let Some(bytes) = self.encoder.empty_output(columns.as_deref())? {
                 let path = self.names.path(0);
-                let storage = self.storage()?.clone();
+                let storage = self.at.get()?.clone();
                 storage.write(&path, bytes).await?;
                 tracing::debug!(
                     object = %object_name(&storage, &path),
@@ -419,9 +286,7 @@ impl ItemStream for ObjectItemWriter {
     async fn close(&mut self) -> Result<()> {
         self.encoder.discard();
         self.opened = false;
-        if !self.preset_storage {
-            self.storage = None;
-        }
+        self.at.close();
         Ok(())
     }
 }
@@ -429,13 +294,13 @@ impl ItemStream for ObjectItemWriter {
 #[async_trait]
 impl ItemWriter<Record> for ObjectItemWriter {
     async fn write(&mut self, items: &[Record]) -> Result<()> {
-        self.storage()?;
+        self.at.get()?;
         let first_part = self.next_part;
         let records = self.records;
         if let Err(err) = self.write_parts(items).await {
             // Undo this write: a retry, or the restart, writes these parts again.
             self.encoder.discard();
-            if let Ok(storage) = self.storage().cloned() {
+            if let Ok(storage) = self.at.get().cloned() {
                 for number in first_part..self.next_part {
                     let path = self.names.path(number);
                     if let Err(delete) = storage.delete(&path).await {

@@ -31,8 +31,9 @@ use serde_json::Value;
 pub use schema::{ParquetField, ParquetFieldType};
 
 use super::default_prefix;
-use super::reader::{Object, Position, RecordCursor, RecordDecoder};
-use super::writer::PartEncoder;
+use super::format::{Object, PartEncoder, Position, RecordCursor, RecordDecoder};
+use super::writer::PartOptions;
+use super::{ObjectItemReader, ObjectItemWriter};
 use schema::{Cell, ColumnBuilder, Fields};
 
 fn default_batch_size() -> usize {
@@ -602,5 +603,36 @@ impl PartEncoder for ParquetEncoder {
         }
         self.records = 0;
         self.bytes = 0;
+    }
+}
+
+impl ObjectItemReader {
+    /// A Parquet reader: one record per row, read a row group at a time.
+    pub fn parquet(config: ParquetReaderConfig) -> Result<Self> {
+        let decoder = ParquetDecoder::new(&config)?;
+        ObjectItemReader::new(
+            config.storage.as_deref(),
+            &config.path,
+            config.exclude,
+            Box::new(decoder),
+        )
+    }
+}
+
+impl ObjectItemWriter {
+    /// A Parquet writer, with the schema of the configuration or one inferred from the
+    /// first chunk.
+    pub fn parquet(config: ParquetWriterConfig) -> Result<Self> {
+        let encoder = ParquetEncoder::new(&config)?;
+        ObjectItemWriter::new(
+            PartOptions {
+                storage: config.storage.as_deref(),
+                path: &config.path,
+                prefix: &config.prefix,
+                part_records: config.part_records,
+                part_bytes: config.part_bytes,
+            },
+            Box::new(encoder),
+        )
     }
 }

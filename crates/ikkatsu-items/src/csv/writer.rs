@@ -1,0 +1,323 @@
+//! Local CSV files written restart-safe: [`CsvWriter`] (items made rows by a
+//! [`CsvItemEncoder`]) and [`TypedCsvItemWriter`] (serde types).
+
+use std::fs::File;
+use std::io::Seek;
+use std::marker::PhantomData;
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemStream, ItemWriter, Result};
+
+use super::encode::CsvItemEncoder;
+use super::error::ascii_byte;
+use super::reader::IO_BUFFER;
+use super::{CsvWriterConfig, reader_columns};
+use crate::file::{ContextKeys, open_output, write_error};
+
+/// A local CSV file being written, restart-safe: the writing machinery shared by
+/// [`CsvWriter`] and [`TypedCsvItemWriter`].
+struct CsvSink {
+    config: CsvWriterConfig,
+    delimiter: u8,
+    quote: u8,
+    keys: ContextKeys,
+    writer: Option<csv::Writer<File>>,
+    /// Whether the header row still has to be written.
+    header_pending: bool,
+}
+
+impl CsvSink {
+    fn new(config: CsvWriterConfig) -> Result<Self> {
+        let name = config.path.display().to_string();
+        let delimiter = ascii_byte(config.delimiter, "delimiter", &name)?;
+        let quote = ascii_byte(config.quote, "quote", &name)?;
+        Ok(CsvSink {
+            config,
+            delimiter,
+            quote,
+            keys: ContextKeys::new("csv.writer"),
+            writer: None,
+            header_pending: false,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    /// Opens the file; `auto_header` lets the csv writer write the header of serialized
+    /// structs itself.
+    fn open(&mut self, context: &ExecutionContext, auto_header: bool) -> Result<()> {
+        let saved = self.keys.get_u64(context, "offset")?;
+        let opened = open_output(self.path(), self.config.append, saved, "CSV")?;
+        self.header_pending = match saved {
+            Some(offset) => {
+                let written = context
+                    .get::<bool>(&self.keys.key("header-written"))?
+                    .unwrap_or(offset > 0);
+                self.config.header && !written
+            }
+            None => self.config.header && opened.empty,
+        };
+        self.writer = Some(
+            csv::WriterBuilder::new()
+                .buffer_capacity(IO_BUFFER)
+                .delimiter(self.delimiter)
+                .quote(self.quote)
+                .has_headers(auto_header && self.header_pending)
+                .flexible(true)
+                .from_writer(opened.file),
+        );
+        Ok(())
+    }
+
+    fn writer(&mut self) -> Result<&mut csv::Writer<File>> {
+        let path = &self.config.path;
+        self.writer.as_mut().ok_or_else(|| not_open(path))
+    }
+
+    fn not_open(&self) -> Error {
+        not_open(self.path())
+    }
+
+    fn error(&self, err: csv::Error) -> Error {
+        let path = self.path();
+        match err.into_kind() {
+            csv::ErrorKind::Io(io) => write_error(path, "CSV", io),
+            csv::ErrorKind::Serialize(message) => Error::new(
+                ErrorKind::Parse,
+                format!("cannot write a row to CSV `{}`: {message}", path.display()),
+            ),
+            other => Error::new(
+                ErrorKind::Io,
+                format!("cannot write CSV `{}`: {other:?}", path.display()),
+            ),
+        }
+    }
+
+    /// Flushes (and with `sync`, fsyncs) and returns the byte offset written so far.
+    fn flush(&mut self) -> Result<Option<u64>> {
+        let sync = self.config.sync;
+        let path = self.config.path.clone();
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(None);
+        };
+        writer
+            .flush()
+            .map_err(|err| write_error(&path, "CSV", err))?;
+        let mut file: &File = writer.get_ref();
+        if sync {
+            file.sync_data()
+                .map_err(|err| write_error(&path, "CSV", err))?;
+        }
+        let offset = file
+            .stream_position()
+            .map_err(|err| write_error(&path, "CSV", err))?;
+        Ok(Some(offset))
+    }
+
+    fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        if let Some(offset) = self.flush()? {
+            context.put(self.keys.key("offset"), offset);
+            context.put(self.keys.key("header-written"), !self.header_pending);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let result = self.flush();
+        self.writer = None;
+        result.map(|_| ())
+    }
+}
+
+fn not_open(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::InvalidState,
+        format!("CSV writer `{}` written before open", path.display()),
+    )
+}
+
+/// Writes items as the rows of a local CSV file, each made a row by the encoder `E`
+/// ([`CsvItemWriter`](super::CsvItemWriter) and
+/// [`CsvRowItemWriter`](super::CsvRowItemWriter) are this writer with the record and row
+/// encoders).
+///
+/// The header row holds the `columns` property, else the columns of the first item
+/// written, else (a commit before any item) the columns the reader saved under
+/// [`READER_COLUMNS_KEY`](super::READER_COLUMNS_KEY).
+///
+/// Restart-safe: at every chunk commit the output is flushed and its size saved under
+/// `csv.writer.offset` (with `csv.writer.columns` and `csv.writer.header-written`); a
+/// restarted step truncates the file to that size and continues.
+pub struct CsvWriter<E> {
+    sink: CsvSink,
+    /// The header row's names (from `columns`, the saved context, or the first item).
+    columns: Option<Vec<String>>,
+    /// The row being written, reused.
+    row: csv::ByteRecord,
+    encoder: E,
+}
+
+impl<E: CsvItemEncoder + Default> CsvWriter<E> {
+    /// A writer for `config`; the file is created (or truncated) in [`ItemStream::open`].
+    pub fn new(config: CsvWriterConfig) -> Result<Self> {
+        CsvWriter::with_encoder(config, E::default())
+    }
+}
+
+impl<E: CsvItemEncoder> CsvWriter<E> {
+    /// A writer for `config` whose items become rows through `encoder`.
+    pub fn with_encoder(config: CsvWriterConfig, encoder: E) -> Result<Self> {
+        Ok(CsvWriter {
+            columns: config.columns.clone(),
+            sink: CsvSink::new(config)?,
+            row: csv::ByteRecord::new(),
+            encoder,
+        })
+    }
+
+    /// Sets the prefix of the keys saved in the step's execution context (default
+    /// `csv.writer`).
+    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.sink.keys = ContextKeys::new(prefix);
+        self
+    }
+
+    fn write_header_if_pending(&mut self) -> Result<()> {
+        if !self.sink.header_pending {
+            return Ok(());
+        }
+        let Some(columns) = self.columns.as_ref() else {
+            return Ok(());
+        };
+        let result = match self.sink.writer.as_mut() {
+            Some(writer) => writer.write_record(columns),
+            None => return Ok(()),
+        };
+        result.map_err(|err| self.sink.error(err))?;
+        self.sink.header_pending = false;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<E: CsvItemEncoder> ItemStream for CsvWriter<E> {
+    async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        self.sink.open(context, false)?;
+        self.encoder.start();
+        if self.sink.config.columns.is_none()
+            && let Some(columns) = context.get::<Vec<String>>(&self.sink.keys.key("columns"))?
+        {
+            self.columns = Some(columns);
+        }
+        self.write_header_if_pending()
+    }
+
+    async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        // No item written yet: the header is the reader's columns.
+        if self.sink.header_pending && self.columns.is_none() && self.sink.writer.is_some() {
+            self.columns = reader_columns(context)?;
+            self.write_header_if_pending()?;
+        }
+        self.sink.update(context)?;
+        if let Some(columns) = &self.columns {
+            context.put(self.sink.keys.key("columns"), columns);
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.sink.close()
+    }
+}
+
+#[async_trait]
+impl<E: CsvItemEncoder> ItemWriter<E::Item> for CsvWriter<E> {
+    async fn write(&mut self, items: &[E::Item]) -> Result<()> {
+        if self.columns.is_none()
+            && let Some(first) = items.first()
+        {
+            self.columns = Some(E::columns_of(first));
+        }
+        self.write_header_if_pending()?;
+        let Some(columns) = self.columns.as_ref() else {
+            return Ok(());
+        };
+        let Some(writer) = self.sink.writer.as_mut() else {
+            return Err(self.sink.not_open());
+        };
+        let configured = self.sink.config.columns.is_some();
+        let mut result = Ok(());
+        for item in items {
+            self.encoder
+                .encode(item, columns, configured, &mut self.row)?;
+            if let Err(err) = writer.write_byte_record(&self.row) {
+                result = Err(err);
+                break;
+            }
+        }
+        result.map_err(|err| self.sink.error(err))
+    }
+}
+
+/// Writes values of `T` as CSV rows with serde (the header row comes from `T`'s field
+/// names). Restart-safe like [`CsvItemWriter`](super::CsvItemWriter).
+pub struct TypedCsvItemWriter<T> {
+    sink: CsvSink,
+    _item: PhantomData<fn(T)>,
+}
+
+impl<T> TypedCsvItemWriter<T> {
+    /// A writer for `config` (`columns` is ignored: the columns are `T`'s fields).
+    pub fn new(config: CsvWriterConfig) -> Result<Self> {
+        Ok(TypedCsvItemWriter {
+            sink: CsvSink::new(config)?,
+            _item: PhantomData,
+        })
+    }
+
+    /// Sets the prefix of the keys saved in the step's execution context (default
+    /// `csv.writer`).
+    pub fn with_context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.sink.keys = ContextKeys::new(prefix);
+        self
+    }
+}
+
+#[async_trait]
+impl<T> ItemStream for TypedCsvItemWriter<T> {
+    async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
+        self.sink.open(context, true)
+    }
+
+    async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
+        self.sink.update(context)
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.sink.close()
+    }
+}
+
+#[async_trait]
+impl<T: Serialize + Sync> ItemWriter<T> for TypedCsvItemWriter<T> {
+    async fn write(&mut self, items: &[T]) -> Result<()> {
+        let writer = self.sink.writer()?;
+        let mut result = Ok(());
+        for item in items {
+            if let Err(err) = writer.serialize(item) {
+                result = Err(err);
+                break;
+            }
+        }
+        if !items.is_empty() {
+            // The csv writer writes the header with the first row.
+            self.sink.header_pending = false;
+        }
+        result.map_err(|err| self.sink.error(err))
+    }
+}
