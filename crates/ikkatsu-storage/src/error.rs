@@ -107,6 +107,11 @@ pub(crate) fn parse_error(err: opendal::Error, op: &str, path: &str, url: &str) 
     .set_temporary(temporary)
 }
 
+/// The error of a builder OpenDAL refused when the storage `shown` was opened.
+pub(crate) fn build_error(err: opendal::Error, shown: &str) -> Error {
+    parse_error(err, "open", "", shown)
+}
+
 /// What an error's source chain says about its cause, beyond OpenDAL's kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Cause {

@@ -15,13 +15,17 @@
 //!   relative path, depth, hidden names, symbolic links with loop detection) in flat memory.
 //! * [`validate_relative_path`] is the rule every name from a listing passes before it is
 //!   joined with a local path.
+//! * [`StorageBackend`] is a backend of the program's own: [`Storage::from_backend`] serves
+//!   it as a `Storage`, and [`register_scheme`] gives it a URL scheme that job files and
+//!   the application config can name.
 //!
 //! Design decision: every backend is an OpenDAL operator wrapped in the same layer stack
 //! (timeout, retry of temporary errors, concurrency limit, metrics, logging), built in one
-//! place, so a
-//! new backend is one module under `backend/` and one line in its registry. The local file
-//! system gets its own walker because reading directories directly is much faster than
-//! listing them through a generic interface.
+//! place, so a new backend is one module under `backend/` and one line in its registry
+//! (`BACKENDS`: its schemes, cargo feature, what the host part of its URLs names and how it
+//! opens; the "not part of this build" message and the URL table of `docs/storage.md` follow
+//! from it). The local file system gets its own walker because reading directories
+//! directly is much faster than listing them through a generic interface.
 //!
 //! # Example
 //!
@@ -51,21 +55,25 @@ mod backend;
 mod connection;
 mod error;
 mod file_info;
+mod filter;
 mod layers;
 mod local;
 mod local_walk;
 mod objects;
 mod path;
+mod settings;
 mod storage;
 mod tree;
 mod url;
 mod walk;
 
+pub use backend::custom::StorageBackend;
+pub use backend::register_scheme;
 pub use connection::StorageConnection;
 pub use file_info::{FileInfo, LocalStamp};
+pub use filter::{PathFilter, WalkCounts, WalkOptions};
 pub use layers::StorageOptions;
 pub use local::{LinkTarget, LocalFiles, Replacement};
 pub use path::{join_local, validate_relative_path};
 pub use storage::{Capabilities, ConditionalWrite, Storage};
 pub use url::mask_secrets;
-pub use walk::{PathFilter, WalkCounts, WalkOptions};

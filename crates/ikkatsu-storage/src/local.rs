@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use ikkatsu_core::{Error, ErrorKind, Result};
 
 use crate::file_info::{FileInfo, LocalStamp};
-use crate::path::join_local;
-use crate::storage::{Storage, temp_sibling, temp_sibling_prefix};
+use crate::path::{join_local, temp_sibling, temp_sibling_prefix};
+use crate::storage::Storage;
 
 /// Blocking, direct access to the files of a local storage ([`Storage::local_files`]), for
 /// callers that do many small file operations on their own threads. Paths are relative and

@@ -16,8 +16,8 @@ use ikkatsu_core::{Error, ErrorKind, Result};
 use tokio::sync::mpsc;
 
 use crate::file_info::FileInfo;
+use crate::filter::{PathFilter, WalkCounts};
 use crate::local::local_file_info;
-use crate::walk::{PathFilter, WalkCounts};
 
 /// Files sent to the consumer at once: one channel hand-off per batch, not per file.
 pub(crate) const WALK_BATCH: usize = 256;

@@ -1,5 +1,7 @@
 //! Remote-name safety: the rules a path must follow before it is used on a storage or joined
-//! with a local directory.
+//! with a local directory, and the hidden temporary names written beside a file.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ikkatsu_core::{Error, ErrorKind, Result};
 
@@ -72,6 +74,33 @@ pub fn join_local(root: &std::path::Path, path: &str) -> Result<std::path::PathB
         joined.push(component);
     }
     Ok(joined)
+}
+
+/// Numbers the temporary names of this process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// `path` split into its directory (with the trailing `/`, or empty) and its name.
+pub(crate) fn split_dir(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// The prefix of every temporary name [`temp_sibling`] makes for `path`.
+pub(crate) fn temp_sibling_prefix(path: &str) -> String {
+    let (dir, name) = split_dir(path);
+    format!("{dir}.{name}.ikkatsu-")
+}
+
+/// A hidden name beside `path` for content being written.
+pub(crate) fn temp_sibling(path: &str) -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}{}-{n}.tmp",
+        temp_sibling_prefix(path),
+        std::process::id()
+    )
 }
 
 #[cfg(test)]

@@ -6,13 +6,12 @@
 //! identity), or none with `anonymous=true` (public containers).
 
 use ikkatsu_core::{Error, Result};
-use opendal::Operator;
 use opendal::services::Azblob;
 
-use super::http::{HTTP_OPTIONS, HttpSettings, check_endpoint, with_client};
-use super::{Opened, build_error};
-use crate::connection::Settings;
+use super::http::{check_endpoint, open_object_store};
+use super::opened::Opened;
 use crate::layers::StorageOptions;
+use crate::settings::Settings;
 use crate::url::RemoteUrl;
 
 /// The options of this backend (besides [`HTTP_OPTIONS`]).
@@ -86,30 +85,17 @@ fn builder(url: &RemoteUrl, settings: &mut Settings) -> Result<Azblob> {
 }
 
 /// Opens an Azure Blob storage.
-pub(crate) fn open(
-    url: &RemoteUrl,
-    mut settings: Settings,
-    layers: &StorageOptions,
-) -> Result<Opened> {
-    let builder = builder(url, &mut settings)?;
-    let http = HttpSettings::take(&mut settings)?;
-    let shown = settings.shown().to_string();
-    settings.finish("azblob", &[OPTIONS, HTTP_OPTIONS].concat())?;
-    let operator = Operator::new(builder).map_err(|e| build_error(e, &shown))?;
-    let operator = with_client(operator, &http, layers, &shown)?;
-    Ok(Opened::remote(operator))
+pub(crate) fn open(url: &RemoteUrl, settings: Settings, layers: &StorageOptions) -> Result<Opened> {
+    open_object_store(url, settings, layers, ("azblob", OPTIONS), builder)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::StorageUrl;
+    use crate::url::remote;
 
     fn build(url: &str) -> Result<Azblob> {
-        let url = match StorageUrl::parse(url).unwrap() {
-            StorageUrl::Remote(r) => r,
-            _ => unreachable!(),
-        };
+        let url = remote(url);
         let mut s = Settings::new(url.query.clone(), &Default::default(), "azblob://x").unwrap();
         let b = builder(&url, &mut s)?;
         s.finish("azblob", OPTIONS)?;

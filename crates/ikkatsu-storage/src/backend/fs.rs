@@ -6,7 +6,7 @@ use ikkatsu_core::{Error, ErrorKind, Result};
 use opendal::Operator;
 use opendal::services::Fs;
 
-use super::Opened;
+use super::opened::Opened;
 
 /// Opens the directory `root`, which must exist: a mistyped source directory must not look
 /// like an empty one.

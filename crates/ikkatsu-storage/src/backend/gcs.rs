@@ -7,13 +7,12 @@
 
 use base64::Engine as _;
 use ikkatsu_core::{Error, Result};
-use opendal::Operator;
 use opendal::services::Gcs;
 
-use super::http::{HTTP_OPTIONS, HttpSettings, check_endpoint, with_client};
-use super::{Opened, build_error};
-use crate::connection::Settings;
+use super::http::{check_endpoint, open_object_store};
+use super::opened::Opened;
 use crate::layers::StorageOptions;
+use crate::settings::Settings;
 use crate::url::RemoteUrl;
 
 /// The options of this backend (besides [`HTTP_OPTIONS`]).
@@ -119,31 +118,14 @@ fn serde_json_like_object(bytes: &[u8]) -> bool {
 }
 
 /// Opens a GCS storage.
-pub(crate) fn open(
-    url: &RemoteUrl,
-    mut settings: Settings,
-    layers: &StorageOptions,
-) -> Result<Opened> {
-    let builder = builder(url, &mut settings)?;
-    let http = HttpSettings::take(&mut settings)?;
-    let shown = settings.shown().to_string();
-    settings.finish("gcs", &[OPTIONS, HTTP_OPTIONS].concat())?;
-    let operator = Operator::new(builder).map_err(|e| build_error(e, &shown))?;
-    let operator = with_client(operator, &http, layers, &shown)?;
-    Ok(Opened::remote(operator))
+pub(crate) fn open(url: &RemoteUrl, settings: Settings, layers: &StorageOptions) -> Result<Opened> {
+    open_object_store(url, settings, layers, ("gcs", OPTIONS), builder)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::StorageUrl;
-
-    fn parse(url: &str) -> RemoteUrl {
-        match StorageUrl::parse(url).unwrap() {
-            StorageUrl::Remote(r) => r,
-            _ => unreachable!(),
-        }
-    }
+    use crate::url::remote as parse;
 
     fn build(url: &str) -> Result<Gcs> {
         let url = parse(url);

@@ -13,11 +13,12 @@ use opendal::layers::CapabilityOverrideLayer;
 use opendal::{Buffer, HttpBody, HttpTransport, HttpTransporter, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 
+use super::opened::Opened;
 use super::tls::{TlsSettings, install_crypto_provider, read_ca_file, warn_insecure};
-use crate::connection::Settings;
-use crate::error::{AUTH_MARK, TLS_MARK};
+use crate::error::{AUTH_MARK, TLS_MARK, build_error};
 use crate::layers::StorageOptions;
-use crate::url::mask_secrets;
+use crate::settings::Settings;
+use crate::url::{RemoteUrl, mask_secrets};
 
 /// Options every HTTP backend understands.
 pub(crate) const HTTP_OPTIONS: &[&str] = &["ca-file", "insecure", "conditional-write"];
@@ -56,6 +57,27 @@ pub(crate) fn check_endpoint(endpoint: &str, shown: &str) -> Result<()> {
             "storage {shown}: `endpoint` must be an http:// or https:// URL, not `{endpoint}`"
         )))
     }
+}
+
+/// Opens an object store of OpenDAL's (S3, GCS, Azure Blob): `builder` makes the service's
+/// builder from the URL and the backend's options (`backend`: its name and its options
+/// besides [`HTTP_OPTIONS`]), then the storage gets its own HTTP client.
+#[allow(dead_code)] // Not with the `webdav` feature alone.
+pub(crate) fn open_object_store<B: opendal::Builder>(
+    url: &RemoteUrl,
+    mut settings: Settings,
+    layers: &StorageOptions,
+    backend: (&str, &[&str]),
+    builder: fn(&RemoteUrl, &mut Settings) -> Result<B>,
+) -> Result<Opened> {
+    let builder = builder(url, &mut settings)?;
+    let http = HttpSettings::take(&mut settings)?;
+    let shown = settings.shown().to_string();
+    let (name, options) = backend;
+    settings.finish(name, &[options, HTTP_OPTIONS].concat())?;
+    let operator = Operator::new(builder).map_err(|e| build_error(e, &shown))?;
+    let operator = with_client(operator, &http, layers, &shown)?;
+    Ok(Opened::remote(operator))
 }
 
 /// Gives `op` its own HTTP client built from `http` and the layer options.

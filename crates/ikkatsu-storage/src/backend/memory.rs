@@ -7,7 +7,7 @@ use ikkatsu_core::Result;
 use opendal::Operator;
 use opendal::services::Memory;
 
-use super::Opened;
+use super::opened::Opened;
 
 fn named() -> &'static Mutex<HashMap<String, Operator>> {
     static NAMED: OnceLock<Mutex<HashMap<String, Operator>>> = OnceLock::new();

@@ -1,189 +1,198 @@
-//! Backends: one module per storage kind. Each turns its URL form and options into an OpenDAL
-//! operator and says what it can do; adding a backend means one new module and one line in
-//! [`open`].
+//! Backends: one module per storage kind, and [`BACKENDS`], the registry of the remote ones.
+//! Each module turns its URL form and options into an OpenDAL operator and says what it can
+//! do ([`Opened`]); adding a backend means one new module and one line in [`BACKENDS`]. A
+//! scheme of the program's own ([`crate::register_scheme`]) is looked up before them.
 
 #[cfg(feature = "azblob")]
-pub(crate) mod azblob;
-pub(crate) mod fs;
+mod azblob;
+pub(crate) mod custom;
+mod fs;
 #[cfg(feature = "ftp")]
-pub(crate) mod ftp;
+mod ftp;
 #[cfg(feature = "gcs")]
-pub(crate) mod gcs;
+mod gcs;
 #[cfg(feature = "__http")]
-pub(crate) mod http;
-pub(crate) mod memory;
+mod http;
+mod memory;
+mod opened;
 #[cfg(feature = "s3")]
-pub(crate) mod s3;
+mod s3;
 #[cfg(feature = "sftp")]
-pub(crate) mod sftp;
+mod sftp;
 #[cfg(feature = "__tls")]
-pub(crate) mod tls;
+mod tls;
 #[cfg(feature = "webdav")]
-pub(crate) mod webdav;
+mod webdav;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
 use ikkatsu_core::{Error, Result};
-use opendal::Operator;
 
-use crate::connection::Settings;
+use self::custom::StorageBackend;
+
+pub(crate) use self::opened::{EmptyFileWriter, Opened, StreamUploader};
+use crate::connection::StorageConnection;
 use crate::layers::StorageOptions;
+use crate::settings::Settings;
 use crate::url::{RemoteUrl, StorageUrl};
 
-/// What a backend hands to [`crate::Storage`].
-pub(crate) struct Opened {
-    /// The operator without layers.
-    pub(crate) operator: Operator,
-    /// The local root directory, for backends that are the local file system: the walker
-    /// and conditional writes use it directly.
-    pub(crate) local_root: Option<PathBuf>,
-    /// Whether stat and listings report modification times.
-    pub(crate) reports_modified: bool,
-    /// Streams writes of many chunks, for backends whose OpenDAL writer takes one chunk only.
-    pub(crate) uploader: Option<Arc<dyn StreamUploader>>,
-    /// Writes empty files, for backends whose OpenDAL writer writes nothing then.
-    pub(crate) empty_files: Option<Arc<dyn EmptyFileWriter>>,
-    /// Reads of a missing file must be answered by a stat first (FTPS: the read of a
-    /// missing file waits for a data connection the server never opens).
-    pub(crate) stat_before_read: bool,
-    /// A listing reports what a stat would (size, modification time to the same
-    /// precision), so a listed file may be read without a stat first (SFTP: both come from
-    /// the same attributes).
-    pub(crate) listing_is_stat: bool,
+/// How a remote backend opens a storage: the URL, its options (the layer options already
+/// taken out) and the layer options.
+pub(crate) type OpenFn = fn(&RemoteUrl, Settings, &StorageOptions) -> Result<Opened>;
+
+/// One remote backend, whether this build has it or not (like sqlx's `AnyDriver`).
+#[derive(Debug)]
+pub(crate) struct Backend {
+    /// The cargo feature that compiles it in, also its name in messages.
+    pub(crate) feature: &'static str,
+    /// The URL schemes it serves, lower case.
+    pub(crate) schemes: &'static [&'static str],
+    /// What the host part of its URLs names: `host`, `bucket` or `container`.
+    pub(crate) host: &'static str,
+    /// How it opens a storage; `None` when the feature is not compiled in.
+    pub(crate) open: Option<OpenFn>,
 }
 
-/// Creates (or truncates) an empty file where OpenDAL's writer, given no bytes, leaves the
-/// path untouched (FTP): without it, writing an empty result over a file would keep the old
-/// content.
-pub(crate) trait EmptyFileWriter: Send + Sync {
-    /// Makes `path` an empty file, creating its parent directories.
-    fn create_empty<'a>(&'a self, path: &'a str) -> BoxFuture<'a, opendal::Result<()>>;
-}
-
-/// Writes a stream of chunks to a path without holding them all, where OpenDAL's writer
-/// would (WebDAV: one `PUT` with the stream as its body).
-pub(crate) trait StreamUploader: Send + Sync {
-    /// Writes `body` to `path`; `size` is its length when known. `op` is the storage's
-    /// operator, for what OpenDAL does (creating parent directories).
-    fn upload<'a>(
-        &'a self,
-        op: &'a Operator,
-        path: &'a str,
-        body: BoxStream<'static, Result<Bytes>>,
-        size: Option<u64>,
-    ) -> BoxFuture<'a, opendal::Result<()>>;
-
-    /// Whether every write goes through the uploader, single chunks too; otherwise only
-    /// writes of a stream or a local file do.
-    fn all_writes(&self) -> bool {
-        false
-    }
-}
-
-impl Opened {
-    /// A remote backend's operator.
-    #[allow(dead_code)]
-    pub(crate) fn remote(operator: Operator) -> Opened {
-        Opened {
-            operator,
-            local_root: None,
-            reports_modified: true,
-            uploader: None,
-            empty_files: None,
-            stat_before_read: false,
-            listing_is_stat: false,
+/// The [`Backend`] of the cargo feature `$feature` (and module `$module`, whose `open` it
+/// calls when the feature is compiled in).
+macro_rules! backend {
+    ($feature:literal, $schemes:expr, $host:literal, $module:ident) => {
+        Backend {
+            feature: $feature,
+            schemes: &$schemes,
+            host: $host,
+            open: {
+                #[cfg(feature = $feature)]
+                let open: Option<OpenFn> = Some($module::open);
+                #[cfg(not(feature = $feature))]
+                let open: Option<OpenFn> = None;
+                open
+            },
         }
-    }
+    };
 }
 
-/// The registry of backends. `settings` holds the URL's query parameters and the
-/// connection's options, the layer options already taken out.
+/// The remote backends, one line each: feature, schemes, what the host part names, module;
+/// in the order of docs/storage.md's URL table (a test holds that table to this one).
+pub(crate) const BACKENDS: &[Backend] = &[
+    backend!("ftp", ["ftp", "ftps"], "host", ftp),
+    backend!("sftp", ["sftp"], "host", sftp),
+    backend!("s3", ["s3"], "bucket", s3),
+    backend!("webdav", ["webdav+https", "webdav+http"], "host", webdav),
+    backend!("gcs", ["gcs", "gs"], "bucket", gcs),
+    backend!("azblob", ["azblob"], "container", azblob),
+];
+
+/// Makes the URLs of `scheme` open storages served by a backend of the program's own:
+/// [`crate::Storage::open`] of such a URL, or of a [`StorageConnection`] with it, calls `open`
+/// with the connection (the URL and the options beside it) and serves the backend it returns
+/// with the layer stack of every storage. Job files, item readers and writers and the
+/// application config then take the scheme like a built-in one. Registering a scheme again
+/// replaces its backend.
+///
+/// The scheme is letters, digits, `+`, `-` and `.`, starting with a letter, at least two
+/// characters, and none of ikkatsu's own (`file`, `memory`, `s3`, ...): otherwise this is a
+/// [`ikkatsu_core::ErrorKind::Config`] error. Compared in lower case.
+pub fn register_scheme<B: StorageBackend>(
+    scheme: &str,
+    open: fn(&StorageConnection) -> Result<B>,
+) -> Result<()> {
+    let lower = scheme.to_ascii_lowercase();
+    let valid = lower.len() > 1
+        && lower.starts_with(|c: char| c.is_ascii_alphabetic())
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !valid {
+        return Err(Error::config(format!(
+            "storage scheme `{scheme}`: a scheme is letters, digits, `+`, `-` and `.`, starting \
+             with a letter, at least two characters"
+        )));
+    }
+    let builtin = ["file", "memory"].contains(&lower.as_str())
+        || BACKENDS.iter().any(|b| b.schemes.contains(&lower.as_str()));
+    if builtin {
+        return Err(Error::config(format!(
+            "storage scheme `{scheme}` is one of ikkatsu's own; choose another name"
+        )));
+    }
+    custom::register(lower, open);
+    Ok(())
+}
+
+/// Opens the storage `connection` names: the URL parsed, its query parameters and the
+/// connection's options merged, the layer options taken out of them, and the backend found
+/// and opened. Returns what the backend opened and the layer options.
 pub(crate) fn open(
-    url: &StorageUrl,
-    settings: Settings,
-    layers: &StorageOptions,
+    connection: &StorageConnection,
+    options: &StorageOptions,
     shown: &str,
-) -> Result<Opened> {
-    match url {
+) -> Result<(Opened, StorageOptions)> {
+    let url = StorageUrl::parse(&connection.url)?;
+    let query = match &url {
+        StorageUrl::Remote(remote) => remote.query.clone(),
+        _ => Default::default(),
+    };
+    let mut settings = Settings::new(query, &connection.options, shown)?;
+    let layers = settings.take_layer_options(options)?;
+    let opened = match &url {
         StorageUrl::Fs { root } => {
             settings.finish("local file system", &[])?;
-            fs::open(root, shown)
+            fs::open(root, shown)?
         }
         StorageUrl::Memory { name } => {
             settings.finish("memory", &[])?;
-            memory::open(name.as_deref(), shown)
+            memory::open(name.as_deref(), shown)?
         }
-        StorageUrl::Remote(remote) => open_remote(remote, settings, layers, shown),
-    }
-}
-
-#[allow(unused_variables)]
-fn open_remote(
-    url: &RemoteUrl,
-    settings: Settings,
-    layers: &StorageOptions,
-    shown: &str,
-) -> Result<Opened> {
-    match url.scheme.as_str() {
-        #[cfg(feature = "ftp")]
-        "ftp" | "ftps" => ftp::open(url, settings, layers),
-        #[cfg(feature = "sftp")]
-        "sftp" => sftp::open(url, settings, layers),
-        #[cfg(feature = "s3")]
-        "s3" => s3::open(url, settings, layers),
-        #[cfg(feature = "webdav")]
-        "webdav+http" | "webdav+https" => webdav::open(url, settings, layers),
-        #[cfg(feature = "gcs")]
-        "gcs" => gcs::open(url, settings, layers),
-        #[cfg(feature = "azblob")]
-        "azblob" => azblob::open(url, settings, layers),
-        scheme => {
-            let feature = match scheme {
-                "ftps" => "ftp",
-                "webdav+http" | "webdav+https" => "webdav",
-                other => other,
-            };
-            Err(Error::config(format!(
-                "storage {shown}: the `{scheme}` backend is not part of this build; rebuild \
-                 ikkatsu with the cargo feature `{feature}` (the `ikkatsu` command has it by \
-                 default)"
-            )))
-        }
-    }
-}
-
-/// The error of a builder OpenDAL refused.
-#[allow(dead_code)]
-pub(crate) fn build_error(err: opendal::Error, shown: &str) -> Error {
-    crate::error::parse_error(err, "open", "", shown)
-}
-
-/// The user and the password, each given in the URL or as an option (not both); a password
-/// needs a user.
-#[cfg(any(feature = "ftp", feature = "webdav"))]
-pub(crate) fn user_and_password(
-    url: &RemoteUrl,
-    settings: &mut Settings,
-) -> Result<(Option<String>, Option<String>)> {
-    let shown = settings.shown().to_string();
-    let mut pick = |what: &str, in_url: &Option<String>| match (settings.take(what), in_url) {
-        (Some(_), Some(_)) => Err(Error::config(format!(
-            "storage {shown}: the {what} is given both in the URL and as the `{what}` option; \
-             keep one"
-        ))),
-        (option, in_url) => Ok(option.or_else(|| in_url.clone())),
+        StorageUrl::Remote(remote) => match custom::opener(&remote.scheme) {
+            Some(open) => open(connection)?,
+            None => {
+                let backend = find(remote, shown)?;
+                let open = backend
+                    .open
+                    .ok_or_else(|| not_in_build(backend, remote, shown))?;
+                open(remote, settings, &layers)?
+            }
+        },
     };
-    let user = pick("user", &url.user)?;
-    let password = pick("password", &url.password)?;
-    if password.is_some() && user.is_none() {
+    Ok((opened, layers))
+}
+
+/// The backend of the remote URL `url`: an unknown scheme and a URL without its host (or
+/// bucket, or container) are errors.
+fn find(url: &RemoteUrl, shown: &str) -> Result<&'static Backend> {
+    let Some(backend) = BACKENDS
+        .iter()
+        .find(|b| b.schemes.contains(&url.scheme.as_str()))
+    else {
+        let remote: Vec<String> = BACKENDS
+            .iter()
+            .flat_map(|b| b.schemes.iter().map(|s| s.to_string()))
+            .chain(custom::schemes())
+            .map(|s| format!("`{s}://`"))
+            .collect();
         return Err(Error::config(format!(
-            "storage {shown}: a password without a user; write `{}://USER@{}/…`",
-            url.scheme, url.host
+            "storage URL {shown}: unknown scheme `{}`; supported: file (`file:///path` or a \
+             plain path), `memory:`, {}",
+            url.scheme,
+            remote.join(", ")
+        )));
+    };
+    if url.host.is_empty() {
+        let (scheme, what) = (&url.scheme, backend.host);
+        return Err(Error::config(format!(
+            "storage URL {shown} names no {what}: write `{scheme}://{what}/path`"
         )));
     }
-    Ok((user, password))
+    Ok(backend)
 }
+
+/// The error of a URL whose backend this build does not have.
+fn not_in_build(backend: &Backend, url: &RemoteUrl, shown: &str) -> Error {
+    Error::config(format!(
+        "storage {shown}: the `{}` backend is not part of this build; rebuild ikkatsu with \
+         the cargo feature `{}` (the `ikkatsu` command has it by default)",
+        url.scheme, backend.feature
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,13 +7,12 @@
 //! `instance-metadata=false`), or none with `anonymous=true`.
 
 use ikkatsu_core::{Error, Result};
-use opendal::Operator;
 use opendal::services::S3;
 
-use super::http::{HTTP_OPTIONS, HttpSettings, check_endpoint, with_client};
-use super::{Opened, build_error};
-use crate::connection::Settings;
+use super::http::{check_endpoint, open_object_store};
+use super::opened::Opened;
 use crate::layers::StorageOptions;
+use crate::settings::Settings;
 use crate::url::RemoteUrl;
 
 /// The options of this backend (besides [`HTTP_OPTIONS`]).
@@ -88,31 +87,14 @@ fn builder(url: &RemoteUrl, settings: &mut Settings) -> Result<S3> {
 }
 
 /// Opens an S3 storage.
-pub(crate) fn open(
-    url: &RemoteUrl,
-    mut settings: Settings,
-    layers: &StorageOptions,
-) -> Result<Opened> {
-    let builder = builder(url, &mut settings)?;
-    let http = HttpSettings::take(&mut settings)?;
-    let shown = settings.shown().to_string();
-    settings.finish("s3", &[OPTIONS, HTTP_OPTIONS].concat())?;
-    let operator = Operator::new(builder).map_err(|e| build_error(e, &shown))?;
-    let operator = with_client(operator, &http, layers, &shown)?;
-    Ok(Opened::remote(operator))
+pub(crate) fn open(url: &RemoteUrl, settings: Settings, layers: &StorageOptions) -> Result<Opened> {
+    open_object_store(url, settings, layers, ("s3", OPTIONS), builder)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::StorageUrl;
-
-    fn parse(url: &str) -> RemoteUrl {
-        match StorageUrl::parse(url).unwrap() {
-            StorageUrl::Remote(r) => r,
-            _ => unreachable!(),
-        }
-    }
+    use crate::url::remote as parse;
 
     fn settings(url: &RemoteUrl) -> Settings {
         Settings::new(url.query.clone(), &Default::default(), "s3://shown").unwrap()

@@ -9,7 +9,7 @@ use ikkatsu_core::{Error, Result};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::connection::Settings;
+use crate::settings::Settings;
 
 /// Installs ring as the process-wide rustls crypto provider, unless the program installed one.
 pub(crate) fn install_crypto_provider() {

@@ -16,9 +16,10 @@ use opendal::services::Webdav;
 use super::http::{
     HTTP_OPTIONS, HttpSettings, build_client, reqwest_error, status_error, with_transport,
 };
-use super::{Opened, StreamUploader, build_error, user_and_password};
-use crate::connection::Settings;
+use super::opened::{Opened, StreamUploader};
+use crate::error::build_error;
 use crate::layers::StorageOptions;
+use crate::settings::Settings;
 use crate::url::RemoteUrl;
 
 /// The options of this backend (besides [`HTTP_OPTIONS`]).
@@ -44,7 +45,7 @@ fn builder(url: &RemoteUrl, settings: &mut Settings) -> Result<Webdav> {
 fn builder_and_target(url: &RemoteUrl, settings: &mut Settings) -> Result<(Webdav, Target)> {
     let shown = settings.shown().to_string();
     let https = url.scheme == "webdav+https";
-    let (user, password) = user_and_password(url, settings)?;
+    let (user, password) = settings.take_user_and_password(url)?;
     let token = settings.take("token");
     if token.is_some() && user.is_some() {
         return Err(Error::config(format!(

@@ -1,33 +1,48 @@
 //! FTP and FTPS (explicit TLS, `AUTH TLS`): `ftp://[user[:password]@]host[:port]/dir`,
-//! `ftps://…`, through [`service`] (OpenDAL's FTP service adapted).
+//! `ftps://…`.
 //!
 //! FTPS verifies the server's certificate against the system trust store (as
 //! `rustls-native-certs` reads it, honouring `SSL_CERT_FILE` and `SSL_CERT_DIR`), or against
 //! the CA certificates of the `ca-file` option only; `insecure=true` accepts any
 //! certificate. One rustls configuration per storage serves the service's connections and
 //! ikkatsu's own upload connections ([`FtpUploads`]).
+//!
+//! The service is Apache OpenDAL's `opendal-service-ftp` 0.59.5 (Apache-2.0), adapted for
+//! ikkatsu, in OpenDAL's layout: [`backend`] (the builder and the operations), [`core`] (the
+//! connections and their pool), [`reader`], [`writer`], [`lister`], [`delete`] and
+//! [`error`]. The changes: FTPS connections take the storage's rustls configuration (the
+//! system trust store, `ca-file` or `insecure`, built once) instead of reading the platform
+//! store at each connection and panicking when it cannot; the connection code is shared with
+//! ikkatsu's own upload connections ([`uploads`]); a missing root is created with its
+//! parents; connection failures are temporary errors; appends are not offered. Licensed to
+//! the Apache Software Foundation (ASF) under one or more contributor license agreements; the
+//! ASF licenses the original to you under the Apache License, Version 2.0
+//! <http://www.apache.org/licenses/LICENSE-2.0>.
 
-mod service;
+mod backend;
+mod core;
+mod delete;
+mod error;
+mod lister;
+mod reader;
+mod uploads;
+mod writer;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
 use ikkatsu_core::{Error, Result};
 use opendal::Operator;
-use suppaftp::FtpError;
-use suppaftp::tokio::AsyncRustlsFtpStream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use self::service::{FtpBuilder, Login, connect, create_parents, enter_root, ftp_error};
+use self::backend::FtpBuilder;
+use self::core::Login;
+use self::uploads::FtpUploads;
+use super::opened::Opened;
 use super::tls::{
     AcceptAnyCertificate, TlsSettings, install_crypto_provider, read_ca_file, warn_insecure,
 };
-use super::{EmptyFileWriter, Opened, StreamUploader, build_error, user_and_password};
-use crate::connection::Settings;
+use crate::error::build_error;
 use crate::layers::StorageOptions;
+use crate::settings::Settings;
 use crate::url::RemoteUrl;
 
 /// The options of this backend (`ca-file` and `insecure` for FTPS only).
@@ -51,7 +66,7 @@ fn parse(url: &RemoteUrl, settings: &mut Settings) -> Result<(Login, Option<TlsS
         }
         None
     };
-    let (user, password) = user_and_password(url, settings)?;
+    let (user, password) = settings.take_user_and_password(url)?;
     let address = if url.port.is_some() {
         url.authority()
     } else {
@@ -135,221 +150,6 @@ fn system_roots(shown: &str) -> Result<rustls::RootCertStore> {
              or give the CA with `ca-file`"
         ))
     })
-}
-
-/// Uploads through connections of ikkatsu's own, for two things the service's writer (as
-/// OpenDAL's) gets wrong: given no bytes it sends nothing, so an empty result would neither create a file
-/// nor replace an old one; and over FTPS it closes the TLS data connection without a TLS
-/// shutdown while the server's session tickets sit unread, so the server sees the connection
-/// reset and refuses uploads with `426 Failure reading network stream`. Here a file is
-/// stored (`STOR`) under a temporary name beside it, its TLS data connection is shut down
-/// properly, and the file is renamed over the target, as OpenDAL does. Idle connections
-/// are kept for reuse; at most [`MAX_UPLOADS`] run at once.
-struct FtpUploads {
-    login: Login,
-    idle: std::sync::Mutex<Vec<AsyncRustlsFtpStream>>,
-    permits: tokio::sync::Semaphore,
-    /// Deadline of connecting and of each command.
-    timeout: std::time::Duration,
-    /// Deadline of each chunk written to a data connection.
-    io_timeout: std::time::Duration,
-}
-
-/// At most this many uploads through ikkatsu's own FTP connections at once.
-const MAX_UPLOADS: usize = 16;
-
-static UPLOAD_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-impl FtpUploads {
-    fn new(login: Login, layers: &StorageOptions) -> Self {
-        FtpUploads {
-            login,
-            idle: std::sync::Mutex::new(Vec::new()),
-            permits: tokio::sync::Semaphore::new(layers.concurrency.clamp(1, MAX_UPLOADS)),
-            timeout: layers.timeout,
-            io_timeout: layers.io_timeout,
-        }
-    }
-
-    /// `fut` within `limit`, a timeout being a connection error (temporary).
-    async fn within<T>(
-        limit: std::time::Duration,
-        fut: impl std::future::Future<Output = std::result::Result<T, FtpError>>,
-    ) -> std::result::Result<T, FtpError> {
-        match tokio::time::timeout(limit, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(FtpError::ConnectionError(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {} s", limit.as_secs_f64()),
-            ))),
-        }
-    }
-
-    async fn connect(&self) -> std::result::Result<AsyncRustlsFtpStream, FtpError> {
-        Self::within(self.timeout, connect(&self.login)).await
-    }
-
-    /// Goes to the root (creating it, as the service does when it connects) and creates the
-    /// parent directories of `path`.
-    async fn prepare(
-        stream: &mut AsyncRustlsFtpStream,
-        root: &str,
-        path: &str,
-    ) -> std::result::Result<(), FtpError> {
-        enter_root(stream, root).await?;
-        create_parents(stream, path).await
-    }
-
-    /// Stores `body` as `temp`, shutting the data connection down properly.
-    async fn store(
-        &self,
-        stream: &mut AsyncRustlsFtpStream,
-        temp: &str,
-        mut body: BoxStream<'static, Result<Bytes>>,
-    ) -> std::result::Result<(), StoreError> {
-        let mut data = Self::within(self.timeout, stream.put_with_stream(temp))
-            .await
-            .map_err(StoreError::Ftp)?;
-        let mut failed = None;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(chunk) => {
-                    let written = Self::within(self.io_timeout, async {
-                        data.write_all(&chunk)
-                            .await
-                            .map_err(FtpError::ConnectionError)
-                    })
-                    .await;
-                    if let Err(e) = written {
-                        failed = Some(StoreError::Ftp(e));
-                        break;
-                    }
-                }
-                Err(e) => {
-                    failed = Some(StoreError::Body(e));
-                    break;
-                }
-            }
-        }
-        // TLS: send close_notify, then read what the server still sends (session tickets,
-        // its close_notify) so that closing does not reset the connection.
-        let _ = data.flush().await;
-        let _ = data.shutdown().await;
-        let mut rest = Vec::new();
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            data.read_to_end(&mut rest),
-        )
-        .await;
-        let finished = Self::within(self.timeout, stream.finalize_put_stream(data)).await;
-        match (failed, finished) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(StoreError::Ftp(e)),
-            (None, Ok(())) => Ok(()),
-        }
-    }
-
-    async fn put(
-        &self,
-        path: &str,
-        body: BoxStream<'static, Result<Bytes>>,
-    ) -> opendal::Result<()> {
-        let _permit = self.permits.acquire().await.map_err(|_| {
-            opendal::Error::new(opendal::ErrorKind::Unexpected, "FTP uploads are closed")
-        })?;
-        let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut stream = match reused {
-            Some(mut stream) => {
-                // A kept connection may have been closed by the server: one fresh try.
-                let prepared = Self::within(
-                    self.timeout,
-                    Self::prepare(&mut stream, &self.login.root, path),
-                )
-                .await;
-                match prepared {
-                    Ok(()) => stream,
-                    Err(_) => self.fresh(path).await?,
-                }
-            }
-            None => self.fresh(path).await?,
-        };
-        let (dir, name) = match path.rsplit_once('/') {
-            Some((dir, name)) => (format!("{dir}/"), name),
-            None => (String::new(), path),
-        };
-        let temp = format!(
-            "{dir}.{name}.ikkatsu-upload-{}-{}.tmp",
-            std::process::id(),
-            UPLOAD_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let stored = self.store(&mut stream, &temp, body).await;
-        let result = match stored {
-            Ok(()) => Self::within(self.timeout, stream.rename(temp.as_str(), path))
-                .await
-                .map_err(ftp_error),
-            Err(StoreError::Ftp(e)) => Err(ftp_error(e)),
-            Err(StoreError::Body(e)) => Err(opendal::Error::new(
-                opendal::ErrorKind::Unexpected,
-                format!("the content to upload failed: {e}"),
-            )
-            .set_source(e)),
-        };
-        if result.is_err() {
-            let _ = Self::within(self.timeout, stream.rm(&temp)).await;
-        }
-        if result.is_ok() || Self::within(self.timeout, stream.noop()).await.is_ok() {
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(stream);
-        }
-        result
-    }
-}
-
-impl FtpUploads {
-    /// A new connection, at the root, with the parents of `path` created.
-    async fn fresh(&self, path: &str) -> opendal::Result<AsyncRustlsFtpStream> {
-        let mut stream = self.connect().await.map_err(ftp_error)?;
-        Self::within(
-            self.timeout,
-            Self::prepare(&mut stream, &self.login.root, path),
-        )
-        .await
-        .map_err(ftp_error)?;
-        Ok(stream)
-    }
-}
-
-/// Why a store failed.
-enum StoreError {
-    /// The server or the connection.
-    Ftp(FtpError),
-    /// The content stream.
-    Body(Error),
-}
-
-impl StreamUploader for FtpUploads {
-    fn upload<'a>(
-        &'a self,
-        _op: &'a Operator,
-        path: &'a str,
-        body: BoxStream<'static, Result<Bytes>>,
-        _size: Option<u64>,
-    ) -> BoxFuture<'a, opendal::Result<()>> {
-        self.put(path, body).boxed()
-    }
-
-    fn all_writes(&self) -> bool {
-        // Over FTPS every upload needs the proper TLS shutdown.
-        self.login.tls.is_some()
-    }
-}
-
-impl EmptyFileWriter for FtpUploads {
-    fn create_empty<'a>(&'a self, path: &'a str) -> BoxFuture<'a, opendal::Result<()>> {
-        self.put(path, futures::stream::empty().boxed()).boxed()
-    }
 }
 
 /// Opens an FTP or FTPS storage.

@@ -1,0 +1,33 @@
+//! Deletes files and empty directories.
+//
+//! Adapted from Apache OpenDAL's `opendal-service-ftp` 0.59.5 (Apache-2.0); see [`super`]
+//! for what changed. Licensed to the Apache Software Foundation (ASF) under one or more
+//! contributor license agreements; the ASF licenses the original to you under the Apache
+//! License, Version 2.0 <http://www.apache.org/licenses/LICENSE-2.0>.
+
+use std::sync::Arc;
+
+use super::core::FtpCore;
+use super::error::{ftp_error, is_unavailable};
+use opendal::raw::*;
+use opendal::*;
+
+/// Deletes files and empty directories; a missing one is no error.
+pub(crate) struct FtpDeleter {
+    pub(super) core: Arc<FtpCore>,
+}
+
+impl oio::OneShotDelete for FtpDeleter {
+    async fn delete_once(&self, path: String, _: OpDelete) -> Result<()> {
+        let mut stream = self.core.connect().await?;
+        let result = if path.ends_with('/') {
+            stream.rmdir(&path).await
+        } else {
+            stream.rm(&path).await
+        };
+        match result {
+            Err(e) if !is_unavailable(&e) => Err(ftp_error(e)),
+            _ => Ok(()),
+        }
+    }
+}
