@@ -68,6 +68,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
+use ikkatsu_core::secret::mask_url;
 use ikkatsu_core::{Error, ErrorKind, JobRepository, Result};
 
 #[cfg(feature = "mysql")]
@@ -76,7 +77,7 @@ pub use mysql::MySqlJobRepository;
 pub use postgres::PostgresJobRepository;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteJobRepository;
-pub use url::{RepositoryUrl, mask_url};
+pub use url::RepositoryUrl;
 
 /// The table holding the migration history (sqlx's format), named so that it does not meet an
 /// application's own `_sqlx_migrations` in a shared database.
@@ -102,7 +103,7 @@ impl SqlJobRepository {
     /// Fails with [`ErrorKind::Config`] naming the (password-masked) URL when the scheme is
     /// unknown or its backend's cargo feature is not compiled in.
     pub async fn connect(url: &str) -> Result<Self> {
-        let parsed = RepositoryUrl::parse(url)?;
+        let parsed = url::parse(url)?;
         match parsed {
             #[cfg(feature = "sqlite")]
             RepositoryUrl::Sqlite { path: Some(path) } => Ok(SqlJobRepository::Sqlite(Arc::new(

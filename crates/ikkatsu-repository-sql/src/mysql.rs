@@ -1,15 +1,11 @@
 //! [`MySqlJobRepository`]: the job repository in MySQL or MariaDB.
 
-use std::str::FromStr;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
+use ikkatsu_core::secret::mask_url;
 use ikkatsu_core::{BatchStatus, JobExecution, Result, StepExecution};
-use sqlx::Connection;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use ikkatsu_sql::{PoolSettings, connect_mysql};
 
-use crate::shared::{bind_job_update, bind_step_update, job_repository_impl};
+use crate::shared::{bind_job_update, bind_step_update, job_repository_impl, repository_type};
 
 type Db = sqlx::MySql;
 
@@ -41,72 +37,27 @@ mod sql {
     );
 }
 
-fn migrator() -> sqlx::migrate::Migrator {
-    let mut migrator = sqlx::migrate!("migrations/mysql");
-    migrator.dangerous_set_table_name(crate::MIGRATIONS_TABLE);
-    migrator
-}
-
-/// Launches are serialized by the row lock `LOCK_INSTANCE` takes in this transaction.
-async fn begin_create(
-    pool: &sqlx::Pool<Db>,
-) -> std::result::Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
-    pool.begin().await
-}
-
-async fn insert_id<'c, E>(
-    executor: E,
-    query: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
-) -> std::result::Result<i64, sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Db>,
-{
-    let id = query.execute(executor).await?.last_insert_id();
-    i64::try_from(id).map_err(|err| sqlx::Error::Decode(Box::new(err)))
-}
-
-/// The job repository in a MySQL or MariaDB database.
-pub struct MySqlJobRepository {
-    pool: sqlx::Pool<Db>,
-    describe: String,
-    statements: AtomicU64,
-}
+repository_type!(
+    /// The job repository in a MySQL or MariaDB database.
+    MySqlJobRepository,
+    "migrations/mysql",
+    /// Launches are serialized by the row lock `LOCK_INSTANCE` takes in this transaction.
+    begin_create(pool) {
+        pool.begin().await
+    },
+    insert_id(executor, query) {
+        let id = query.execute(executor).await?.last_insert_id();
+        i64::try_from(id).map_err(|err| sqlx::Error::Decode(Box::new(err)))
+    },
+);
 
 impl MySqlJobRepository {
     /// Connects to `url` (`mysql://…`; `mariadb://` is accepted by [`crate::connect`]) and
     /// applies migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        let describe = crate::url::mask_url(url);
-        let options = MySqlConnectOptions::from_str(url)
-            .map_err(|err| crate::error::map_sqlx(&describe, "parsing the URL", err))?;
-        let database = options.get_database().unwrap_or_default().to_string();
-        let address = crate::error::DatabaseAddress {
-            server: format!("{}:{}", options.get_host(), options.get_port()),
-            database: &database,
-            create: format!("CREATE DATABASE {database}"),
-        };
-        // One direct connection first: an unreachable server, bad credentials or a missing
-        // database fail at once with the driver's own message instead of after the pool's
-        // acquire timeout.
-        sqlx::MySqlConnection::connect_with(&options)
-            .await
-            .map_err(|err| crate::error::map_connect(&describe, &address, err))?
-            .close()
-            .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?;
-        let repository = MySqlJobRepository {
-            pool,
-            describe,
-            statements: AtomicU64::new(0),
-        };
-        repository.migrate().await?;
-        Ok(repository)
+        let site = crate::error::site(&mask_url(url));
+        let pool = connect_mysql(&site, url, &PoolSettings::new("ikkatsu")).await?;
+        Self::with_pool(pool, site.describe().to_string()).await
     }
 
     async fn store_job_execution(

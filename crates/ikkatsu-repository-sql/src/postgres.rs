@@ -1,16 +1,13 @@
 //! [`PostgresJobRepository`]: the job repository in PostgreSQL, shareable by many processes
 //! and hosts (remote partitioning workers).
 
-use std::str::FromStr;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
+use ikkatsu_core::secret::mask_url;
 use ikkatsu_core::{BatchStatus, JobExecution, Result, StepExecution};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, Row};
+use ikkatsu_sql::{PoolSettings, connect_postgres};
+use sqlx::Row;
 
-use crate::shared::{job_repository_impl, returning_stores};
+use crate::shared::{job_repository_impl, repository_type, returning_stores};
 
 type Db = sqlx::Postgres;
 
@@ -63,88 +60,25 @@ mod sql {
     pub(crate) const UPDATE_STEP: &str = "UPDATE ikkatsu_step_execution SET status = $1, exit_code = $2, exit_description = $3, read_count = $4, write_count = $5, filter_count = $6, read_skip_count = $7, process_skip_count = $8, write_skip_count = $9, commit_count = $10, rollback_count = $11, start_time = $12, end_time = $13, last_updated = $14, execution_context = $15::jsonb, version = version + 1 WHERE id = $16 RETURNING version";
 }
 
-fn migrator() -> sqlx::migrate::Migrator {
-    let mut migrator = sqlx::migrate!("migrations/postgres");
-    migrator.dangerous_set_table_name(crate::MIGRATIONS_TABLE);
-    migrator
-}
-
-/// Launches are serialized by the row lock `LOCK_INSTANCE` takes in this transaction.
-async fn begin_create(
-    pool: &sqlx::Pool<Db>,
-) -> std::result::Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
-    pool.begin().await
-}
-
-async fn insert_id<'c, E>(
-    executor: E,
-    query: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
-) -> std::result::Result<i64, sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Db>,
-{
-    query.fetch_one(executor).await?.try_get(0)
-}
-
-/// `pool` with every connection's `client_min_messages` set to `warning`: the server's NOTICEs (e.g. "relation … already exists, skipping" from
-/// the migrations' `CREATE TABLE IF NOT EXISTS`) are not sent, so they do not reach the log
-/// (sqlx would log them at INFO). Warnings and errors still come.
-pub(crate) fn quiet_notices(pool: PgPoolOptions) -> PgPoolOptions {
-    pool.after_connect(|conn, _| {
-        Box::pin(async move {
-            sqlx::raw_sql("SET client_min_messages = warning")
-                .execute(conn)
-                .await
-                .map(drop)
-        })
-    })
-}
-
-/// The job repository in a PostgreSQL database.
-pub struct PostgresJobRepository {
-    pool: sqlx::Pool<Db>,
-    describe: String,
-    statements: AtomicU64,
-}
+repository_type!(
+    /// The job repository in a PostgreSQL database.
+    PostgresJobRepository,
+    "migrations/postgres",
+    /// Launches are serialized by the row lock `LOCK_INSTANCE` takes in this transaction.
+    begin_create(pool) {
+        pool.begin().await
+    },
+    insert_id(executor, query) {
+        query.fetch_one(executor).await?.try_get(0)
+    },
+);
 
 impl PostgresJobRepository {
     /// Connects to `url` (`postgres://…` or `postgresql://…`) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        let describe = crate::url::mask_url(url);
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|err| crate::error::map_sqlx(&describe, "parsing the URL", err))?
-            .application_name("ikkatsu");
-        let database = options
-            .get_database()
-            .unwrap_or(options.get_username())
-            .to_string();
-        let address = crate::error::DatabaseAddress {
-            server: format!("{}:{}", options.get_host(), options.get_port()),
-            database: &database,
-            create: format!("createdb {database}"),
-        };
-        // One direct connection first: an unreachable server, bad credentials or a missing
-        // database fail at once with the driver's own message instead of after the pool's
-        // acquire timeout.
-        sqlx::PgConnection::connect_with(&options)
-            .await
-            .map_err(|err| crate::error::map_connect(&describe, &address, err))?
-            .close()
-            .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?;
-        let pool = quiet_notices(PgPoolOptions::new())
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "connecting", err))?;
-        let repository = PostgresJobRepository {
-            pool,
-            describe,
-            statements: AtomicU64::new(0),
-        };
-        repository.migrate().await?;
-        Ok(repository)
+        let site = crate::error::site(&mask_url(url));
+        let pool = connect_postgres(&site, url, &PoolSettings::new("ikkatsu")).await?;
+        Self::with_pool(pool, site.describe().to_string()).await
     }
 
     returning_stores!();

@@ -2,11 +2,73 @@
 //! same for every backend, written once as a macro expanded in each backend module.
 //!
 //! A backend module provides: `type Db`, a `sql` module with the statements (same bind
-//! order everywhere), `begin_create` (the transaction that serializes launches of one
-//! instance), `insert_id` (runs an `INSERT` and returns the new id) and three inherent
-//! methods on the repository type — `store_job_execution`, `store_heartbeat` and
-//! `store_step_execution` — for the statements whose results the dialects return
-//! differently (`returning_stores!` writes them for the dialects with `RETURNING`).
+//! order everywhere), its repository type through `repository_type!` (given the bodies of
+//! `begin_create`, the transaction that serializes launches of one instance, and
+//! `insert_id`, which runs an `INSERT` and returns the new id), a constructor that connects
+//! with `ikkatsu-sql` and three inherent methods on the repository type —
+//! `store_job_execution`, `store_heartbeat` and `store_step_execution` — for the statements
+//! whose results the dialects return differently (`returning_stores!` writes them for the
+//! dialects with `RETURNING`).
+
+/// The repository type of a backend (`$repo`, documented by the attributes given): its
+/// pool, masked URL and statement counter; the migrator of its embedded migrations
+/// (`$migrations`, history in [`crate::MIGRATIONS_TABLE`]); `with_pool`, which makes one
+/// from a connected pool and applies the pending migrations; and the two functions whose
+/// bodies are the dialect's: `begin_create($pool)`, the transaction that serializes launches
+/// of one instance (documented by the attributes before it), and `insert_id($executor,
+/// $query)`, which runs an `INSERT` and returns the new id.
+macro_rules! repository_type {
+    (
+        $(#[$attr:meta])* $repo:ident, $migrations:literal,
+        $(#[$begin_attr:meta])* begin_create($pool:ident) $begin:block,
+        insert_id($executor:ident, $query:ident) $insert:block $(,)?
+    ) => {
+        $(#[$begin_attr])*
+        async fn begin_create(
+            $pool: &::sqlx::Pool<Db>,
+        ) -> ::std::result::Result<::sqlx::Transaction<'static, Db>, ::sqlx::Error> $begin
+
+        async fn insert_id<'c, E>(
+            $executor: E,
+            $query: ::sqlx::query::Query<'_, Db, <Db as ::sqlx::Database>::Arguments>,
+        ) -> ::std::result::Result<i64, ::sqlx::Error>
+        where
+            E: ::sqlx::Executor<'c, Database = Db>,
+        $insert
+
+        $(#[$attr])*
+        pub struct $repo {
+            pool: ::sqlx::Pool<Db>,
+            describe: String,
+            statements: ::std::sync::atomic::AtomicU64,
+        }
+
+        fn migrator() -> ::sqlx::migrate::Migrator {
+            let mut migrator = ::sqlx::migrate!($migrations);
+            migrator.dangerous_set_table_name($crate::MIGRATIONS_TABLE);
+            migrator
+        }
+
+        impl $repo {
+            /// The repository in the database of `pool`, shown as `describe`, with its
+            /// migrations applied.
+            async fn with_pool(
+                pool: ::sqlx::Pool<Db>,
+                describe: String,
+            ) -> ::ikkatsu_core::Result<Self> {
+                let repository = $repo {
+                    pool,
+                    describe,
+                    statements: ::std::sync::atomic::AtomicU64::new(0),
+                };
+                repository.migrate().await?;
+                Ok(repository)
+            }
+        }
+    };
+}
+
+pub(crate) use repository_type;
 
 /// Attempts of a launch transaction that lost a deadlock or serialization conflict.
 pub(crate) const CREATE_ATTEMPTS: u32 = 8;
@@ -31,35 +93,8 @@ macro_rules! job_repository_impl {
             /// migration lock): a failed attempt is retried, and finds the migrations applied
             /// by the other process.
             pub async fn migrate(&self) -> ::ikkatsu_core::Result<()> {
-                let migrator = migrator();
-                let mut attempt = 0u64;
-                loop {
-                    attempt += 1;
-                    match migrator.run(&self.pool).await {
-                        Ok(()) => return Ok(()),
-                        Err(
-                            ::sqlx::migrate::MigrateError::Execute(_)
-                            | ::sqlx::migrate::MigrateError::ExecuteMigration(..)
-                            // Another process is applying a migration right now.
-                            | ::sqlx::migrate::MigrateError::Dirty(_),
-                        ) if attempt < 5 => {
-                            ::tokio::time::sleep(::std::time::Duration::from_millis(
-                                50 * attempt,
-                            ))
-                            .await;
-                        }
-                        Err(err) => {
-                            return Err(::ikkatsu_core::Error::new(
-                                ::ikkatsu_core::ErrorKind::Repository,
-                                format!(
-                                    "job repository {}: applying migrations: {err}",
-                                    self.describe
-                                ),
-                            )
-                            .with_source(err));
-                        }
-                    }
-                }
+                let site = $crate::error::site(&self.describe);
+                ::ikkatsu_sql::migrate(&site, &migrator(), &self.pool).await
             }
 
             /// Closes the pool; waits for checked-out connections to be returned.

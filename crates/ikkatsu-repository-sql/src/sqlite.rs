@@ -1,7 +1,6 @@
 //! [`SqliteJobRepository`]: the job repository in a SQLite file (the default, `./ikkatsu.db`).
 
 use std::str::FromStr;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +8,7 @@ use ikkatsu_core::{BatchStatus, JobExecution, Result, StepExecution};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::shared::{job_repository_impl, returning_stores};
+use crate::shared::{job_repository_impl, repository_type, returning_stores};
 
 type Db = sqlx::Sqlite;
 
@@ -41,37 +40,20 @@ mod sql {
     );
 }
 
-fn migrator() -> sqlx::migrate::Migrator {
-    let mut migrator = sqlx::migrate!("migrations/sqlite");
-    migrator.dangerous_set_table_name(crate::MIGRATIONS_TABLE);
-    migrator
-}
-
-/// Launches of one instance are serialized by taking SQLite's write lock up front
-/// (`BEGIN IMMEDIATE`), so that the check and the insert see the same state.
-async fn begin_create(
-    pool: &sqlx::Pool<Db>,
-) -> std::result::Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-async fn insert_id<'c, E>(
-    executor: E,
-    query: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
-) -> std::result::Result<i64, sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Db>,
-{
-    Ok(query.execute(executor).await?.last_insert_rowid())
-}
-
-/// The job repository in a SQLite database file: WAL journal, 10 s busy timeout, foreign
-/// keys on, the file created when missing.
-pub struct SqliteJobRepository {
-    pool: sqlx::Pool<Db>,
-    describe: String,
-    statements: AtomicU64,
-}
+repository_type!(
+    /// The job repository in a SQLite database file: WAL journal, 10 s busy timeout, foreign
+    /// keys on, the file created when missing.
+    SqliteJobRepository,
+    "migrations/sqlite",
+    /// Launches of one instance are serialized by taking SQLite's write lock up front
+    /// (`BEGIN IMMEDIATE`), so that the check and the insert see the same state.
+    begin_create(pool) {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    },
+    insert_id(executor, query) {
+        Ok(query.execute(executor).await?.last_insert_rowid())
+    },
+);
 
 impl SqliteJobRepository {
     /// Opens (creating it if missing) the database file at `path` and applies migrations.
@@ -122,13 +104,7 @@ impl SqliteJobRepository {
             .connect_with(options)
             .await
             .map_err(|err| crate::error::map_sqlx(&describe, "opening the database", err))?;
-        let repository = SqliteJobRepository {
-            pool,
-            describe,
-            statements: AtomicU64::new(0),
-        };
-        repository.migrate().await?;
-        Ok(repository)
+        Self::with_pool(pool, describe).await
     }
 
     returning_stores!();

@@ -1,4 +1,5 @@
-//! A chunk commit costs at most two repository statements (DESIGN.md): run a real chunk job
+//! A chunk commit costs at most two repository statements (the rule of
+//! `docs/adr/0003-repository-schema.md`; this schema needs one): run a real chunk job
 //! of 1000 items in chunks of 10 and of a single chunk, and compare the statements counted.
 
 mod common;

@@ -438,20 +438,15 @@ impl StatusStoreUrl {
                 url: trimmed.to_string(),
             });
         }
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            return Ok(StatusStoreUrl::Postgres {
-                url: trimmed.to_string(),
-            });
-        }
-        if lower.starts_with("mysql://") {
-            return Ok(StatusStoreUrl::MySql {
-                url: trimmed.to_string(),
-            });
-        }
-        if lower.starts_with("mariadb://") {
-            return Ok(StatusStoreUrl::MySql {
-                url: format!("mysql://{}", &trimmed["mariadb://".len()..]),
-            });
+        match ikkatsu_sql::SqlUrl::parse(url, "status store") {
+            Ok(Some(ikkatsu_sql::SqlUrl::Postgres { url })) => {
+                return Ok(StatusStoreUrl::Postgres { url });
+            }
+            Ok(Some(ikkatsu_sql::SqlUrl::MySql { url })) => {
+                return Ok(StatusStoreUrl::MySql { url });
+            }
+            // SQLite is no status store: said below, as for any other scheme.
+            Ok(Some(ikkatsu_sql::SqlUrl::Sqlite { .. })) | Err(_) | Ok(None) => {}
         }
         let scheme_like = trimmed.split_once(':').is_some_and(|(s, _)| {
             s.len() > 1
@@ -515,11 +510,9 @@ pub async fn open_status_store(
 }
 
 /// `url` with its password (of the user info; a lone `redis://PASSWORD@…` too) and its
-/// secret-looking query parameters replaced by `***`, fit for messages and logs
-/// ([`ikkatsu_core::secret::mask_url`]).
-pub fn mask_url(url: &str) -> String {
-    ikkatsu_core::secret::mask_url(url)
-}
+/// secret-looking query parameters replaced by `***`, fit for messages and logs: the one
+/// masker of the workspace, [`ikkatsu_core::secret::mask_url`].
+pub use ikkatsu_core::secret::mask_url;
 
 /// A store error of kind [`ErrorKind::Repository`](ikkatsu_core::ErrorKind::Repository) naming the store and the operation.
 #[cfg(any(feature = "embedded", feature = "redis"))]

@@ -65,7 +65,7 @@ fn server_url(backend: Backend) -> String {
 }
 
 async fn admin(backend: Backend, url: &str, statement: String) {
-    let masked = ikkatsu_repository_sql::mask_url(url);
+    let masked = ikkatsu_core::secret::mask_url(url);
     let result = match backend {
         #[cfg(feature = "postgres")]
         Backend::Postgres => match sqlx::PgConnection::connect(url).await {

@@ -14,7 +14,9 @@ use ikkatsu_core::Result;
 use ikkatsu_storage::FileInfo;
 use sqlx::Row;
 
-use super::{Pool, SqlStatusStore, decode_info, encode_info};
+use super::done::DONE_ROWS_PER_STATEMENT;
+use super::rows::{decode_info, encode_info};
+use super::{Pool, SqlStatusStore};
 use crate::status_store::{Claimed, Lease};
 
 /// Attempts of a claim that fails on a temporary error (a deadlock between claimers).
@@ -383,8 +385,8 @@ impl SqlStatusStore {
                 .map_err(fail)?;
                 let owned: HashSet<String> = owned.into_iter().collect();
                 let rows = owned_rows(done, &owned)?;
-                for chunk in rows.chunks(super::DONE_ROWS_PER_STATEMENT) {
-                    super::pg_done(namespace, chunk, now)
+                for chunk in rows.chunks(DONE_ROWS_PER_STATEMENT) {
+                    super::done::pg_done(namespace, chunk, now)
                         .build()
                         .execute(&mut *tx)
                         .await
@@ -422,8 +424,8 @@ impl SqlStatusStore {
                     query.execute(&mut *tx).await.map_err(fail)?;
                 }
                 let rows = owned_rows(done, &owned)?;
-                for chunk in rows.chunks(super::DONE_ROWS_PER_STATEMENT) {
-                    super::my_done(namespace, chunk, now)
+                for chunk in rows.chunks(DONE_ROWS_PER_STATEMENT) {
+                    super::done::my_done(namespace, chunk, now)
                         .build()
                         .execute(&mut *tx)
                         .await
