@@ -50,6 +50,7 @@ pub mod listener;
 pub mod parameters;
 pub mod record;
 pub mod repository;
+pub mod retry;
 pub mod secret;
 pub mod status;
 pub mod step;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ikkatsu_core::retry::RetryPolicy;
 use opendal::Operator;
 use opendal::layers::{
     ConcurrentLimitLayer, LoggingLayer, MetricsLayer, RetryEvent, RetryInterceptor, RetryLayer,
@@ -22,6 +23,23 @@ pub struct StorageOptions {
     /// At most this many operations (open readers, writers and listers count) at once.
     /// Default 64.
     pub concurrency: usize,
+}
+
+impl StorageOptions {
+    /// How a request is retried: [`StorageOptions::retries`] times, after delays doubling
+    /// from 1 s up to 60 s, with jitter: the numbers of ikkatsu's one
+    /// [`RetryPolicy`](ikkatsu_core::retry::RetryPolicy), given to OpenDAL's `RetryLayer`
+    /// (which, like the policy, is built on backon). A caller that retries a storage
+    /// operation itself multiplies the attempts: the overwrite flow does not, it sets
+    /// `retries` instead.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            limit: u32::try_from(self.retries).unwrap_or(u32::MAX),
+            kinds: Vec::new(),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for StorageOptions {
@@ -46,6 +64,7 @@ pub(crate) fn layered(
     options: &StorageOptions,
     shown: &str,
 ) -> (Operator, Arc<AtomicU64>) {
+    let retry = options.retry_policy();
     let retries = Arc::new(AtomicU64::new(0));
     let notify = RetryLog {
         storage: shown.to_string(),
@@ -60,7 +79,10 @@ pub(crate) fn layered(
         )
         .layer(
             RetryLayer::new()
-                .with_max_times(options.retries)
+                .with_max_times(retry.limit as usize)
+                .with_min_delay(retry.initial_backoff)
+                .with_max_delay(retry.max_backoff)
+                .with_factor(2.0)
                 .with_jitter()
                 .with_notify(notify),
         )
