@@ -255,7 +255,7 @@ pub struct OverwriteArgs {
     pub no_progress: bool,
 }
 
-/// Parses `500ms`, `2s`, `5m`, `1h30m` or plain seconds.
+/// Parses `500ms`, `2s`, `5m`, `1h30m` (core's grammar: a unit is required).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     text.parse::<ikkatsu_core::duration::HumanDuration>()
         .map(|d| d.as_duration())

@@ -16,7 +16,16 @@ use crate::error::ConfigErrors;
 use crate::model::{ChunkDefinition, ComponentDefinition, ElementDefinition};
 use crate::node::Node;
 use crate::parse::Parser;
-use crate::parse::step::COMMON_ELEMENT_KEYS;
+
+/// The keys every element has, whatever its kind.
+pub(crate) const COMMON_ELEMENT_KEYS: &[&str] = &[
+    "transitions",
+    "listeners",
+    "execution-context-promotion",
+    "allow-start-if-complete",
+    "start-limit",
+    "next",
+];
 
 macro_rules! element_kinds {
     (

@@ -82,7 +82,7 @@ impl Settings {
         }
     }
 
-    /// A duration option (`30s`, `5m`, a number of seconds).
+    /// A duration option (`30s`, `5m`, `1h30m`; a unit is required).
     pub(crate) fn take_duration(&mut self, key: &str) -> Result<Option<Duration>> {
         let Some(value) = self.take(key) else {
             return Ok(None);

@@ -14,15 +14,6 @@ use crate::model::{
 };
 use crate::node::{Node, NodeKind};
 
-/// The keys every element has, whatever its kind.
-pub(crate) const COMMON_ELEMENT_KEYS: &[&str] = &[
-    "transitions",
-    "listeners",
-    "execution-context-promotion",
-    "allow-start-if-complete",
-    "start-limit",
-    "next",
-];
 const CHUNK_KEYS: &[&str] = &[
     "reader",
     "processor",
