@@ -3,12 +3,16 @@
 //! The built-in components of ikkatsu jobs, one module per family:
 //!
 //! * [`csv`]: [`CsvItemReader`](csv::CsvItemReader) / [`CsvItemWriter`](csv::CsvItemWriter)
-//!   for [`Record`](ikkatsu_core::Record)s, and typed variants for serde types;
+//!   for [`Record`](ikkatsu_core::Record)s, and row and typed variants: one generic
+//!   [`CsvReader`](csv::CsvReader) / [`CsvWriter`](csv::CsvWriter) over what a row becomes
+//!   ([`CsvItemDecoder`](csv::CsvItemDecoder), [`CsvItemEncoder`](csv::CsvItemEncoder));
 //! * [`jsonl`]: JSON Lines readers and writers;
 //! * [`object`]: [`ObjectItemReader`](object::ObjectItemReader) /
 //!   [`ObjectItemWriter`](object::ObjectItemWriter) for CSV, JSON Lines, JSON arrays and
 //!   (feature `parquet`) Parquet on any storage (S3, SFTP, ...; one object or a glob of
-//!   them in, restart-safe part files out);
+//!   them in, restart-safe part files out). CSV and JSON Lines decode and encode records
+//!   there exactly as the local components do (one decoder and encoder per format); each
+//!   format is one module of [`object`] implementing its ports;
 //! * [`script`]: [`ScriptItemProcessor`](script::ScriptItemProcessor), an embedded
 //!   [Rhai](https://rhai.rs) script that transforms or filters records;
 //! * [`mapping`]: [`FieldMappingItemProcessor`](mapping::FieldMappingItemProcessor), which

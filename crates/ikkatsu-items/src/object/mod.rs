@@ -10,6 +10,14 @@
 //!   object stores cannot append, so every `write` of a chunk finishes its parts (a part
 //!   also closes after `part-records` records or about `part-bytes` bytes) and uploads them.
 //!
+//! # Formats
+//!
+//! The reader and writer know no format: they drive a format's ports (a `RecordDecoder`
+//! that opens a cursor over one object, a `PartEncoder` that encodes parts, both in
+//! `object/format.rs`). A format is one module that implements them and adds its
+//! constructor (`ObjectItemReader::csv`, ...); CSV and JSON Lines reuse the decoders and
+//! encoders of the local components ([`csv`](crate::csv), [`jsonl`](crate::jsonl)).
+//!
 //! # Restart
 //!
 //! The reader saves, at every chunk commit, the object it is in and its position there
