@@ -250,6 +250,7 @@ impl<B: StorageBackend> Service for CustomService<B> {
     fn capability(&self) -> Capability {
         Capability {
             stat: true,
+            create_dir: true,
             read: true,
             write: true,
             write_can_empty: true,
@@ -411,17 +412,18 @@ impl<B: StorageBackend> oio::Write for CustomWriter<B> {
     }
 
     async fn close(&mut self) -> Result<Metadata> {
-        let content: Bytes = match self.chunks.len() {
-            0 => Bytes::new(),
-            1 => self.chunks.remove(0),
-            _ => Bytes::from(self.chunks.concat()),
+        // The chunks are kept until the backend took them: a retried close sends them again.
+        let content: Bytes = match self.chunks.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
         };
-        self.chunks.clear();
         let size = content.len() as u64;
         self.backend
             .write(&self.path, content)
             .await
             .map_err(to_opendal)?;
+        self.chunks.clear();
         Ok(MetadataBuilder::file(size).build())
     }
 
@@ -443,8 +445,10 @@ impl<B: StorageBackend> oio::List for CustomLister<B> {
     async fn next(&mut self) -> Result<Option<oio::Entry>> {
         if self.entries.is_none() {
             let files = self.backend.list(&self.prefix).await.map_err(to_opendal)?;
+            // Directories are implied by the files' paths, never listed.
             let entries: Vec<oio::Entry> = files
                 .iter()
+                .filter(|info| !info.path.is_empty() && !info.path.ends_with('/'))
                 .map(|info| oio::Entry::new(&info.path, metadata(info)))
                 .collect();
             self.entries = Some(entries.into_iter());

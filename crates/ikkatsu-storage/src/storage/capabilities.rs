@@ -37,7 +37,9 @@ impl ConditionalWrite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
-    /// The backend scheme (`fs`, `memory`, `ftp`, `sftp`, `s3`, `webdav`, `gcs`, `azblob`).
+    /// The backend scheme (`fs`, `memory`, `ftp`, `sftp`, `s3`, `webdav`, `gcs`, `azblob`),
+    /// or the [`StorageBackend::name`](crate::StorageBackend::name) of a backend of the
+    /// program's own.
     pub scheme: &'static str,
     /// How conditional writes are done.
     pub conditional_write: ConditionalWrite,
