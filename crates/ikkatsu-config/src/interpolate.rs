@@ -4,14 +4,15 @@
 //! * `${NAME}` or `${env.NAME}`: the environment variable `NAME`;
 //! * `${...:-default}`: `default` when the parameter or variable is not set;
 //! * `${file:/path}`: the trimmed contents of the file (a secret);
-//! * `file:///path` as the whole value of a key ending in `password`, `passphrase`, `secret`,
-//!   `token`, `access-key`, `account-key` or `credential`:
-//!   the trimmed contents of the file (a secret);
+//! * `file:///path` as the whole value of a key whose name looks secret (the workspace's one
+//!   rule, [`ikkatsu_core::secret::is_secret_name`]): the trimmed contents of the file (a
+//!   secret);
 //! * `$${` is a literal `${`.
 
 use std::path::Path;
 
 use ikkatsu_core::JobParameters;
+use ikkatsu_core::secret::is_secret_name;
 
 /// What a value may refer to.
 pub(crate) struct Scope<'a> {
@@ -28,11 +29,6 @@ pub(crate) struct Resolved {
     pub(crate) changed: bool,
 }
 
-/// Whether a value under `key` is a secret by name ([`ikkatsu_core::secret::is_secret_name`]).
-pub(crate) fn is_secret_key(key: &str) -> bool {
-    ikkatsu_core::secret::is_secret_name(key)
-}
-
 /// Resolves the references in `value`, found under `key`. Errors are messages (one per
 /// unresolved reference).
 pub(crate) fn interpolate(
@@ -40,7 +36,7 @@ pub(crate) fn interpolate(
     value: &str,
     scope: &Scope<'_>,
 ) -> Result<Resolved, Vec<String>> {
-    let secret_key = key.is_some_and(is_secret_key);
+    let secret_key = key.is_some_and(is_secret_name);
     if secret_key && let Some(path) = value.strip_prefix("file://") {
         return read_secret_file(path)
             .map_err(|e| vec![e])
@@ -143,7 +139,7 @@ fn resolve(expr: &str, scope: &Scope<'_>) -> Result<(String, bool), String> {
     if var.is_empty() {
         return Err(format!("empty reference `${{{expr}}}`"));
     }
-    let secret_var = is_secret_key(var);
+    let secret_var = is_secret_name(var);
     match (std::env::var(var), default) {
         (Ok(text), _) => Ok((text, secret_var)),
         (Err(std::env::VarError::NotPresent), Some(default)) => Ok((default.to_string(), false)),

@@ -314,17 +314,14 @@ fn percent_decode(text: &str, shown: &str) -> Result<String> {
 }
 
 /// The URL with its password and secret-looking query parameters replaced by `***`, for
-/// messages and logs ([`ikkatsu_core::secret::mask_url`]).
-pub fn mask_secrets(url: &str) -> String {
-    ikkatsu_core::secret::mask_url(url)
-}
+/// messages and logs: the workspace's one URL masker, [`ikkatsu_core::secret::mask_url`],
+/// under the name this crate has always exported.
+pub use ikkatsu_core::secret::mask_url as mask_secrets;
 
-/// Whether the option or query parameter `key` holds a secret
-/// ([`ikkatsu_core::secret::is_secret_name`]): passwords, passphrases, tokens, keys and
-/// credentials, but not the paths of files holding them (`key-file`, `credential-file`).
-pub(crate) fn is_secret_key(key: &str) -> bool {
-    ikkatsu_core::secret::is_secret_name(key)
-}
+/// Whether the option or query parameter `key` holds a secret: the workspace's one rule,
+/// [`ikkatsu_core::secret::is_secret_name`] (passwords, passphrases, tokens, keys and
+/// credentials, but not the paths of files holding them: `key-file`, `credential-file`).
+pub(crate) use ikkatsu_core::secret::is_secret_name as is_secret_key;
 
 /// `url`, a remote URL (tests).
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! given again.
 
 mod databases;
+mod one_secret;
 mod overwrite;
 
 use std::path::PathBuf;
