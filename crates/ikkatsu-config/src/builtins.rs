@@ -177,12 +177,7 @@ fn register_storage_items(registry: &mut ComponentRegistry, app: Arc<AppConfig>)
 fn register_overwrite(registry: &mut ComponentRegistry, app: Arc<AppConfig>) {
     registry.register_tasklet("overwrite", move |props, _| {
         let mut config: OverwriteConfig = props.deserialize()?;
-        config.source = app.storage_url(&config.source)?;
-        config.target = config.target.map(|t| app.storage_url(&t)).transpose()?;
-        config.status = config
-            .status
-            .map(|s| app.status_store_url(&s))
-            .transpose()?;
+        config.resolve_names(|s| app.storage_url(s), |s| app.status_store_url(s))?;
         Ok(Arc::new(OverwriteTasklet::new(config)?))
     });
 }
