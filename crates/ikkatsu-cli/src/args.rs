@@ -12,8 +12,8 @@ use tracing_subscriber::EnvFilter;
 /// (SQLite `./ikkatsu.db` unless `--repository` or IKKATSU_REPOSITORY says otherwise), so a
 /// failed, stopped or killed job restarts from its last committed chunk.
 ///
-/// Exit codes: 0 COMPLETED, 1 FAILED, 2 usage/configuration error or refusal (e.g. already
-/// running), 3 STOPPED.
+/// Exit codes: 0 COMPLETED, 1 FAILED, 2 usage/configuration error or refused request, 3
+/// STOPPED, 4 already running in another process (docs/cli.md).
 #[derive(Debug, Parser)]
 #[command(name = "ikkatsu", version, about, long_about)]
 pub struct Cli {
@@ -177,76 +177,15 @@ pub struct ValidateArgs {
     pub params: Vec<String>,
 }
 
-/// `ikkatsu overwrite`.
+/// `ikkatsu overwrite`: the run's settings (the `overwrite` step's properties as flags)
+/// and how the command reports.
 #[derive(Debug, Args)]
 pub struct OverwriteArgs {
-    /// Storage URL of the files to transform: `file:///data`, a path, `memory:`,
-    /// `sftp://user@host/dir?key-file=…`, `s3://bucket/prefix?region=…`, `ftp://`, `ftps://`,
-    /// `webdav+https://`, `gcs://`, `azblob://` (docs/storage.md), or `@name` of a storage in
-    /// the application config.
-    pub source: String,
-    /// Only files whose relative path matches one of these globs (`**/*.csv`). Repeatable.
-    #[arg(long, value_name = "GLOB")]
-    pub include: Vec<String>,
-    /// Leave files matching one of these globs alone. Repeatable.
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
-    /// Deepest directory level to walk (1: files directly in SOURCE).
-    #[arg(long, value_name = "N")]
-    pub max_depth: Option<usize>,
-    /// Follow symbolic links (loops are detected).
-    #[arg(long)]
-    pub follow_symlinks: bool,
-    /// Also take hidden files and directories (names starting with `.`).
-    #[arg(long)]
-    pub hidden: bool,
-    /// Command run per file; `{in}` is the downloaded file, `{out}` the file to upload.
-    /// Run without a shell unless --shell. Exit code 75 means "temporary, retry".
-    #[arg(long, value_name = "COMMAND")]
-    pub exec: String,
-    /// Run --exec through `sh -c` (paths are quoted).
-    #[arg(long)]
-    pub shell: bool,
-    /// Kill the command after this long (then retried as a temporary failure).
-    #[arg(long, value_parser = parse_duration)]
-    pub timeout: Option<std::time::Duration>,
-    /// Write results here (same relative paths) instead of over the source (URL or `@name`).
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
-    /// Status store: `memory:`, a redb file path, `redis://…`, `postgres://…`, `mysql://…`, or
-    /// `@name` from the application config (default: `ikkatsu-status.redb` beside a SQLite
-    /// job repository).
-    #[arg(long, value_name = "URL", env = "IKKATSU_STATUS")]
-    pub status: Option<String>,
-    /// Namespace of this flow in the status store (default: from SOURCE and --target).
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// Files processed at once (default: 2 × cores; at least 8 on a remote storage).
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// Failures after which a file is left alone until it changes (default 3).
-    #[arg(long, value_name = "N")]
-    pub max_errors: Option<u32>,
-    /// Retries of a temporary error per operation (default 3).
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
-    /// Where the backlog, journal and temporary files live
-    /// (default `.ikkatsu/overwrite/NAMESPACE`).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// The backlog file (default `STATE_DIR/backlog.jsonl.gz`).
-    #[arg(long, value_name = "PATH")]
-    pub backlog: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ikkatsu_overwrite::OverwriteConfig,
     /// Only scan: write the backlog and report how many files need work.
     #[arg(long)]
     pub scan_only: bool,
-    /// Share the work with other runs of this flow on the same status store (Redis,
-    /// PostgreSQL, MySQL) instead of refusing them; each run needs its own --state-dir.
-    #[arg(long)]
-    pub cooperate: bool,
-    /// Scan and list what would be processed; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

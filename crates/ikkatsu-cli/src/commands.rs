@@ -14,21 +14,9 @@ use crate::args::{
     Cli, Command, ExecutionsArgs, GlobalArgs, IdArgs, RestartArgs, RunArgs, StatusArgs,
     ValidateArgs,
 };
+use crate::exit::{self, EXIT_COMPLETED, EXIT_USAGE, stop_on_signals};
 use crate::output::{self, ExecutionJson};
 use crate::progress::Progress;
-
-/// The job completed.
-pub const EXIT_COMPLETED: u8 = 0;
-/// The job failed (or a command failed at run time).
-pub const EXIT_FAILED: u8 = 1;
-/// Bad usage, an invalid job file, or a refused request.
-pub const EXIT_USAGE: u8 = 2;
-/// The job stopped (restartable).
-pub const EXIT_STOPPED: u8 = 3;
-/// Refused: the job instance, or the overwrite flow (its status store's run lease, its
-/// state directory, its embedded status store file), is already being run by another
-/// process.
-pub const EXIT_ALREADY_RUNNING: u8 = 4;
 
 /// Runs the chosen command.
 pub async fn dispatch(mut cli: Cli) -> u8 {
@@ -55,11 +43,7 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
         Ok(code) => code,
         Err(err) => {
             crate::redact::print_error(&err.report());
-            match err.kind() {
-                ErrorKind::AlreadyRunning => EXIT_ALREADY_RUNNING,
-                ErrorKind::Repository | ErrorKind::Io | ErrorKind::Unexpected => EXIT_FAILED,
-                _ => EXIT_USAGE,
-            }
+            exit::for_error(&err)
         }
     }
 }
@@ -121,49 +105,6 @@ fn load_definition(path: &Path) -> Result<JobDefinition, Error> {
     JobDefinition::from_path(path).map_err(Error::from)
 }
 
-/// Cancels `token` on the first SIGINT/SIGTERM (graceful stop at the next chunk boundary);
-/// a second signal ends the process at once.
-pub(crate) fn stop_on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut signals = 0u32;
-        loop {
-            if !wait_for_signal().await {
-                return;
-            }
-            signals += 1;
-            if signals == 1 {
-                tracing::warn!(
-                    "stop requested: finishing the current chunk, then stopping (press Ctrl-C again to abort at once)"
-                );
-                token.cancel();
-            } else {
-                eprintln!("aborted; run the job again to recover and restart it");
-                std::process::exit(130);
-            }
-        }
-    });
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> bool {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return false;
-    };
-    tokio::select! {
-        _ = int.recv() => true,
-        _ = term.recv() => true,
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> bool {
-    tokio::signal::ctrl_c().await.is_ok()
-}
-
 async fn finish(
     repository: &Arc<dyn JobRepository>,
     execution: JobExecution,
@@ -178,23 +119,7 @@ async fn finish(
     } else {
         print!("{}", output::summary(&execution, &steps));
     }
-    Ok(match execution.status {
-        BatchStatus::Completed => EXIT_COMPLETED,
-        BatchStatus::Stopped | BatchStatus::Stopping => EXIT_STOPPED,
-        // A step refused because its work is already being run elsewhere (an overwrite
-        // step whose flow another process holds).
-        BatchStatus::Failed
-            if steps.iter().any(|s| {
-                s.status == BatchStatus::Failed
-                    && s.exit_status
-                        .description
-                        .contains(ikkatsu_overwrite::ALREADY_RUNNING)
-            }) =>
-        {
-            EXIT_ALREADY_RUNNING
-        }
-        _ => EXIT_FAILED,
-    })
+    Ok(exit::for_execution(&execution, &steps))
 }
 
 async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
@@ -370,10 +295,11 @@ pub fn register_secrets(global: &GlobalArgs, command: &Command) {
         }
     }
     if let Command::Overwrite(args) = command {
+        let config = &args.config;
         for url in [
-            Some(&args.source),
-            args.target.as_ref(),
-            args.status.as_ref(),
+            Some(&config.source),
+            config.target.as_ref(),
+            config.status.as_ref(),
         ]
         .into_iter()
         .flatten()

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod exit;
 mod output;
 mod overwrite;
 mod progress;
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     if let Err(err) = args::init_logging(&cli.global) {
         eprintln!("error: {err:#}");
-        return ExitCode::from(commands::EXIT_USAGE);
+        return ExitCode::from(exit::EXIT_USAGE);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(commands::EXIT_FAILED);
+            return ExitCode::from(exit::EXIT_FAILED);
         }
     };
     let code = runtime.block_on(commands::dispatch(cli));

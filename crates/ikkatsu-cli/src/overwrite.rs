@@ -5,15 +5,16 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ikkatsu_core::duration::HumanDuration;
-use ikkatsu_core::{CancellationToken, Error, ErrorKind};
+use ikkatsu_core::{CancellationToken, Error};
 use ikkatsu_overwrite::register::{status_store_url, storage_url};
-use ikkatsu_overwrite::{OverwriteConfig, Progress, ProgressCallback};
+use ikkatsu_overwrite::{
+    AfterScan, OverwriteRun, ProcessSummary, Progress, ProgressCallback, RunOutcome, RunStart,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::args::{GlobalArgs, OverwriteArgs};
-use crate::commands::{EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED, stop_on_signals};
+use crate::exit::{EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED, for_run_time_error, stop_on_signals};
 
 /// The status store used when none is given: an embedded file beside a SQLite job
 /// repository (in the working directory otherwise).
@@ -64,75 +65,53 @@ fn progress_callback(total: u64, show_bar: bool) -> (ProgressCallback, Option<Pr
     (callback, None)
 }
 
-/// An error once the flow runs (the listing of the source, the status store, the disk): the
-/// run failed (exit code 1), whatever its kind, unless another run holds the flow (4) or the
-/// configuration is at fault (2), or it was stopped (3): a server refusing the credentials
-/// or a file vanishing under the run is no usage error.
-fn run_time_failure(err: Error) -> Result<u8, Error> {
-    match err.kind() {
-        ErrorKind::AlreadyRunning | ErrorKind::Config | ErrorKind::Parse => Err(err),
-        ErrorKind::Cancelled => {
-            crate::redact::print_error(&err.report());
-            Ok(EXIT_STOPPED)
-        }
-        _ => {
-            crate::redact::print_error(&err.report());
-            Ok(EXIT_FAILED)
-        }
-    }
-}
-
 /// Runs `ikkatsu overwrite`.
 pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, Error> {
     let app = &global.app;
-    let config = OverwriteConfig {
-        source: storage_url(app, &args.source)?,
-        target: args.target.map(|t| storage_url(app, &t)).transpose()?,
-        include: args.include,
-        exclude: args.exclude,
-        max_depth: args.max_depth,
-        follow_symlinks: args.follow_symlinks,
-        hidden: args.hidden,
-        exec: args.exec,
-        shell: args.shell,
-        timeout: args.timeout.map(HumanDuration::from),
-        status: args.status.map(|s| status_store_url(app, &s)).transpose()?,
-        namespace: args.namespace,
-        concurrency: args.concurrency,
-        max_errors: args.max_errors,
-        retries: args.retries,
-        state_dir: args.state_dir,
-        backlog: args.backlog,
-        dry_run: args.dry_run,
-        cooperate: args.cooperate,
-    };
-    config.validate()?;
-    let flow = config
-        .build(&default_status(&global.repository_url))
-        .await?;
+    let mut config = args.config;
+    config.resolve_names(|s| storage_url(app, s), |s| status_store_url(app, s))?;
+    let run = OverwriteRun::open(config, &default_status(&global.repository_url)).await?;
+    let config = run.config();
+    let backlog = run.flow().options().backlog_path();
     let cancel = CancellationToken::new();
     stop_on_signals(cancel.clone());
-    let scan = match flow.scan(&cancel).await {
-        Ok(scan) => scan,
-        Err(err) => return run_time_failure(err),
-    };
-    let backlog = flow.options().backlog_path();
-    if !args.json {
-        println!(
-            "scanned {}: {} files match, {} need processing{} (backlog {})",
-            config.shown_source(),
-            scan.matched,
-            scan.queued,
-            if scan.links_skipped > 0 {
-                format!(", {} symbolic links skipped", scan.links_skipped)
-            } else {
-                String::new()
-            },
-            backlog.display()
-        );
+    let mut bar = None;
+    let report = run
+        .run(RunStart::Scan, &cancel, |scan| {
+            let Some(scan) = scan else {
+                return AfterScan::Process(None);
+            };
+            if !args.json {
+                println!(
+                    "scanned {}: {} files match, {} need processing{} (backlog {})",
+                    config.shown_source(),
+                    scan.matched,
+                    scan.queued,
+                    if scan.links_skipped > 0 {
+                        format!(", {} symbolic links skipped", scan.links_skipped)
+                    } else {
+                        String::new()
+                    },
+                    backlog.display()
+                );
+            }
+            if args.scan_only {
+                return AfterScan::Stop;
+            }
+            let show_bar = !args.no_progress && !args.json && std::io::stderr().is_terminal();
+            let (callback, shown) = progress_callback(scan.queued, show_bar);
+            bar = shown;
+            AfterScan::Process(Some(callback))
+        })
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
-    if args.scan_only {
-        flow.release_lease().await?;
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => return for_run_time_error(err),
+    };
+    let Some(summary) = &report.process else {
         if args.json {
             println!(
                 "{}",
@@ -140,21 +119,11 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
                     "source": config.shown_source(),
                     "namespace": config.namespace(),
                     "backlog": backlog,
-                    "scan": scan,
+                    "scan": report.scan,
                 }))?
             );
         }
         return Ok(EXIT_COMPLETED);
-    }
-    let show_bar = !args.no_progress && !args.json && std::io::stderr().is_terminal();
-    let (callback, bar) = progress_callback(scan.queued, show_bar);
-    let summary = flow.process(&cancel, Some(callback)).await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let summary = match summary {
-        Ok(summary) => summary,
-        Err(err) => return run_time_failure(err),
     };
     let p = &summary.progress;
     if args.json {
@@ -166,7 +135,7 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
                 "namespace": config.namespace(),
                 "backlog": backlog,
                 "dry_run": config.dry_run,
-                "scan": scan,
+                "scan": report.scan,
                 "process": summary,
             }))?
         );
@@ -176,63 +145,68 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
             "dry run: {} would be processed, {} failed{} of {}; nothing was written",
             p.skipped,
             p.failed,
-            if p.symlinks > 0 {
-                format!(", {} not overwritten through symbolic links", p.symlinks)
-            } else {
-                String::new()
-            },
+            symlinks_note(p),
             p.total,
         );
         for failure in &summary.failures {
             println!("  failed {}: {}", failure.path, failure.error);
         }
     } else {
-        println!(
-            "{}: {} done, {} skipped, {} conflicts, {} failed{} of {} in {:.1}s ({:.1} files/s){}",
-            if summary.stopped {
-                "stopped"
-            } else {
-                "finished"
-            },
-            p.done,
-            p.skipped,
-            p.conflicts,
-            p.failed,
-            if p.symlinks > 0 {
-                format!(", {} not overwritten through symbolic links", p.symlinks)
-            } else {
-                String::new()
-            },
-            p.total,
-            p.elapsed_seconds,
-            p.rate(),
-            if summary.recovered > 0 {
-                format!("; {} interrupted uploads recovered", summary.recovered)
-            } else {
-                String::new()
-            }
-        );
-        for failure in &summary.failures {
-            println!(
-                "  {} {}: {}",
-                if failure.conflict {
-                    "conflict"
-                } else {
-                    "failed"
-                },
-                failure.path,
-                failure.error
-            );
-        }
-        if p.failed + p.conflicts > summary.failures.len() as u64 {
-            println!("  all failures: {}", summary.failures_file.display());
-        }
+        print_summary(summary);
     }
-    Ok(if summary.stopped {
-        EXIT_STOPPED
-    } else if p.failed + p.conflicts > 0 {
-        EXIT_FAILED
-    } else {
-        EXIT_COMPLETED
+    Ok(match report.outcome() {
+        RunOutcome::Stopped => EXIT_STOPPED,
+        RunOutcome::CompletedWithFailures => EXIT_FAILED,
+        RunOutcome::Completed => EXIT_COMPLETED,
     })
+}
+
+/// `, N not overwritten through symbolic links` when there are such files.
+fn symlinks_note(p: &Progress) -> String {
+    if p.symlinks > 0 {
+        format!(", {} not overwritten through symbolic links", p.symlinks)
+    } else {
+        String::new()
+    }
+}
+
+/// The summary of a run that wrote: the counters, then the first failures.
+fn print_summary(summary: &ProcessSummary) {
+    let p = &summary.progress;
+    println!(
+        "{}: {} done, {} skipped, {} conflicts, {} failed{} of {} in {:.1}s ({:.1} files/s){}",
+        if summary.stopped {
+            "stopped"
+        } else {
+            "finished"
+        },
+        p.done,
+        p.skipped,
+        p.conflicts,
+        p.failed,
+        symlinks_note(p),
+        p.total,
+        p.elapsed_seconds,
+        p.rate(),
+        if summary.recovered > 0 {
+            format!("; {} interrupted uploads recovered", summary.recovered)
+        } else {
+            String::new()
+        }
+    );
+    for failure in &summary.failures {
+        println!(
+            "  {} {}: {}",
+            if failure.conflict {
+                "conflict"
+            } else {
+                "failed"
+            },
+            failure.path,
+            failure.error
+        );
+    }
+    if p.failed + p.conflicts > summary.failures.len() as u64 {
+        println!("  all failures: {}", summary.failures_file.display());
+    }
 }

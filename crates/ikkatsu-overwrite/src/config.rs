@@ -1,84 +1,132 @@
-//! [`OverwriteConfig`]: everything an overwrite run needs, as written in a YAML step's
-//! `properties` or given on the command line, and how it becomes an [`OverwriteFlow`].
+//! [`OverwriteConfig`]: everything an overwrite run needs, in one shape for both ways of
+//! giving it: a YAML step's `properties` (serde, kebab-case keys) and the flags of
+//! `ikkatsu overwrite` (clap, with the `cli` feature). The defaults, the validation and
+//! the way it becomes an [`OverwriteFlow`] live here and nowhere else.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ikkatsu_core::duration::HumanDuration;
 use ikkatsu_core::{Error, Result};
-use ikkatsu_storage::{Storage, WalkOptions, mask_secrets};
+use ikkatsu_storage::{Storage, StorageOptions, WalkOptions, mask_secrets};
 use serde::Deserialize;
 
 use crate::flow::{OverwriteFlow, OverwriteOptions};
 use crate::process_fn::CommandProcess;
 use crate::status_store::{StatusStoreOptions, open_status_store};
 
-/// The settings of an overwrite run (the `overwrite` step's properties).
+pub use crate::flow::DEFAULT_RETRIES;
+pub use crate::status_store::DEFAULT_MAX_ERRORS;
+
+/// The settings of an overwrite run: the `overwrite` step's properties and the
+/// `ikkatsu overwrite` command's flags (the field docs are the command's `--help`).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct OverwriteConfig {
-    /// Storage URL of the files to transform (`file:///data`, a path, `memory:`,
-    /// `sftp://…`, `s3://…`, ...: see docs/storage.md; options as query parameters). It may
-    /// hold secrets: show it through `ikkatsu_storage::mask_secrets`.
+    /// Storage URL of the files to transform: `file:///data`, a path, `memory:`,
+    /// `sftp://user@host/dir?key-file=…`, `s3://bucket/prefix?region=…`, `ftp://`, `ftps://`,
+    /// `webdav+https://`, `gcs://`, `azblob://` (docs/storage.md), or `@name` of a storage in
+    /// the application config. It may hold secrets: it is shown masked.
+    #[cfg_attr(feature = "cli", arg(value_name = "SOURCE"))]
     pub source: String,
-    /// Where to write the results (same relative paths); default: over the source.
+    /// Only files whose relative path matches one of these globs (`**/*.csv`); default all.
     #[serde(default)]
-    pub target: Option<String>,
-    /// Globs of files to take, matched on the whole relative path (`**/*.csv`); default all.
-    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "GLOB"))]
     pub include: Vec<String>,
-    /// Globs of files to leave alone.
+    /// Leave files matching one of these globs alone.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "GLOB"))]
     pub exclude: Vec<String>,
-    /// Deepest level walked (1: files directly in the source).
+    /// Deepest directory level to walk (1: files directly in SOURCE).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
     pub max_depth: Option<usize>,
     /// Follow symbolic links (loops are detected).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub follow_symlinks: bool,
     /// Also take hidden files and directories (names starting with `.`).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub hidden: bool,
-    /// The command run per file, with `{in}` and `{out}` placeholders.
+    /// Command run per file; `{in}` is the downloaded file, `{out}` the file to upload.
+    /// Run without a shell unless `shell`. Exit code 75 means "temporary, retry".
+    #[cfg_attr(feature = "cli", arg(long, value_name = "COMMAND"))]
     pub exec: String,
-    /// Run `exec` through `sh -c` (default: run the program directly).
+    /// Run the command through `sh -c` (paths are quoted).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub shell: bool,
-    /// Kill the command after this long (a temporary failure).
+    /// Kill the command after this long (`30s`, `5m`, `1h30m`); then retried as a
+    /// temporary failure.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DURATION"))]
     pub timeout: Option<HumanDuration>,
-    /// Status store URL (`memory:`, a redb file path, `redis://`, `postgres://`, `mysql://`).
+    /// Write results here (same relative paths) instead of over the source (URL or `@name`).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub target: Option<String>,
+    /// Status store: `memory:`, a redb file path, `redis://…`, `redis+cluster://…`,
+    /// `postgres://…`, `mysql://…`, or `@name` from the application config (default:
+    /// `ikkatsu-status.redb` beside a SQLite job repository, else in the working directory).
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL", env = "IKKATSU_STATUS"))]
     pub status: Option<String>,
-    /// Namespace of this flow in the status store (default: derived from source and target).
+    /// Namespace of this flow in the status store (default: derived from the source and
+    /// the target, their secrets masked).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub namespace: Option<String>,
-    /// Files processed at once (default 2 × cores).
+    /// Files processed at once (default: 2 × cores; at least 8 on a remote storage).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
     pub concurrency: Option<usize>,
     /// Failures after which a file is left alone until it changes (default 3).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
     pub max_errors: Option<u32>,
-    /// Retries of a temporary error per operation (default 3).
+    /// Retries of a temporary error per file operation (default 3): the download, the
+    /// command and the upload of a file each get this many (docs/overwrite.md#retries).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
     pub retries: Option<u32>,
     /// Where the backlog, journal and temporary files live
-    /// (default `.ikkatsu/overwrite/<namespace>`).
+    /// (default `.ikkatsu/overwrite/NAMESPACE`).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub state_dir: Option<PathBuf>,
-    /// The backlog file (default `<state-dir>/backlog.jsonl.gz`).
+    /// The backlog file (default `STATE_DIR/backlog.jsonl.gz`).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
     pub backlog: Option<PathBuf>,
-    /// Only report what would be processed.
+    /// Scan and list what would be processed; change nothing.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub dry_run: bool,
-    /// Share the work with other runs of the flow on the same status store instead of
-    /// refusing them (see [`crate::cooperate`]).
+    /// Share the work with other runs of this flow on the same status store (Redis,
+    /// PostgreSQL, MySQL) instead of refusing them; each run needs its own state directory
+    /// (see [`crate::cooperate`]).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub cooperate: bool,
 }
 
 impl OverwriteConfig {
+    /// Replaces `@name` references of the source, the target and the status store by the
+    /// URLs `storage` and `status` resolve them to (an application config's named storages
+    /// and status stores).
+    pub fn resolve_names(
+        &mut self,
+        storage: impl Fn(&str) -> Result<String>,
+        status: impl Fn(&str) -> Result<String>,
+    ) -> Result<()> {
+        self.source = storage(&self.source)?;
+        self.target = self.target.as_deref().map(&storage).transpose()?;
+        self.status = self.status.as_deref().map(status).transpose()?;
+        Ok(())
+    }
+
     /// The status-store namespace: the configured one, else `ow-` and a hash of source and
     /// target (their secrets masked, so that a new password keeps the records), so that two
     /// flows over different trees never share records.
@@ -135,48 +183,75 @@ impl OverwriteConfig {
         walk
     }
 
-    /// Checks what can be checked without opening anything.
+    /// The command run per file.
+    fn command(&self) -> Result<CommandProcess> {
+        CommandProcess::parse(
+            &self.exec,
+            self.shell,
+            self.timeout.map(HumanDuration::as_duration),
+        )
+    }
+
+    /// The flow's settings, defaults filled in.
+    pub fn flow_options(&self) -> OverwriteOptions {
+        let mut options = OverwriteOptions::new(self.state_dir());
+        options.walk = self.walk_options();
+        options.concurrency = self.concurrency;
+        options.retry.limit = self.retries();
+        options.backlog = self.backlog.clone();
+        options.dry_run = self.dry_run;
+        options.cooperate = self.cooperate;
+        options
+    }
+
+    /// Retries of a temporary error per operation of a file.
+    pub fn retries(&self) -> u32 {
+        self.retries.unwrap_or(DEFAULT_RETRIES)
+    }
+
+    /// The settings the source and the target are opened with: the storage retries each
+    /// request [`OverwriteConfig::retries`] times (unless the URL sets its own `retries`),
+    /// and the flow does not retry storage operations again.
+    pub fn storage_options(&self) -> StorageOptions {
+        StorageOptions {
+            retries: self.retries() as usize,
+            ..StorageOptions::default()
+        }
+    }
+
+    /// The status store's settings, defaults filled in.
+    pub fn status_store_options(&self) -> StatusStoreOptions {
+        StatusStoreOptions::new(self.namespace())
+            .with_max_errors(self.max_errors.unwrap_or(DEFAULT_MAX_ERRORS))
+    }
+
+    /// Checks what can be checked without opening anything: the command, the globs, the
+    /// concurrency (at least 1) and the namespace.
     pub fn validate(&self) -> Result<()> {
-        CommandProcess::parse(&self.exec, self.shell, None)?;
+        self.command()?;
         self.walk_options().compile()?;
         if self.concurrency == Some(0) {
-            return Err(Error::config("concurrency must be at least 1"));
+            return Err(Error::config(
+                "overwrite: `concurrency` (--concurrency) must be at least 1",
+            ));
         }
-        Ok(())
+        self.status_store_options().validate()
     }
 
     /// Opens the storages and the status store (`default_status` when none is configured)
     /// and builds the flow.
     pub async fn build(&self, default_status: &str) -> Result<OverwriteFlow> {
-        let process = CommandProcess::parse(
-            &self.exec,
-            self.shell,
-            self.timeout.map(HumanDuration::as_duration),
-        )?;
-        let source = Storage::open(&self.source)?;
-        let mut store_options = StatusStoreOptions::new(self.namespace());
-        if let Some(max_errors) = self.max_errors {
-            store_options = store_options.with_max_errors(max_errors);
-        }
+        let process = self.command()?;
+        let storage = self.storage_options();
+        let source = Storage::open_with(&self.source, &storage)?;
         let status = open_status_store(
             self.status.as_deref().unwrap_or(default_status),
-            store_options,
+            self.status_store_options(),
         )
         .await?;
-        let mut options = OverwriteOptions::new(self.state_dir());
-        options.walk = self.walk_options();
-        if let Some(concurrency) = self.concurrency {
-            options.concurrency = Some(concurrency.max(1));
-        }
-        if let Some(retries) = self.retries {
-            options.retry.limit = retries;
-        }
-        options.backlog = self.backlog.clone();
-        options.dry_run = self.dry_run;
-        options.cooperate = self.cooperate;
-        let flow = OverwriteFlow::new(source, status, Arc::new(process), options);
+        let flow = OverwriteFlow::new(source, status, Arc::new(process), self.flow_options());
         Ok(match &self.target {
-            Some(target) => flow.with_target(Storage::open(target)?),
+            Some(target) => flow.with_target(Storage::open_with(target, &storage)?),
             None => flow,
         })
     }

@@ -7,7 +7,7 @@
 //!   the backlog, the journal and the work directory there belong to one process; the
 //!   operating system lets go of it when the process dies, even by `kill -9`;
 //! * the **run lease** of the flow's namespace in the status store ([`Lease`]), renewed by a
-//!   heartbeat every third of its time to live ([`OverwriteOptions::lease_ttl`]), so that
+//!   heartbeat every third of its time to live ([`OverwriteOptions::lease_ttl`](crate::OverwriteOptions::lease_ttl)), so that
 //!   runs on other machines sharing the store see it too.
 //!
 //! A second run finds either held and is refused with an [`ErrorKind::AlreadyRunning`]
@@ -29,11 +29,22 @@ use std::time::{Duration, Instant};
 use ikkatsu_core::launch::{ProcessOwner, current_owner};
 use ikkatsu_core::{CancellationToken, Error, ErrorKind, Result};
 
-use crate::flow::{OverwriteFlow, OverwriteOptions, ProcessSummary, ProgressCallback, ScanSummary};
 use crate::status_store::{ALREADY_RUNNING, Lease, LeaseAttempt, StatusStore};
 
 /// The default time to live of a run lease after each heartbeat.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// What a run takes its lease with: its state directory, the lease's time to live, and
+/// whether it cooperates with other runs instead of excluding them.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseTerms {
+    /// The run's state directory (locked while the lease is held).
+    pub state_dir: PathBuf,
+    /// How long the lease lives after each heartbeat.
+    pub ttl: Duration,
+    /// Register as a cooperating run instead of taking the exclusive lease.
+    pub cooperate: bool,
+}
 
 /// The name of the lock file in the state directory.
 const LOCK_FILE: &str = "lock";
@@ -78,7 +89,7 @@ impl LeaseSlot {
     pub(crate) async fn hold(
         &self,
         status: &Arc<dyn StatusStore>,
-        options: &OverwriteOptions,
+        options: &LeaseTerms,
         cancel: &CancellationToken,
     ) -> Result<CancellationToken> {
         let mut held = self.held.lock().await;
@@ -199,116 +210,6 @@ impl LeaseSlot {
     }
 }
 
-impl OverwriteFlow {
-    /// Walks the source, keeps the files that need processing, and writes them to the
-    /// backlog (replacing it only once complete). Memory does not grow with the file count.
-    ///
-    /// Takes the [run lease](crate::lease) first (an [`ErrorKind::AlreadyRunning`] error
-    /// when another run holds it) and keeps it for [`OverwriteFlow::process_from`]; a failed
-    /// scan releases it. The walk, the status-store lookups and the compression of the
-    /// backlog run at the same time; on a flow's first run every matching file is queued
-    /// without a lookup.
-    pub async fn scan(&self, cancel: &CancellationToken) -> Result<ScanSummary> {
-        let run = self.lease.hold(&self.status, &self.options, cancel).await?;
-        if let Err(err) = self.clean_after_killed_run().await {
-            self.lease.release().await?;
-            return Err(err);
-        }
-        let scanned = self.scan_held(&run).await;
-        if scanned.is_err() || (run.is_cancelled() && !cancel.is_cancelled()) {
-            self.lease.release().await?;
-        }
-        scanned
-    }
-
-    /// Processes the backlog from entry `start_at` on (a position reported by an earlier,
-    /// stopped run). Entries before it are not looked at.
-    ///
-    /// Takes the [run lease](crate::lease) unless [`OverwriteFlow::scan`] did, and
-    /// releases it at the end. Interrupted uploads of an earlier run (in the journal) are
-    /// resolved first. A batch of entries is checked against the status store as the files
-    /// are now, then each file that needs it runs the function on a task of its own, at
-    /// most [`OverwriteOptions::concurrency`] at once; one committer records them in
-    /// groups.
-    pub async fn process_from(
-        &self,
-        start_at: u64,
-        cancel: &CancellationToken,
-        progress: Option<ProgressCallback>,
-    ) -> Result<ProcessSummary> {
-        let run = self.lease.hold(&self.status, &self.options, cancel).await?;
-        if let Err(err) = self.clean_after_killed_run().await {
-            self.lease.release().await?;
-            return Err(err);
-        }
-        let processed = self.process_held(start_at, &run, progress).await;
-        self.lease.release().await?;
-        processed
-    }
-
-    /// Releases the run lease taken by [`OverwriteFlow::scan`] when no process phase
-    /// follows (a scan only). [`OverwriteFlow::process_from`] releases it itself.
-    pub async fn release_lease(&self) -> Result<()> {
-        self.lease.release().await
-    }
-
-    /// After taking over the lease of a killed run: removes its temporary files beside the
-    /// files of the tree (in place on the local file system, where they are made) and, when
-    /// it ran on this host with another state directory, resolves its journal there and
-    /// removes its work directory (under that directory's lock).
-    async fn clean_after_killed_run(&self) -> Result<()> {
-        for dead in self.lease.take_over_cleanup() {
-            self.clean_after(dead).await?;
-        }
-        Ok(())
-    }
-
-    async fn clean_after(&self, dead: Lease) -> Result<()> {
-        if let Some(local) = self.source.local_files().filter(|_| self.target.is_none()) {
-            let root = local.root().to_path_buf();
-            let dead = dead.clone();
-            let removed = tokio::task::spawn_blocking(move || sweep_temp_files(&root, &dead)).await;
-            if let Ok(removed) = removed
-                && removed > 0
-            {
-                tracing::warn!(
-                    removed,
-                    "removed temporary files left in the tree by a killed run"
-                );
-            }
-        }
-        let ours = std::path::absolute(&self.options.state_dir).ok();
-        let theirs = dead.state_dir.as_deref().map(PathBuf::from);
-        let Some(theirs) = theirs.filter(|dir| {
-            dead.host == current_owner().host && Some(dir) != ours.as_ref() && dir.is_dir()
-        }) else {
-            return Ok(());
-        };
-        let _lock = match lock_state_dir(&theirs) {
-            Ok(lock) => lock,
-            Err(err) => {
-                tracing::warn!(error = %err.report(), "the killed run's state directory is in use; its journal is left to its user");
-                return Ok(());
-            }
-        };
-        let recovered = self.recover_journal(&theirs.join("journal")).await?;
-        if recovered > 0 {
-            tracing::warn!(
-                recovered,
-                state_dir = %theirs.display(),
-                "recorded the uploads of the killed run that had reached the storage"
-            );
-        }
-        let work = theirs.join("work");
-        if work.exists()
-            && let Err(err) = std::fs::remove_dir_all(&work)
-        {
-            tracing::warn!(path = %work.display(), error = %err, "cannot remove the killed run's work directory");
-        }
-        Ok(())
-    }
-}
-
 impl Held {
     fn token(&self) -> String {
         self.lease
@@ -347,10 +248,7 @@ impl Drop for Held {
 
 /// Takes the lease of the store's namespace, or refuses. Returns the lease and the one it
 /// replaced (expired, or held by a process of this host that is gone).
-async fn acquire(
-    status: &dyn StatusStore,
-    options: &OverwriteOptions,
-) -> Result<(Lease, Option<Lease>)> {
+async fn acquire(status: &dyn StatusStore, options: &LeaseTerms) -> Result<(Lease, Option<Lease>)> {
     let owner = current_owner();
     let me = me(options);
     let replaced = match status.acquire_lease(&me, None).await? {
@@ -387,9 +285,9 @@ async fn acquire(
 }
 
 /// A new lease (or cooperating run) for this process.
-fn me(options: &OverwriteOptions) -> Lease {
+fn me(options: &LeaseTerms) -> Lease {
     let owner = current_owner();
-    let mut me = Lease::new(owner.host.clone(), owner.pid, options.lease_ttl);
+    let mut me = Lease::new(owner.host.clone(), owner.pid, options.ttl);
     me.state_dir = std::path::absolute(&options.state_dir)
         .ok()
         .map(|dir| dir.display().to_string());
@@ -458,7 +356,7 @@ async fn heartbeat(
 }
 
 /// Locks `<state_dir>/lock` for this process, or refuses naming the holder.
-fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File> {
+pub(crate) fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File> {
     use std::io::{Read, Seek, Write};
     std::fs::create_dir_all(state_dir).map_err(|err| {
         Error::io(

@@ -1,12 +1,27 @@
 //! # ikkatsu-overwrite
 //!
-//! The parts of ikkatsu's overwrite flow that remember what was done:
+//! ikkatsu's overwrite flow: transform every file of a tree (any
+//! [`Storage`](ikkatsu_storage::Storage): the local file system, SFTP, S3, ...) in place or into a target,
+//! exactly once per file version, safely across crashes, stops and concurrent runs.
 //!
-//! * the [status store](status_store): which files are done or failed, and so which files
-//!   of a walk still need processing ([`StatusStore`], opened from a URL by
-//!   [`open_status_store`]: `memory:`, a redb file, `redis://`, `postgres://`, `mysql://`);
-//! * the [`backlog`]: the files to process, as a gzip JSON Lines file that the
-//!   process phase streams and can resume at a position.
+//! * [`OverwriteConfig`]: the settings, one shape for the `overwrite` step's YAML
+//!   properties and the `ikkatsu overwrite` flags (with the `cli` feature); defaults and
+//!   validation live there. [`OverwriteRun`] runs it (scan, process, outcome) for both the
+//!   command and the [`OverwriteTasklet`].
+//! * [`OverwriteFlow`] ([`flow`]): the scan (walk → what still needs work → [`backlog`]),
+//!   then the process phase (per file: download or read in place → [`ProcessFn`] →
+//!   conditional upload or replacement → record), with a worker pool, a [`journal`] of
+//!   uploads in progress, and group commits.
+//! * The [status store](status_store): which files are done or failed ([`StatusStore`],
+//!   opened from a URL by [`open_status_store`]: `memory:`, a redb file, `redis://`,
+//!   `postgres://`, `mysql://`). Any implementation of the trait drives the flow.
+//! * One run at a time per flow ([`lease`]), or several sharing the work ([`cooperate`]).
+//!
+//! Retries: the user function's temporary failures are retried by the flow, storage
+//! requests by the storage; both get the `retries` count, never retries of retries
+//! (`docs/overwrite.md`, section Retries).
+//!
+//! The status store on its own:
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -39,8 +54,10 @@
 //! | `postgres` | no | `SqlStatusStore` on PostgreSQL (sqlx) |
 //! | `mysql` | no | `SqlStatusStore` on MySQL / MariaDB (sqlx) |
 //!
+//! | `cli` | no | the `clap::Args` derive on [`OverwriteConfig`] (the `ikkatsu overwrite` flags) |
+//!
 //! The memory store and the backlog are always built. The backlog format is documented in
-//! `docs/backlog.md`.
+//! `docs/backlog.md`; the flow in `docs/overwrite.md`.
 #![deny(missing_docs)]
 
 pub mod backlog;
@@ -52,6 +69,7 @@ pub mod lease;
 mod links;
 pub mod process_fn;
 pub mod register;
+pub mod run;
 pub mod status_store;
 pub mod step;
 
@@ -59,7 +77,7 @@ pub use backlog::{
     BacklogEntries, BacklogHeader, BacklogReader, BacklogWriter, write_backlog,
     write_backlog_batches,
 };
-pub use config::OverwriteConfig;
+pub use config::{DEFAULT_RETRIES, OverwriteConfig};
 pub use flow::{
     Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
     REMOTE_CONCURRENCY, ScanSummary,
@@ -67,6 +85,7 @@ pub use flow::{
 pub use lease::DEFAULT_LEASE_TTL;
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
 pub use register::register;
+pub use run::{AfterScan, OverwriteRun, RunOutcome, RunReport, RunStart};
 pub use status_store::ALREADY_RUNNING;
 #[cfg(feature = "embedded")]
 pub use status_store::EmbeddedStatusStore;

@@ -20,12 +20,7 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
     let app = app.clone();
     registry.register_tasklet("overwrite", move |props, _| {
         let mut config: OverwriteConfig = props.deserialize()?;
-        config.source = storage_url(&app, &config.source)?;
-        config.target = config.target.map(|t| storage_url(&app, &t)).transpose()?;
-        config.status = config
-            .status
-            .map(|s| status_store_url(&app, &s))
-            .transpose()?;
+        config.resolve_names(|s| storage_url(&app, s), |s| status_store_url(&app, s))?;
         Ok(Arc::new(OverwriteTasklet::new(config)?))
     });
 }

@@ -8,6 +8,7 @@ use ikkatsu_core::{
 };
 
 use crate::config::OverwriteConfig;
+use crate::run::{AfterScan, OverwriteRun, RunOutcome, RunStart};
 
 /// Execution-context key of the backlog position a restarted step continues from.
 const POSITION_KEY: &str = "overwrite.position";
@@ -57,58 +58,52 @@ impl Tasklet for OverwriteTasklet {
         execution: &mut StepExecution,
         ctx: &StepContext,
     ) -> Result<RepeatStatus> {
-        let flow = self.config.build(&self.default_status).await?;
+        let run = OverwriteRun::open(self.config.clone(), &self.default_status).await?;
         // A restart after a stop in the process phase continues in the same backlog.
-        let resume_at = execution
-            .execution_context
-            .get_u64(POSITION_KEY)
-            .filter(|_| flow.options().backlog_path().exists());
-        let start_at = match resume_at {
-            Some(position) => position,
-            None => {
-                let scan = flow.scan(&ctx.cancel).await?;
-                let context = &mut execution.execution_context;
-                context.put("overwrite.matched", scan.matched);
-                context.put("overwrite.queued", scan.queued);
-                context.put(POSITION_KEY, 0u64);
-                execution.counts.read_count += scan.queued;
-                0
+        let start = match execution.execution_context.get_u64(POSITION_KEY) {
+            Some(position) if run.flow().options().backlog_path().exists() => {
+                RunStart::Resume(position)
             }
+            _ => RunStart::Scan,
         };
-        let summary = flow.process_from(start_at, &ctx.cancel, None).await?;
-        execution
-            .execution_context
-            .put(POSITION_KEY, summary.position);
+        let counts = &mut execution.counts;
+        let context = &mut execution.execution_context;
+        let report = run
+            .run(start, &ctx.cancel, |scan| {
+                if let Some(scan) = scan {
+                    context.put("overwrite.matched", scan.matched);
+                    context.put("overwrite.queued", scan.queued);
+                    context.put(POSITION_KEY, 0u64);
+                    counts.read_count += scan.queued;
+                }
+                AfterScan::Process(None)
+            })
+            .await?;
+        let Some(summary) = &report.process else {
+            return Ok(RepeatStatus::Finished);
+        };
         let p = &summary.progress;
         execution.counts.write_count += p.done;
         execution.counts.filter_count += p.skipped + p.symlinks;
         execution.counts.process_skip_count += p.failed + p.conflicts;
         let context = &mut execution.execution_context;
+        context.put(POSITION_KEY, summary.position);
         context.put("overwrite.done", p.done);
         context.put("overwrite.skipped", p.skipped);
         context.put("overwrite.symlinks", p.symlinks);
         context.put("overwrite.failed", p.failed);
         context.put("overwrite.conflicts", p.conflicts);
         context.put("overwrite.recovered", summary.recovered);
-        if summary.stopped {
-            return Err(Error::new(
-                ErrorKind::Cancelled,
-                format!(
-                    "overwrite stopped after {} of {} files; restart to continue",
-                    p.handled(),
-                    p.total
-                ),
-            ));
+        match report.outcome() {
+            RunOutcome::Stopped => Err(report
+                .stopped_error()
+                .unwrap_or_else(|| Error::new(ErrorKind::Cancelled, "overwrite stopped"))),
+            RunOutcome::CompletedWithFailures => {
+                execution.exit_status = ExitStatus::new(COMPLETED_WITH_FAILURES)
+                    .with_description(report.failures_description().unwrap_or_default());
+                Ok(RepeatStatus::Finished)
+            }
+            RunOutcome::Completed => Ok(RepeatStatus::Finished),
         }
-        if p.failed + p.conflicts > 0 {
-            execution.exit_status =
-                ExitStatus::new(COMPLETED_WITH_FAILURES).with_description(format!(
-                    "{} failed, {} in conflict; see {}",
-                    p.failed,
-                    p.conflicts,
-                    summary.failures_file.display()
-                ));
-        }
-        Ok(RepeatStatus::Finished)
     }
 }
