@@ -8,7 +8,7 @@
 use ikkatsu_core::{Error, Result};
 use opendal::services::Azblob;
 
-use super::http::{check_endpoint, open_object_store};
+use super::http::{bucket_only, check_endpoint, open_object_store};
 use super::opened::Opened;
 use crate::layers::StorageOptions;
 use crate::settings::Settings;
@@ -26,12 +26,12 @@ const OPTIONS: &[&str] = &[
 /// The OpenDAL builder for `url` and its options.
 fn builder(url: &RemoteUrl, settings: &mut Settings) -> Result<Azblob> {
     let shown = settings.shown().to_string();
-    if url.user.is_some() || url.password.is_some() || url.port.is_some() {
-        return Err(Error::config(format!(
-            "storage {shown}: write `azblob://CONTAINER/prefix`; give the account as `account` \
-             and the key as `account-key`"
-        )));
-    }
+    bucket_only(
+        url,
+        &shown,
+        "write `azblob://CONTAINER/prefix`; give the account as `account` and \
+         the key as `account-key`",
+    )?;
     let account = settings.take("account");
     let endpoint = match settings.take("endpoint") {
         Some(endpoint) => {
@@ -92,14 +92,10 @@ pub(crate) fn open(url: &RemoteUrl, settings: Settings, layers: &StorageOptions)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::remote;
+    use crate::backend::http::build_from;
 
     fn build(url: &str) -> Result<Azblob> {
-        let url = remote(url);
-        let mut s = Settings::new(url.query.clone(), &Default::default(), "azblob://x").unwrap();
-        let b = builder(&url, &mut s)?;
-        s.finish("azblob", OPTIONS)?;
-        Ok(b)
+        build_from(url, ("azblob", OPTIONS), builder)
     }
 
     #[test]

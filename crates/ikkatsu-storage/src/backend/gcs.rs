@@ -9,7 +9,7 @@ use base64::Engine as _;
 use ikkatsu_core::{Error, Result};
 use opendal::services::Gcs;
 
-use super::http::{check_endpoint, open_object_store};
+use super::http::{bucket_only, check_endpoint, open_object_store};
 use super::opened::Opened;
 use crate::layers::StorageOptions;
 use crate::settings::Settings;
@@ -28,12 +28,12 @@ const OPTIONS: &[&str] = &[
 /// The OpenDAL builder for `url` and its options.
 fn builder(url: &RemoteUrl, settings: &mut Settings) -> Result<Gcs> {
     let shown = settings.shown().to_string();
-    if url.user.is_some() || url.password.is_some() || url.port.is_some() {
-        return Err(Error::config(format!(
-            "storage {shown}: write `gcs://BUCKET/prefix`; give credentials as options and an \
-             emulator as `endpoint`"
-        )));
-    }
+    bucket_only(
+        url,
+        &shown,
+        "write `gcs://BUCKET/prefix`; give credentials as options and an \
+         emulator as `endpoint`",
+    )?;
     let mut b = Gcs::default()
         .bucket(&url.host)
         .root(&format!("/{}", url.path));
@@ -125,14 +125,10 @@ pub(crate) fn open(url: &RemoteUrl, settings: Settings, layers: &StorageOptions)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::remote as parse;
+    use crate::backend::http::build_from;
 
     fn build(url: &str) -> Result<Gcs> {
-        let url = parse(url);
-        let mut s = Settings::new(url.query.clone(), &Default::default(), "gcs://x").unwrap();
-        let b = builder(&url, &mut s)?;
-        s.finish("gcs", OPTIONS)?;
-        Ok(b)
+        build_from(url, ("gcs", OPTIONS), builder)
     }
 
     #[test]

@@ -47,6 +47,32 @@ impl HttpSettings {
     }
 }
 
+/// An object store's URL names the bucket (or container) and a prefix only: a user, a
+/// password or a port is refused, with `hint` saying where they go instead.
+#[allow(dead_code)] // Not with the `webdav` feature alone.
+pub(crate) fn bucket_only(url: &RemoteUrl, shown: &str, hint: &str) -> Result<()> {
+    if url.user.is_some() || url.password.is_some() || url.port.is_some() {
+        return Err(Error::config(format!("storage {shown}: {hint}")));
+    }
+    Ok(())
+}
+
+/// The builder `builder` makes of `url` and its query, the options it leaves refused as
+/// `finish` refuses them (tests of the object stores).
+#[cfg(test)]
+#[allow(dead_code)] // Not with the `webdav` or `s3` feature alone.
+pub(crate) fn build_from<B>(
+    url: &str,
+    backend: (&str, &[&str]),
+    builder: fn(&RemoteUrl, &mut Settings) -> Result<B>,
+) -> Result<B> {
+    let url = crate::url::remote(url);
+    let mut settings = Settings::new(url.query.clone(), &Default::default(), backend.0)?;
+    let built = builder(&url, &mut settings)?;
+    settings.finish(backend.0, backend.1)?;
+    Ok(built)
+}
+
 /// An endpoint must be an `http://` or `https://` URL.
 #[allow(dead_code)] // Not with the `webdav` feature alone.
 pub(crate) fn check_endpoint(endpoint: &str, shown: &str) -> Result<()> {

@@ -9,7 +9,7 @@
 use ikkatsu_core::{Error, Result};
 use opendal::services::S3;
 
-use super::http::{check_endpoint, open_object_store};
+use super::http::{bucket_only, check_endpoint, open_object_store};
 use super::opened::Opened;
 use crate::layers::StorageOptions;
 use crate::settings::Settings;
@@ -31,12 +31,12 @@ const OPTIONS: &[&str] = &[
 /// The OpenDAL builder for `url` and its options.
 fn builder(url: &RemoteUrl, settings: &mut Settings) -> Result<S3> {
     let shown = settings.shown().to_string();
-    if url.user.is_some() || url.password.is_some() || url.port.is_some() {
-        return Err(Error::config(format!(
-            "storage {shown}: write `s3://BUCKET/prefix`; give keys as `access-key-id` and \
-             `secret-access-key` and a server as `endpoint`"
-        )));
-    }
+    bucket_only(
+        url,
+        &shown,
+        "write `s3://BUCKET/prefix`; give keys as `access-key-id` and \
+         `secret-access-key` and a server as `endpoint`",
+    )?;
     let mut b = S3::default()
         .bucket(&url.host)
         .root(&format!("/{}", url.path));
