@@ -9,7 +9,9 @@
 //! `sqlite::memory:`, `postgres://…`, `postgresql://…`, `mysql://…`, `mariadb://…`) and
 //! applies the embedded migrations (tables prefixed `ikkatsu_`, migration history in
 //! `ikkatsu_schema_migrations`). The schema follows Spring Batch's: see
-//! `docs/adr/0003-repository-schema.md`.
+//! `docs/adr/0003-repository-schema.md`. Parsing the URL, connecting (a missing database
+//! says which and how to create it) and mapping driver errors are `ikkatsu-sql`'s, shared
+//! with the SQL status store (`docs/adr/0014-where-data-access-lives.md`).
 //!
 //! A chunk commit costs one statement: the step execution's counts, status and execution
 //! context live in one row, updated by one `UPDATE`. Launching is atomic: concurrent starts
