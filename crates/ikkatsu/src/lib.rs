@@ -7,14 +7,18 @@
 //!
 //! This crate is the facade: it re-exports
 //! * [`core`] — the model and engine (`Job`, `ChunkStep`, `Tasklet`, `JobOperator`, ...);
-//! * [`items`] — CSV and JSON Lines readers/writers, script and mapping processors, shell
-//!   and log tasklets;
+//! * [`items`] — CSV, JSON Lines, JSON and Parquet readers/writers on local files and any
+//!   storage, script and mapping processors, shell and log tasklets;
 //! * [`config`] — YAML job definitions and the component registry; [`registry`] makes one
 //!   holding every built-in component type;
+//! * [`sql`] — SQL access written once (URL parsing, connecting), shared by the job
+//!   repository and the SQL status store;
 //! * [`repository`] — SQL job repositories (SQLite by default; PostgreSQL and MySQL behind the
 //!   `postgres` and `mysql` features);
 //! * [`storage`] — the storage port with a streaming walker: local files and memory, and
-//!   behind features FTP/FTPS, SFTP, S3, WebDAV, Google Cloud Storage and Azure Blob Storage;
+//!   behind features FTP/FTPS, SFTP, S3, WebDAV, Google Cloud Storage and Azure Blob Storage,
+//!   and storage backends of the program's own ([`storage::StorageBackend`],
+//!   [`storage::register_scheme`]);
 //! * [`overwrite`] — the overwrite flow: status stores, backlog, worker pool, the
 //!   `overwrite` step.
 //!
@@ -71,6 +75,7 @@ pub use ikkatsu_core as core;
 pub use ikkatsu_items as items;
 pub use ikkatsu_overwrite as overwrite;
 pub use ikkatsu_repository_sql as repository;
+pub use ikkatsu_sql as sql;
 pub use ikkatsu_storage as storage;
 
 use std::sync::Arc;
