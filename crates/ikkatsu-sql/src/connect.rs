@@ -12,7 +12,7 @@ use ikkatsu_core::Result;
 use sqlx::Connection;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-use crate::SqlSite;
+use crate::error::SqlSite;
 
 /// How a pool is made.
 #[derive(Debug, Clone, PartialEq, Eq)]

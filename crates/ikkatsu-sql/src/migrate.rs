@@ -5,7 +5,7 @@ use std::time::Duration;
 use ikkatsu_core::{Error, ErrorKind, Result};
 use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
-use crate::SqlSite;
+use crate::error::SqlSite;
 
 /// Attempts before a failing migration is reported.
 const ATTEMPTS: u64 = 5;
