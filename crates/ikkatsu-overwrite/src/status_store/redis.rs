@@ -57,6 +57,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 ";
 
+/// The holder of the run lease (KEYS[1]), read on the master.
+const READ_LEASE_HOLDER: &str = "return redis.call('HGET', KEYS[1], 'holder')";
+
 /// Deletes the run lease if the token (ARGV[1]) holds it.
 const RELEASE_LEASE: &str = r"
 if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
@@ -555,10 +558,11 @@ impl StatusStore for RedisStatusStore {
 
     async fn lease(&self) -> Result<Option<Lease>> {
         let mut connection = self.connection.clone();
-        let holder: Option<String> = redis::cmd("HGET")
-            .arg(self.lease_key())
-            .arg("holder")
-            .query_async(&mut connection)
+        // A script runs on the key's master even with `read-from-replicas`: who holds the
+        // lease must never be read from a replica that lags behind.
+        let holder: Option<String> = redis::Script::new(READ_LEASE_HOLDER)
+            .key(self.lease_key())
+            .invoke_async(&mut connection)
             .await
             .map_err(|err| self.error("reading the run lease", err))?;
         holder

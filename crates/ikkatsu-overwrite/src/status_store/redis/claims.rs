@@ -143,9 +143,10 @@ impl RedisStatusStore {
 
     pub(super) async fn redis_runs(&self) -> Result<Vec<Lease>> {
         let mut connection = self.connection.clone();
-        let runs: Vec<String> = redis::cmd("HVALS")
-            .arg(self.coop_key("runs"))
-            .query_async(&mut connection)
+        // On the master, as a script: a replica may not have seen a run that just joined.
+        let runs: Vec<String> = redis::Script::new("return redis.call('HVALS', KEYS[1])")
+            .key(self.coop_key("runs"))
+            .invoke_async(&mut connection)
             .await
             .map_err(|err| self.error("listing the runs", err))?;
         runs.iter()
