@@ -30,11 +30,10 @@ use serde::de::{self, Visitor};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use ikkatsu_core::duration::HumanDuration;
 use ikkatsu_core::{
     Error, ErrorKind, ExitStatus, RepeatStatus, Result, StepContext, StepExecution, Tasklet,
 };
-
-use crate::duration::HumanDuration;
 
 /// How many trailing stderr lines a failure message quotes.
 const STDERR_TAIL_LINES: usize = 20;

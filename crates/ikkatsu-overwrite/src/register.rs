@@ -12,7 +12,8 @@ use ikkatsu_config::{AppConfig, ComponentRegistry};
 use ikkatsu_core::Result;
 use ikkatsu_storage::StorageConnection;
 
-use crate::{OverwriteConfig, OverwriteTasklet};
+use crate::config::OverwriteConfig;
+use crate::step::OverwriteTasklet;
 
 /// Registers the `overwrite` tasklet type in `registry`; its `source`, `target` and `status`
 /// may name storages and status stores of the application config `app` (`@name`).
