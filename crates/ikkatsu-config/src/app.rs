@@ -66,7 +66,7 @@ impl AppConfig {
         let text = std::fs::read_to_string(path).map_err(|err| {
             ConfigErrors::from(ConfigError::new(
                 origin.clone(),
-                crate::Position::new(0, 0),
+                crate::error::Position::new(0, 0),
                 format!("cannot read the application config: {err}"),
             ))
         })?;

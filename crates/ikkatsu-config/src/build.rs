@@ -15,6 +15,7 @@ use ikkatsu_core::{
 
 use crate::error::{ConfigError, ConfigErrors, Position};
 use crate::interpolate::{Scope, interpolate};
+use crate::model::element::ElementBuilder;
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, JobDefinition,
 };
@@ -265,6 +266,13 @@ fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     }
 }
 
+/// What the build method of every element kind gets besides the kind's definition.
+struct ElementInput<'e> {
+    element: &'e ElementDefinition,
+    chunk_listeners: Vec<Arc<dyn ChunkListener>>,
+    errors: &'e mut ConfigErrors,
+}
+
 /// Builds the step of one element of a job definition.
 pub(crate) struct StepBuilder<'a> {
     definition: &'a JobDefinition,
@@ -308,7 +316,12 @@ impl StepBuilder<'_> {
                 );
             }
         }
-        let step = self.element_step(element, chunk_listeners, errors)?;
+        let input = ElementInput {
+            element,
+            chunk_listeners,
+            errors,
+        };
+        let step = element.kind.build(self, input)?;
         Some(FlowElement::Step {
             step,
             transitions: element
@@ -323,53 +336,6 @@ impl StepBuilder<'_> {
             promote_keys: element.promote_keys.clone(),
             listeners: step_listeners,
         })
-    }
-
-    /// The step of a `chunk` element.
-    pub(crate) fn chunk_step(
-        &self,
-        element: &ElementDefinition,
-        chunk: &ChunkDefinition,
-        chunk_listeners: Vec<Arc<dyn ChunkListener>>,
-        errors: &mut ConfigErrors,
-    ) -> Option<Arc<dyn Step>> {
-        let mut builder = self.chunk(chunk, errors)?;
-        for l in chunk_listeners {
-            builder = builder.listener(l);
-        }
-        builder = builder.allow_start_if_complete(element.allow_start_if_complete);
-        if let Some(limit) = element.start_limit {
-            builder = builder.start_limit(limit);
-        }
-        match builder.build() {
-            Ok(step) => Some(Arc::new(step)),
-            Err(e) => {
-                self.err(errors, element.name.position, e.message().to_string());
-                None
-            }
-        }
-    }
-
-    /// The step of a `tasklet` element.
-    pub(crate) fn tasklet_step(
-        &self,
-        element: &ElementDefinition,
-        component: &ComponentDefinition,
-        chunk_listeners: Vec<Arc<dyn ChunkListener>>,
-        errors: &mut ConfigErrors,
-    ) -> Option<Arc<dyn Step>> {
-        let tasklet = self.make(component, ComponentKind::Tasklet, errors, |r, by_ref, n| {
-            r.tasklet(by_ref, n)
-        })?;
-        let mut step = TaskletStep::new(self.step, tasklet)
-            .with_allow_start_if_complete(element.allow_start_if_complete);
-        if let Some(limit) = element.start_limit {
-            step = step.with_start_limit(limit);
-        }
-        for l in chunk_listeners {
-            step = step.with_listener(l);
-        }
-        Some(Arc::new(step))
     }
 
     fn chunk(
@@ -516,6 +482,58 @@ impl StepBuilder<'_> {
                 format!("`{key}` in step `{}`: {message}", self.step),
             );
         })
+    }
+}
+
+/// The step of each element kind, for the table in `model/element.rs`.
+impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
+    type Output = Option<Arc<dyn Step>>;
+
+    fn chunk_step(&self, chunk: &Box<ChunkDefinition>, input: ElementInput<'e>) -> Self::Output {
+        let ElementInput {
+            element,
+            chunk_listeners,
+            errors,
+        } = input;
+        let mut builder = self.chunk(chunk, errors)?;
+        for l in chunk_listeners {
+            builder = builder.listener(l);
+        }
+        builder = builder.allow_start_if_complete(element.allow_start_if_complete);
+        if let Some(limit) = element.start_limit {
+            builder = builder.start_limit(limit);
+        }
+        match builder.build() {
+            Ok(step) => Some(Arc::new(step)),
+            Err(e) => {
+                self.err(errors, element.name.position, e.message().to_string());
+                None
+            }
+        }
+    }
+
+    fn tasklet_step(
+        &self,
+        component: &ComponentDefinition,
+        input: ElementInput<'e>,
+    ) -> Self::Output {
+        let ElementInput {
+            element,
+            chunk_listeners,
+            errors,
+        } = input;
+        let tasklet = self.make(component, ComponentKind::Tasklet, errors, |r, by_ref, n| {
+            r.tasklet(by_ref, n)
+        })?;
+        let mut step = TaskletStep::new(self.step, tasklet)
+            .with_allow_start_if_complete(element.allow_start_if_complete);
+        if let Some(limit) = element.start_limit {
+            step = step.with_start_limit(limit);
+        }
+        for l in chunk_listeners {
+            step = step.with_listener(l);
+        }
+        Some(Arc::new(step))
     }
 }
 

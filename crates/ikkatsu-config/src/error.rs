@@ -58,7 +58,7 @@ impl ConfigError {
     }
 
     /// The document the error is in (its path, or the name given to
-    /// [`JobDefinition::from_str`](crate::JobDefinition::from_str)).
+    /// [`JobDefinition::from_str`](crate::model::JobDefinition::from_str)).
     pub fn origin(&self) -> &str {
         &self.origin
     }

@@ -10,9 +10,10 @@
 //! application config ([`AppConfig`]) are plain data here; the crates that open them give
 //! them their meaning.
 //!
-//! The modules: [`model`] is what a job file says; the parser (`parse`) reads it, with the
-//! kinds of flow elements (`chunk`, `tasklet`, and the refused `decision`, `split`,
-//! `partition`) in one table (`element`); `build` makes the job through the registry.
+//! The modules: [`model`] is what a job file says, with the kinds of flow elements (`chunk`,
+//! `tasklet`, and the refused `decision`, `split`, `partition`) in one table
+//! (`model::element`); the parser (`parse`) reads it and `build` makes the job through the
+//! registry, each implementing its side of the table.
 //!
 //! Every problem is reported with the file, line, column and key, and as many problems as
 //! can be found are reported together ([`ConfigErrors`]); no input makes the parser panic.
@@ -76,7 +77,6 @@
 pub mod app;
 mod build;
 mod de;
-mod element;
 pub mod error;
 mod interpolate;
 pub mod model;

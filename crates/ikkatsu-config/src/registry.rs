@@ -3,8 +3,8 @@
 //!
 //! A factory receives the component's [`Properties`] (interpolated) and a [`BuildContext`],
 //! and returns the component. Factories are called by both
-//! [`JobDefinition::validate`](crate::JobDefinition::validate) and
-//! [`JobDefinition::build`](crate::JobDefinition::build), so they must not open files or
+//! [`JobDefinition::validate`](crate::model::JobDefinition::validate) and
+//! [`JobDefinition::build`](crate::model::JobDefinition::build), so they must not open files or
 //! connections: components do that in [`ItemStream::open`](ikkatsu_core::ItemStream::open)
 //! or when a tasklet executes. Relative paths in properties are resolved by the components
 //! against the current working directory of the process.

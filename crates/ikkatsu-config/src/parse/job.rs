@@ -7,8 +7,8 @@ use std::sync::Arc;
 use ikkatsu_core::TransitionTarget;
 
 use super::Parser;
-use crate::element::element_keys;
 use crate::error::{ConfigError, ConfigErrors, Position};
+use crate::model::element::element_keys;
 use crate::model::{FlowDefinition, JobDefinition, Located, ParamDefinition};
 use crate::node::{Node, parse_yaml};
 

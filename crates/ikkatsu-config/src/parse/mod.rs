@@ -5,7 +5,7 @@
 //!
 //! This module holds the walker and its checks of single values; [`job`] reads the job and
 //! its flow, [`step`] an element and its components, [`transitions`] the transitions, and
-//! [`crate::element`] the table of element kinds.
+//! [`crate::model::element`] the table of element kinds.
 
 pub(crate) mod job;
 pub(crate) mod step;

@@ -1,5 +1,6 @@
 //! An element of the flow: the keys every element has, its kind (through the table in
-//! [`crate::element`]), and the parts of steps: chunks, components, skip and retry policies.
+//! [`crate::model::element`], whose parse methods are implemented here), and the parts of
+//! steps: chunks, components, skip and retry policies.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use ikkatsu_core::ErrorKind;
 use ikkatsu_core::duration::HumanDuration;
 
 use super::{Fields, Parser};
-use crate::element::{KIND_KEYS, supported_kinds};
+use crate::error::Position;
+use crate::model::element::{ElementParser, KIND_KEYS, supported_kinds};
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, Located,
     RetryDefinition, SkipDefinition,
@@ -27,6 +29,20 @@ const CHUNK_KEYS: &[&str] = &[
 const COMPONENT_KEYS: &[&str] = &["type", "ref", "properties"];
 const SKIP_KEYS: &[&str] = &["limit", "kinds"];
 const RETRY_KEYS: &[&str] = &["limit", "kinds", "backoff", "max-backoff"];
+
+impl ElementParser for Parser<'_> {
+    fn parse_chunk(&mut self, node: &Node, what: &str) -> Option<Box<ChunkDefinition>> {
+        self.chunk(node, what).map(Box::new)
+    }
+
+    fn parse_tasklet(&mut self, node: &Node, what: &str) -> Option<ComponentDefinition> {
+        self.component(node, &format!("the tasklet of {what}"))
+    }
+
+    fn report(&mut self, position: Position, message: String) {
+        self.error(position, message);
+    }
+}
 
 impl Parser<'_> {
     pub(crate) fn element(

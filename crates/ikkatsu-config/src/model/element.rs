@@ -1,24 +1,21 @@
 //! The kinds of flow elements, in one table: the key that names each kind in a job file, the
-//! [`ElementKind`] variant it parses to, the function that parses it and the one that builds
-//! its step. The keys of kinds not supported yet are refused with a message saying so.
+//! [`ElementKind`] variant it parses to, the method of [`ElementParser`] that parses it and the
+//! method of [`ElementBuilder`] that builds its step. The keys of kinds not supported yet are
+//! refused with a message saying so.
 //!
-//! Adding a kind (a `decision`, a `split`, a `partition`) is one row here, with its parse
-//! function (beside the others in `parse/step.rs`, or in a module of its own) and its build
-//! function (in `build.rs`, or a module of its own).
+//! Adding a kind (a `decision`, a `split`, a `partition`) is one row here; the compiler then
+//! asks for its parse method in the parser's `impl ElementParser` (`parse/step.rs`) and its
+//! build method in the builder's `impl ElementBuilder` (`build.rs`).
+//!
+//! The table sits below the parser and the builder: they implement its traits, it knows
+//! neither of them.
 
-use std::sync::Arc;
-
-use ikkatsu_core::Step;
-use ikkatsu_core::listener::ChunkListener;
-
-use crate::build::StepBuilder;
-use crate::error::ConfigErrors;
-use crate::model::{ChunkDefinition, ComponentDefinition, ElementDefinition};
+use super::step::{ChunkDefinition, ComponentDefinition};
+use crate::error::Position;
 use crate::node::Node;
-use crate::parse::Parser;
 
 /// The keys every element has, whatever its kind.
-pub(crate) const COMMON_ELEMENT_KEYS: &[&str] = &[
+const COMMON_ELEMENT_KEYS: &[&str] = &[
     "transitions",
     "listeners",
     "execution-context-promotion",
@@ -31,12 +28,12 @@ macro_rules! element_kinds {
     (
         supported {
             $( $key:literal => $variant:ident($data:ty) #[doc = $doc:literal]
-                parse $parse:path, build $build:path; )*
+                parse $parse:ident, build $build:ident; )*
         }
         refused { $( $refused:literal ),* $(,)? }
     ) => {
         /// The kind of a flow element, one variant per supported row of the table in
-        /// [`crate::element`].
+        /// `model/element.rs`.
         #[derive(Debug, Clone)]
         #[non_exhaustive]
         pub enum ElementKind {
@@ -49,20 +46,29 @@ macro_rules! element_kinds {
         /// The keys of the supported kinds.
         const SUPPORTED_KEYS: &[&str] = &[$( $key ),*];
 
-        impl Parser<'_> {
+        /// What parses the value of each supported kind: one method per row of the table.
+        pub(crate) trait ElementParser {
+            $(
+                #[doc = concat!("Parses the value of `", $key, "`, the element named `what`.")]
+                fn $parse(&mut self, node: &Node, what: &str) -> Option<$data>;
+            )*
+
+            /// Reports a problem with the job file at `position`.
+            fn report(&mut self, position: Position, message: String);
+
             /// Parses the element kind named by `key` from `node`; a refused kind is an
             /// error saying it is not supported yet.
-            pub(crate) fn element_kind(
+            fn element_kind(
                 &mut self,
                 key: &str,
                 node: &Node,
-                key_position: crate::error::Position,
+                key_position: Position,
                 what: &str,
             ) -> Option<ElementKind> {
                 match key {
-                    $( $key => $parse(self, node, what).map(ElementKind::$variant), )*
+                    $( $key => self.$parse(node, what).map(ElementKind::$variant), )*
                     other => {
-                        self.error(
+                        self.report(
                             key_position,
                             format!(
                                 "{what}: {other}s are not supported yet; use steps with transitions"
@@ -74,16 +80,23 @@ macro_rules! element_kinds {
             }
         }
 
-        impl StepBuilder<'_> {
-            /// Builds the step of `element` with the kind's build function.
-            pub(crate) fn element_step(
-                &self,
-                element: &ElementDefinition,
-                chunk_listeners: Vec<Arc<dyn ChunkListener>>,
-                errors: &mut ConfigErrors,
-            ) -> Option<Arc<dyn Step>> {
-                match &element.kind {
-                    $( ElementKind::$variant(data) => $build(self, element, data, chunk_listeners, errors), )*
+        /// What builds the step of each supported kind: one method per row of the table.
+        /// `Input` is what every kind's build method gets besides the kind's definition.
+        pub(crate) trait ElementBuilder<Input> {
+            /// What a build method returns.
+            type Output;
+
+            $(
+                #[doc = concat!("Builds the step of a `", $key, "` element.")]
+                fn $build(&self, definition: &$data, input: Input) -> Self::Output;
+            )*
+        }
+
+        impl ElementKind {
+            /// Builds the step of this kind with `builder`'s method for it.
+            pub(crate) fn build<I, B: ElementBuilder<I>>(&self, builder: &B, input: I) -> B::Output {
+                match self {
+                    $( ElementKind::$variant(definition) => builder.$build(definition, input), )*
                 }
             }
         }
@@ -94,20 +107,12 @@ element_kinds! {
     supported {
         "chunk" => Chunk(Box<ChunkDefinition>)
             #[doc = "A chunk-oriented step."]
-            parse parse_chunk, build StepBuilder::chunk_step;
+            parse parse_chunk, build chunk_step;
         "tasklet" => Tasklet(ComponentDefinition)
             #[doc = "A tasklet step."]
-            parse parse_tasklet, build StepBuilder::tasklet_step;
+            parse parse_tasklet, build tasklet_step;
     }
     refused { "decision", "split", "partition" }
-}
-
-fn parse_chunk(parser: &mut Parser<'_>, node: &Node, what: &str) -> Option<Box<ChunkDefinition>> {
-    parser.chunk(node, what).map(Box::new)
-}
-
-fn parse_tasklet(parser: &mut Parser<'_>, node: &Node, what: &str) -> Option<ComponentDefinition> {
-    parser.component(node, &format!("the tasklet of {what}"))
 }
 
 /// The keys an element may have: its kind, then the keys common to every kind.
