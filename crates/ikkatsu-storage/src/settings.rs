@@ -134,7 +134,7 @@ impl Settings {
 
     /// The user and the password, each given in the URL or as an option (not both); a
     /// password needs a user.
-    #[allow(dead_code)] // Used by the FTP and WebDAV backends, which are features.
+    #[allow(dead_code)] // Used by the FTP, SFTP and WebDAV backends, which are features.
     pub(crate) fn take_user_and_password(
         &mut self,
         url: &RemoteUrl,

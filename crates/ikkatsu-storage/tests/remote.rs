@@ -436,6 +436,99 @@ mod sftp {
         );
     }
 
+    /// The test server on `port_var`'s port, logged in with `password` (no key).
+    fn password_connection(port_var: &str, prefix: &str, password: &str) -> StorageConnection {
+        StorageConnection::new(format!(
+            "sftp://{}@{}:{}{}/{prefix}",
+            var("IKKATSU_TEST_SFTP_USER"),
+            var("IKKATSU_TEST_SFTP_HOST"),
+            var(port_var),
+            var("IKKATSU_TEST_SFTP_ROOT"),
+        ))
+        .with_option("password", password)
+        .with_option("known-hosts", var("IKKATSU_TEST_SFTP_KNOWN_HOSTS"))
+    }
+
+    /// A server that takes passwords by the `password` method only, then one that takes
+    /// them by `keyboard-interactive` only (PAM's "Password:" prompt).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_and_keyboard_interactive_login() {
+        for port in [
+            "IKKATSU_TEST_SFTP_PASSWORD_PORT",
+            "IKKATSU_TEST_SFTP_INTERACTIVE_PORT",
+        ] {
+            let password = var("IKKATSU_TEST_SFTP_PASSWORD");
+            let storage = open(&password_connection(port, &unique("pw"), &password));
+            ikkatsu_testkit::storage::write_stat_read_round_trip(storage.clone()).await;
+            Fixture {
+                storage,
+                clean: true,
+            }
+            .cleanup()
+            .await;
+        }
+    }
+
+    /// The password in the URL works as the option does, and is masked wherever the URL
+    /// is shown.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_in_the_url() {
+        let password = var("IKKATSU_TEST_SFTP_PASSWORD");
+        let connection = StorageConnection::new(format!(
+            "sftp://{}:{password}@{}:{}{}/{}",
+            var("IKKATSU_TEST_SFTP_USER"),
+            var("IKKATSU_TEST_SFTP_HOST"),
+            var("IKKATSU_TEST_SFTP_PASSWORD_PORT"),
+            var("IKKATSU_TEST_SFTP_ROOT"),
+            unique("pw-url"),
+        ))
+        .with_option("known-hosts", var("IKKATSU_TEST_SFTP_KNOWN_HOSTS"));
+        let storage = open(&connection);
+        // (The test password is also part of the test servers' directory, which the
+        // known-hosts path names: look for it where the URL would hold it.)
+        let shown = format!("{connection:?}");
+        assert!(!shown.contains(&format!(":{password}@")), "{shown}");
+        assert!(shown.contains(":***@"), "{shown}");
+        assert!(storage.url().contains(":***@"), "{}", storage.url());
+        ikkatsu_testkit::storage::write_stat_read_round_trip(storage.clone()).await;
+        Fixture {
+            storage,
+            clean: true,
+        }
+        .cleanup()
+        .await;
+    }
+
+    /// A wrong password, by either method, and a password where only keys are taken: a
+    /// permission error, not retried, that names the user and host but not the password.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_password_is_a_permission_error_not_retried() {
+        let right = var("IKKATSU_TEST_SFTP_PASSWORD");
+        for (port, password) in [
+            ("IKKATSU_TEST_SFTP_PASSWORD_PORT", "not-the-password"),
+            ("IKKATSU_TEST_SFTP_INTERACTIVE_PORT", "not-the-password"),
+            ("IKKATSU_TEST_SFTP_PORT", right.as_str()),
+        ] {
+            let storage = open(&password_connection(port, &unique("bad-pw"), password));
+            let err = storage.stat("x").await.expect_err("wrong password");
+            assert_refused_not_retried(&storage, &err);
+            let report = err.report();
+            assert!(report.contains("refused the password"), "{port}: {report}");
+            assert!(
+                report.contains(&format!("{}@", var("IKKATSU_TEST_SFTP_USER"))),
+                "{report}"
+            );
+            // The right password is also part of the test servers' directory (in the
+            // known-hosts path): look for it where a URL or an option would show it.
+            assert!(!report.contains(&format!(":{password}@")), "{report}");
+            assert!(
+                !report.contains(&format!("password={password}")),
+                "{report}"
+            );
+            assert!(!report.contains("not-the-password"), "{report}");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unknown_key_is_a_permission_error_not_retried() {
         let dir = tempfile::tempdir().expect("tempdir");

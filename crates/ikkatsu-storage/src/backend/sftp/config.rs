@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ikkatsu_core::secret::MASK;
 use ikkatsu_core::{Error, ErrorKind, Result};
 use russh::keys::{Algorithm, PrivateKey};
 
@@ -17,6 +18,7 @@ use crate::url::RemoteUrl;
 /// The options of this backend.
 pub(super) const OPTIONS: &[&str] = &[
     "user",
+    "password",
     "key-file",
     "key-passphrase",
     "known-hosts",
@@ -60,28 +62,33 @@ pub(crate) struct SftpSettings {
     pub(crate) connections: usize,
 }
 
+/// The secrets of the URL and the options, kept out of [`SftpSettings`] (which is logged).
+#[derive(Default)]
+pub(super) struct Secrets {
+    /// What unlocks the key of `key-file`.
+    pub(super) key_passphrase: Option<String>,
+    /// The login password.
+    pub(super) password: Option<String>,
+}
+
+impl Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = |secret: &Option<String>| secret.as_ref().map(|_| MASK);
+        f.debug_struct("Secrets")
+            .field("key_passphrase", &masked(&self.key_passphrase))
+            .field("password", &masked(&self.password))
+            .finish()
+    }
+}
+
 /// Reads the URL and the options.
 pub(super) fn sftp_settings(
     url: &RemoteUrl,
     settings: &mut Settings,
     layers: &StorageOptions,
-) -> Result<(SftpSettings, Option<String>)> {
+) -> Result<(SftpSettings, Secrets)> {
     let shown = settings.shown().to_string();
-    if url.password.is_some() {
-        return Err(Error::config(format!(
-            "storage {shown}: SFTP uses key authentication only; remove the password from the \
-             URL and give `key-file` (and `key-passphrase` if the key has one)"
-        )));
-    }
-    let user = match (settings.take("user"), url.user.clone()) {
-        (Some(_), Some(_)) => {
-            return Err(Error::config(format!(
-                "storage {shown}: the user is given both in the URL and as the `user` option; \
-                 keep one"
-            )));
-        }
-        (a, b) => a.or(b),
-    };
+    let (user, password) = settings.take_user_and_password(url)?;
     let key_file = settings.take_file("key-file")?;
     let passphrase = settings.take("key-passphrase");
     if passphrase.is_some() && key_file.is_none() {
@@ -131,7 +138,10 @@ pub(super) fn sftp_settings(
             connect_timeout: layers.timeout.min(Duration::from_secs(60)),
             connections,
         },
-        passphrase,
+        Secrets {
+            key_passphrase: passphrase,
+            password,
+        },
     ))
 }
 
@@ -263,6 +273,8 @@ pub(crate) struct Credentials {
     pub(super) user: String,
     /// The key of `key-file`, decrypted.
     pub(super) key: Option<Arc<PrivateKey>>,
+    /// The password, offered after the key (see [`super::auth`]).
+    pub(super) password: Option<String>,
     /// Without `key-file`: the unencrypted default keys, offered after the agent's.
     pub(super) default_keys: Vec<(PathBuf, Arc<PrivateKey>)>,
     /// Held while a host key is looked up and added to known_hosts (`add`), so that
@@ -275,11 +287,13 @@ impl Credentials {
     pub(crate) fn new(
         user: String,
         key: Option<Arc<PrivateKey>>,
+        password: Option<String>,
         default_keys: Vec<(PathBuf, Arc<PrivateKey>)>,
     ) -> Self {
         Credentials {
             user,
             key,
+            password,
             default_keys,
             learning: Mutex::new(()),
         }
@@ -291,6 +305,7 @@ impl Debug for Credentials {
         f.debug_struct("Credentials")
             .field("user", &self.user)
             .field("key", &self.key.as_ref().map(|k| k.algorithm().to_string()))
+            .field("password", &self.password.as_ref().map(|_| MASK))
             .field(
                 "default_keys",
                 &self.default_keys.iter().map(|(p, _)| p).collect::<Vec<_>>(),
@@ -308,7 +323,7 @@ mod tests {
     use super::*;
     use crate::url::remote as parse;
 
-    fn read(url: &str) -> Result<(SftpSettings, Option<String>)> {
+    fn read(url: &str) -> Result<(SftpSettings, Secrets)> {
         let url = parse(url);
         let mut s = Settings::new(url.query.clone(), &Default::default(), "sftp://x").unwrap();
         let out = sftp_settings(&url, &mut s, &StorageOptions::default())?;
@@ -329,7 +344,15 @@ mod tests {
         assert_eq!(s.root, "/srv/in/");
         assert_eq!(s.check, HostKeyCheck::Add);
         assert_eq!(s.connections, 8);
-        assert_eq!(pass.as_deref(), Some("pw"));
+        assert_eq!(pass.key_passphrase.as_deref(), Some("pw"));
+        assert_eq!(pass.password, None);
+        let (s, secrets) = read("sftp://bob:s3cret@h/d").unwrap();
+        assert_eq!(s.user.as_deref(), Some("bob"));
+        assert_eq!(secrets.password.as_deref(), Some("s3cret"));
+        let (_, secrets) = read("sftp://h/d?user=bob&password=s3cret").unwrap();
+        assert_eq!(secrets.password.as_deref(), Some("s3cret"));
+        let credentials = Credentials::new("bob".into(), None, secrets.password, Vec::new());
+        assert!(!format!("{credentials:?}").contains("s3cret"));
         let (s, _) = read("sftp://h").unwrap();
         assert_eq!(s.root, "/");
         assert_eq!(s.check, HostKeyCheck::Strict);
@@ -340,14 +363,15 @@ mod tests {
     #[test]
     fn clear_errors() {
         for (url, expect) in [
-            ("sftp://u:pw@h/d", "key authentication only"),
+            ("sftp://u:pw@h/d?password=x", "both in the URL"),
+            ("sftp://h/d?password=x", "without a user"),
             ("sftp://h/d?key-passphrase=x", "needs `key-file`"),
             ("sftp://h/d?known-hosts-strategy=maybe", "strict"),
             (
                 "sftp://h/d?key-file=/nonexistent/ikkatsu-key",
                 "cannot read",
             ),
-            ("sftp://h/d?password=x", "unknown option"),
+            ("sftp://h/d?pass=x", "unknown option"),
             ("sftp://h/d?connections=0", "at least 1"),
         ] {
             let err = read(url).unwrap_err();

@@ -1,3 +1,22 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+//
+// Modified by the ikkatsu developers: see the module documentation for what changed.
+
 //! The connections of the service: the pool, and how one is made (TCP, SSH handshake, key authentication, the `sftp` subsystem) and checked.
 //
 //! Adapted from Apache OpenDAL's `opendal-service-sftp` 0.59.5 (Apache-2.0); see
@@ -18,13 +37,11 @@ use openssh_sftp_client::metadata::MetaData as SftpMeta;
 use openssh_sftp_client::{Error as SftpClientError, Sftp, SftpAuxiliaryData, SftpOptions};
 use russh::ChannelMsg;
 use russh::client as ssh;
-use russh::keys::agent::client::AgentClient;
-use russh::keys::{Algorithm, HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 
+use super::auth::authenticate;
 use super::config::{Credentials, SftpSettings, target};
 use super::error::{is_sftp_protocol_error, parse_sftp_error, parse_ssh_error, transport_error};
 use super::host_key::Client;
-use crate::error::AUTH_MARK;
 
 /// A pooled connection idle for longer than this is checked before it is handed out.
 pub(super) const RECHECK_IDLE: Duration = Duration::from_secs(10);
@@ -183,7 +200,7 @@ impl Manager {
         let mut handle = ssh::connect_stream(Arc::new(config), socket, client)
             .await
             .map_err(|e| parse_ssh_error(e, s))?;
-        self.authenticate(&mut handle).await?;
+        authenticate(&mut handle, s, &self.credentials).await?;
         let mut channel = handle
             .channel_open_session()
             .await
@@ -215,108 +232,6 @@ impl Manager {
         }
         Ok((handle, channel))
     }
-
-    /// Offers the key of `key-file`; without it, the agent's keys and then the default keys.
-    pub(super) async fn authenticate(&self, handle: &mut ssh::Handle<Client>) -> Result<()> {
-        let s = &self.settings;
-        let c = &self.credentials;
-        let user = c.user.as_str();
-        let mut tried = Vec::new();
-        if let Some(key) = &c.key {
-            let file = s
-                .key_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            tried.push(file);
-            if offer_key(handle, user, key.clone(), s).await? {
-                return Ok(());
-            }
-            return Err(auth_refused(s, user, &tried));
-        }
-        if let Some(socket) = std::env::var_os("SSH_AUTH_SOCK") {
-            match AgentClient::connect_uds(&socket).await {
-                Ok(mut agent) => {
-                    let identities = agent.request_identities().await.unwrap_or_default();
-                    for identity in identities {
-                        let key = identity.public_key().into_owned();
-                        let hash = rsa_hash(handle, key.algorithm(), s).await?;
-                        tried.push(format!("agent key {}", key.fingerprint(HashAlg::Sha256)));
-                        match handle
-                            .authenticate_publickey_with(user, key, hash, &mut agent)
-                            .await
-                        {
-                            Ok(result) if result.success() => return Ok(()),
-                            Ok(_) => {}
-                            Err(e) => tracing::debug!(error = %e, "the SSH agent did not sign"),
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(
-                    socket = %Path::new(&socket).display(),
-                    error = %e,
-                    "SSH agent not reachable"
-                ),
-            }
-        }
-        for (path, key) in &c.default_keys {
-            tried.push(path.display().to_string());
-            if offer_key(handle, user, key.clone(), s).await? {
-                return Ok(());
-            }
-        }
-        Err(auth_refused(s, user, &tried))
-    }
-}
-
-/// Offers `key`; true when the server accepted it.
-pub(super) async fn offer_key(
-    handle: &mut ssh::Handle<Client>,
-    user: &str,
-    key: Arc<PrivateKey>,
-    s: &SftpSettings,
-) -> Result<bool> {
-    let hash = rsa_hash(handle, key.algorithm(), s).await?;
-    handle
-        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
-        .await
-        .map(|r| r.success())
-        .map_err(|e| parse_ssh_error(e.into(), s))
-}
-
-/// For an RSA key, the best signature hash the server takes.
-pub(super) async fn rsa_hash(
-    handle: &ssh::Handle<Client>,
-    algorithm: Algorithm,
-    s: &SftpSettings,
-) -> Result<Option<HashAlg>> {
-    if !algorithm.is_rsa() {
-        return Ok(None);
-    }
-    handle
-        .best_supported_rsa_hash()
-        .await
-        .map(Option::flatten)
-        .map_err(|e| parse_ssh_error(e.into(), s))
-}
-
-/// The server refused every key offered.
-pub(super) fn auth_refused(s: &SftpSettings, user: &str, tried: &[String]) -> Error {
-    let host = target(s);
-    let message = if tried.is_empty() {
-        format!(
-            "{AUTH_MARK}: no key to offer {user}@{host}: give `key-file`, or put the key in the \
-             SSH agent (`SSH_AUTH_SOCK`) or in ~/.ssh/id_ed25519, ~/.ssh/id_ecdsa or \
-             ~/.ssh/id_rsa"
-        )
-    } else {
-        format!(
-            "{AUTH_MARK}: {user}@{host} refused the key {}; check the user and that the \
-             public key is in its authorized_keys",
-            tried.join(", ")
-        )
-    };
-    Error::new(ErrorKind::PermissionDenied, message)
 }
 
 /// `result` as an OpenDAL result; see [`broken`].

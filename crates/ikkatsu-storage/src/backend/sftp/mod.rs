@@ -1,19 +1,22 @@
-//! SFTP: `sftp://[user@]host[:port]/absolute/dir`, key authentication and host-key checks
-//! against known_hosts, over SSH run inside the process (the pure-Rust `russh` crate): no
+//! SFTP: `sftp://[user[:password]@]host[:port]/absolute/dir`, key or password authentication
+//! and host-key checks against known_hosts, over SSH run inside the process (the pure-Rust `russh` crate): no
 //! `ssh` program is started and `~/.ssh/config` is not read; the user, port and key come from
 //! the URL and the options.
 //!
 //! The key of `key-file` is read (and decrypted with `key-passphrase`) when the storage opens.
 //! Without `key-file`, the keys of the SSH agent at `SSH_AUTH_SOCK` are offered, then the
 //! unencrypted default keys `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa` and `~/.ssh/id_rsa`, as
-//! OpenSSH does.
+//! OpenSSH does. A password (in the URL or the `password` option, which may be `${ENV}` or
+//! `file://` in the application config) is offered after the key of `key-file`, or alone
+//! without one: by the `password` method, then by `keyboard-interactive` (each hidden prompt
+//! answered with it). It is never logged or shown.
 //!
 //! The service is Apache OpenDAL's `opendal-service-sftp` 0.59.5 (Apache-2.0), adapted for
 //! ikkatsu, in OpenDAL's layout: [`backend`] (the builder and the operations), [`core`] (the
 //! connection pool; [`host_key`] checks the server's key), [`reader`], [`writer`],
 //! [`lister`], [`delete`] and [`error`]. The changes: the SSH connection is made in-process
 //! with `russh` (TCP connection and handshake bounded by the connection timeout, keep-alive
-//! every 15 s, host key checked against known_hosts, key authentication) and the SFTP client
+//! every 15 s, host key checked against known_hosts, key and password authentication) and the SFTP client
 //! runs over its `sftp` subsystem channel; the connection pool has a configurable size and
 //! waits as long as the storage's timeout; SSH failures are classified (refused host key and
 //! credentials are permanent permission errors, connection failures temporary); names that
@@ -21,6 +24,7 @@
 //! (ASF) under one or more contributor license agreements; the ASF licenses the original to
 //! you under the Apache License, Version 2.0 <http://www.apache.org/licenses/LICENSE-2.0>.
 
+mod auth;
 mod backend;
 mod config;
 mod core;
@@ -52,7 +56,7 @@ pub(crate) fn open(
     mut settings: Settings,
     layers: &StorageOptions,
 ) -> Result<Opened> {
-    let (sftp, passphrase) = sftp_settings(url, &mut settings, layers)?;
+    let (sftp, secrets) = sftp_settings(url, &mut settings, layers)?;
     let shown = settings.shown().to_string();
     settings.finish("sftp", OPTIONS)?;
     if sftp.check == HostKeyCheck::Accept {
@@ -64,7 +68,11 @@ pub(crate) fn open(
         );
     }
     let key = match &sftp.key_file {
-        Some(path) => Some(Arc::new(load_key(path, passphrase.as_deref(), &shown)?)),
+        Some(path) => Some(Arc::new(load_key(
+            path,
+            secrets.key_passphrase.as_deref(),
+            &shown,
+        )?)),
         None => None,
     };
     let user = match &sftp.user {
@@ -76,12 +84,12 @@ pub(crate) fn open(
             ))
         })?,
     };
-    let default_keys = if key.is_none() {
+    let default_keys = if key.is_none() && secrets.password.is_none() {
         default_keys()
     } else {
         Vec::new()
     };
-    let credentials = Credentials::new(user, key, default_keys);
+    let credentials = Credentials::new(user, key, secrets.password, default_keys);
     let builder = SftpBuilder::new(sftp, Arc::new(credentials));
     let operator = Operator::new(builder).map_err(|e| build_error(e, &shown))?;
     Ok(Opened {

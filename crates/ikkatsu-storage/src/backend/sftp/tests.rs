@@ -6,8 +6,8 @@ use std::time::Duration;
 use opendal::ErrorKind;
 use russh::keys::PublicKey;
 
+use super::auth::auth_refused;
 use super::config::{Credentials, HostKeyCheck, SftpSettings};
-use super::core::auth_refused;
 use super::error::{Failure, parse_ssh_error};
 use super::host_key::{Client, Known};
 use crate::error::{AUTH_MARK, HOST_KEY_MARK};
@@ -27,7 +27,7 @@ fn settings() -> SftpSettings {
 }
 
 fn credentials() -> Arc<Credentials> {
-    Arc::new(Credentials::new("u".into(), None, Vec::new()))
+    Arc::new(Credentials::new("u".into(), None, None, Vec::new()))
 }
 
 const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIFyfGZy0OdrG86LcyVCKMgL0onwFlokdbmJOlksv6RAd";
