@@ -8,6 +8,26 @@ use crate::error::Result;
 
 pub use crate::record::Record;
 
+/// Appends up to `max` items made by `next` to `items`, the way
+/// [`ItemReader::read_chunk`] must: `true` when `next` reported the end of the input
+/// (`None`), `false` after `max` items; an error is returned after the items before it
+/// were appended. Readers whose `read` is synchronous underneath implement `read_chunk`
+/// with it, so a chunk costs one call instead of one future per item.
+pub fn fill_chunk<T>(
+    max: usize,
+    items: &mut Vec<T>,
+    mut next: impl FnMut() -> Result<Option<T>>,
+) -> Result<bool> {
+    items.reserve(max);
+    for _ in 0..max {
+        match next()? {
+            Some(item) => items.push(item),
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
 /// A resource with a lifecycle tied to the step: opened with the saved context (to resume
 /// where the last committed chunk left off), asked to save its position after every chunk,
 /// closed at the end (also after a failure).

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use ikkatsu_core::item::fill_chunk;
 use ikkatsu_core::record::SharedFields;
 use ikkatsu_core::{
     Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, ItemWriter, Record, Result,
@@ -251,13 +252,7 @@ impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemR
     }
 
     async fn read_chunk(&mut self, max: usize, items: &mut Vec<T>) -> Result<bool> {
-        for _ in 0..max {
-            match self.next_item()? {
-                Some(item) => items.push(item),
-                None => return Ok(true),
-            }
-        }
-        Ok(false)
+        fill_chunk(max, items, || self.next_item())
     }
 
     fn supports_read_ahead(&self) -> bool {

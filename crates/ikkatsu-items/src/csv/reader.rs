@@ -5,6 +5,7 @@ use std::fs::File;
 use std::path::Path;
 
 use async_trait::async_trait;
+use ikkatsu_core::item::fill_chunk;
 use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, Result};
 
 use super::decode::CsvItemDecoder;
@@ -187,14 +188,7 @@ impl<D: CsvItemDecoder> ItemReader<D::Item> for CsvReader<D> {
     }
 
     async fn read_chunk(&mut self, max: usize, items: &mut Vec<D::Item>) -> Result<bool> {
-        items.reserve(max);
-        for _ in 0..max {
-            match self.next_item()? {
-                Some(item) => items.push(item),
-                None => return Ok(true),
-            }
-        }
-        Ok(false)
+        fill_chunk(max, items, || self.next_item())
     }
 
     fn supports_read_ahead(&self) -> bool {

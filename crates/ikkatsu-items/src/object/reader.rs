@@ -297,16 +297,6 @@ impl ItemReader<Record> for ObjectItemReader {
         self.next_record().await
     }
 
-    async fn read_chunk(&mut self, max: usize, items: &mut Vec<Record>) -> Result<bool> {
-        for _ in 0..max {
-            match self.next_record().await? {
-                Some(item) => items.push(item),
-                None => return Ok(true),
-            }
-        }
-        Ok(false)
-    }
-
     /// `update` only saves the position: the step may read the next chunk ahead.
     fn supports_read_ahead(&self) -> bool {
         true
