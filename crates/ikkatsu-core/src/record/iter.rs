@@ -66,7 +66,7 @@ impl<'a> Iterator for IterMut<'a> {
             let name = self.names.next()?;
             if let Slot::Value(value) = self.slots.next()? {
                 self.remaining -= 1;
-                return Some((name, value));
+                return Some((name, &mut **value));
             }
         }
     }
@@ -82,7 +82,7 @@ impl DoubleEndedIterator for IterMut<'_> {
             let name = self.names.next_back()?;
             if let Slot::Value(value) = self.slots.next_back()? {
                 self.remaining -= 1;
-                return Some((name, value));
+                return Some((name, &mut **value));
             }
         }
     }

@@ -87,14 +87,19 @@ pub struct Record {
 enum Slot {
     /// The key is absent.
     Absent,
-    /// A value.
-    Value(Value),
+    /// A value, boxed: a slot stays 16 bytes (a `Value` is 72 with ordered maps), so the
+    /// slots of records read from text, which are all `Text`, are small and cheap to make.
+    Value(Box<Value>),
     /// A string value still in the record's text, `text[start..end]`: made a [`Value`] only
     /// when it is read by reference (kept in `refs`) or taken.
     Text { start: u32, end: u32 },
 }
 
 impl Slot {
+    fn value(value: Value) -> Slot {
+        Slot::Value(Box::new(value))
+    }
+
     fn is_present(&self) -> bool {
         !matches!(self, Slot::Absent)
     }
@@ -147,7 +152,7 @@ impl Record {
         slots.extend(
             values
                 .into_iter()
-                .map(|value| value.map_or(Slot::Absent, Slot::Value)),
+                .map(|value| value.map_or(Slot::Absent, Slot::value)),
         );
         slots.resize_with(fields.len(), || Slot::Absent);
         let len = slots.iter().filter(|slot| slot.is_present()).count();
@@ -184,7 +189,7 @@ impl Record {
             let value = text.get(range.clone())?;
             let slot = match (u32::try_from(range.start), u32::try_from(range.end)) {
                 (Ok(start), Ok(end)) => Slot::Text { start, end },
-                _ => Slot::Value(Value::String(value.to_owned())),
+                _ => Slot::value(Value::String(value.to_owned())),
             };
             if position == slots.len() && position < count {
                 // Slots given in order (the usual case): no slot to fill in.
@@ -216,7 +221,7 @@ impl Record {
     pub fn get_at(&self, position: usize) -> Option<&Value> {
         match self.slots.get(position)? {
             Slot::Absent => None,
-            Slot::Value(value) => Some(value),
+            Slot::Value(value) => Some(&**value),
             &Slot::Text { start, end } => {
                 let refs = self
                     .refs
@@ -233,9 +238,9 @@ impl Record {
     /// [`Value`] of a string still in the record's text.
     pub fn str_at(&self, position: usize) -> Option<&str> {
         match self.slots.get(position)? {
-            Slot::Value(Value::String(value)) => Some(value),
+            Slot::Value(value) => value.as_str(),
             &Slot::Text { start, end } => Some(text_of(&self.text, start, end)),
-            Slot::Absent | Slot::Value(_) => None,
+            Slot::Absent => None,
         }
     }
 
@@ -243,7 +248,7 @@ impl Record {
     fn take_at(&mut self, position: usize) -> Option<Value> {
         match std::mem::replace(&mut self.slots[position], Slot::Absent) {
             Slot::Absent => None,
-            Slot::Value(value) => Some(value),
+            Slot::Value(value) => Some(*value),
             Slot::Text { start, end } => Some(
                 self.refs
                     .get_mut()
@@ -258,10 +263,10 @@ impl Record {
     fn get_mut_at(&mut self, position: usize) -> Option<&mut Value> {
         if let Slot::Text { .. } = self.slots[position] {
             let value = self.take_at(position);
-            self.slots[position] = value.map_or(Slot::Absent, Slot::Value);
+            self.slots[position] = value.map_or(Slot::Absent, Slot::value);
         }
         match &mut self.slots[position] {
-            Slot::Value(value) => Some(value),
+            Slot::Value(value) => Some(&mut **value),
             Slot::Absent | Slot::Text { .. } => None,
         }
     }
@@ -331,22 +336,22 @@ impl Record {
         };
         let Some(position) = position else {
             self.fields = self.fields.appended(key);
-            self.slots.push(Slot::Value(value));
+            self.slots.push(Slot::value(value));
             self.len += 1;
             return None;
         };
         if self.slots[position].is_present() {
             let old = self.take_at(position);
-            self.slots[position] = Slot::Value(value);
+            self.slots[position] = Slot::value(value);
             return old;
         }
         if self.slots[position + 1..].iter().any(Slot::is_present) {
             self.settle();
             self.fields = self.fields.moved_to_end(key);
             self.slots.remove(position);
-            self.slots.push(Slot::Value(value));
+            self.slots.push(Slot::value(value));
         } else {
-            self.slots[position] = Slot::Value(value);
+            self.slots[position] = Slot::value(value);
         }
         self.len += 1;
         None
