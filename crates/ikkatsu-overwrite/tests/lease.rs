@@ -33,8 +33,12 @@ fn tree(root: &Path, files: usize) {
     }
 }
 
+/// A lease time to live far beyond what a loaded machine takes between two heartbeats: only
+/// the test of a taken lease wants a short one (it must notice the loss within its run).
+const TTL: Duration = Duration::from_secs(20);
+
 fn flow(root: &Path, state: &Path, store: Arc<dyn StatusStore>, delay: Duration) -> OverwriteFlow {
-    flow_with(root, state, store, delay, false)
+    flow_with(root, state, store, delay, (false, TTL))
 }
 
 fn flow_with(
@@ -42,13 +46,13 @@ fn flow_with(
     state: &Path,
     store: Arc<dyn StatusStore>,
     delay: Duration,
-    cooperate: bool,
+    (cooperate, ttl): (bool, Duration),
 ) -> OverwriteFlow {
     let mut options = OverwriteOptions::new(state);
     options.cooperate = cooperate;
     options.walk = WalkOptions::new().include("*.txt");
     options.concurrency = Some(1);
-    options.lease_ttl = Duration::from_millis(600);
+    options.lease_ttl = ttl;
     OverwriteFlow::new(
         Storage::open(&format!("file://{}", root.display())).unwrap(),
         store,
@@ -130,11 +134,12 @@ async fn a_run_whose_lease_is_taken_stops_and_fails() {
     let root = dir.path().join("data");
     tree(&root, 40);
     let base = MemoryStatusStore::new(StatusStoreOptions::new("flow"));
-    let running = flow(
+    let running = flow_with(
         &root,
         &dir.path().join("state"),
         Arc::new(base.clone()),
         Duration::from_millis(50),
+        (false, Duration::from_millis(600)),
     );
     let cancel = CancellationToken::new();
     running.scan(&cancel).await.unwrap();
@@ -181,7 +186,7 @@ async fn cooperating_and_exclusive_runs_refuse_each_other() {
             &dir.path().join(state),
             Arc::new(base.clone()),
             Duration::ZERO,
-            true,
+            (true, TTL),
         )
     };
     let a = cooperating("a");
@@ -228,7 +233,7 @@ async fn an_embedded_store_cannot_cooperate() {
         &dir.path().join("state"),
         store,
         Duration::ZERO,
-        true,
+        (true, TTL),
     );
     let err = flow.scan(&CancellationToken::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
@@ -248,7 +253,7 @@ async fn cooperating_flows_of_one_process_split_the_work(store: Arc<dyn StatusSt
             &dir.path().join(format!("s{i}")),
             Arc::clone(&store),
             Duration::from_millis(2),
-            true,
+            (true, TTL),
         );
         tokio::spawn(async move {
             let cancel = CancellationToken::new();
