@@ -83,7 +83,31 @@ impl SqliteJobRepository {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        // Switching a new database file to WAL takes a lock that SQLite's busy timeout does
+        // not wait for: a second process opening the file while the first one creates it
+        // gets "database is locked" at once. Such a refusal is retried until the busy
+        // timeout; any other error is returned as it is.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::open_pool(&options, max_connections).await {
+                Err(err) if is_busy(&err) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                result => {
+                    let pool = result.map_err(|err| {
+                        crate::error::map_sqlx(&describe, "opening the database", err)
+                    })?;
+                    return Self::with_pool(pool, describe).await;
+                }
+            }
+        }
+    }
+
+    async fn open_pool(
+        options: &SqliteConnectOptions,
+        max_connections: u32,
+    ) -> std::result::Result<sqlx::SqlitePool, sqlx::Error> {
+        SqlitePoolOptions::new()
             .max_connections(max_connections)
             .min_connections(if max_connections == 1 { 1 } else { 0 })
             .idle_timeout(if max_connections == 1 {
@@ -101,13 +125,22 @@ impl SqliteJobRepository {
             // the way a network connection can, and a ping before every statement would
             // double the thread hand-offs of a chunk commit.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "opening the database", err))?;
-        Self::with_pool(pool, describe).await
     }
 
     returning_stores!();
 }
 
 job_repository_impl!(SqliteJobRepository);
+
+/// Whether `err` is SQLite's `SQLITE_BUSY` ("database is locked"), of any extended code.
+fn is_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<u32>().ok())
+            .is_some_and(|code| code & 0xff == 5),
+        _ => false,
+    }
+}

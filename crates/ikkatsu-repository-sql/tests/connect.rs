@@ -78,3 +78,26 @@ async fn feature_not_compiled_in_is_named() {
         "{err}"
     );
 }
+
+/// Processes started together (a job and `ikkatsu executions`, two cron runs) open a new
+/// database file at once: the one that loses the race to switch it to WAL waits instead of
+/// failing with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_of_a_new_sqlite_file_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let path = dir.path().join(format!("race-{round}.db"));
+        let path = path.display().to_string();
+        let opens = (0..4).map(|_| {
+            let path = path.clone();
+            tokio::spawn(
+                async move { ikkatsu_repository_sql::SqliteJobRepository::open(&path).await },
+            )
+        });
+        for open in futures::future::join_all(opens).await {
+            if let Err(err) = open.unwrap() {
+                panic!("round {round}: {err}");
+            }
+        }
+    }
+}
