@@ -59,11 +59,11 @@ impl ParameterValue {
                 NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
                     .map_err(|_| bad("date (YYYY-MM-DD)"))?,
             ),
-            Some("datetime") => ParameterValue::DateTime(
-                DateTime::parse_from_rfc3339(raw.trim())
-                    .map_err(|_| bad("date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z)"))?
-                    .with_timezone(&Utc),
-            ),
+            Some("datetime") => {
+                ParameterValue::DateTime(parse_datetime(raw.trim()).ok_or_else(|| {
+                    bad("date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z; without an offset: UTC)")
+                })?)
+            }
             _ => {
                 return Err(Error::config(format!(
                     "unknown job parameter type `{type_name}`: use string, integer, float, bool, date or datetime"
@@ -85,16 +85,37 @@ impl ParameterValue {
     }
 }
 
+/// The type a name stands for: ikkatsu's names, their usual aliases, and the Java class names
+/// Spring Batch 5 writes (`java.lang.Long`, `java.time.LocalDate`, ...).
 fn normalize_type(name: &str) -> Option<&'static str> {
-    Some(match name.trim().to_ascii_lowercase().as_str() {
+    let name = name.trim().to_ascii_lowercase();
+    let short = name
+        .strip_prefix("java.lang.")
+        .or_else(|| name.strip_prefix("java.time."))
+        .or_else(|| name.strip_prefix("java.util."))
+        .unwrap_or(&name);
+    Some(match short {
         "string" | "str" => "string",
-        "integer" | "int" | "long" | "i64" => "integer",
+        "integer" | "int" | "long" | "short" | "byte" | "i64" => "integer",
         "float" | "double" | "f64" => "float",
         "bool" | "boolean" => "bool",
+        "date" if name.starts_with("java.util.") => "datetime",
         "date" | "localdate" => "date",
-        "datetime" | "timestamp" | "localdatetime" => "datetime",
+        "datetime" | "timestamp" | "localdatetime" | "instant" | "offsetdatetime"
+        | "zoneddatetime" => "datetime",
         _ => return None,
     })
+}
+
+/// A date-time in RFC 3339 (`2026-01-31T12:00:00Z`, `...+09:00`), or without an offset
+/// (`2026-01-31T12:00:00`, Java's `LocalDateTime`), which is taken as UTC.
+fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(raw) {
+        return Some(time.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|time| time.and_utc())
 }
 
 /// Splits the text after `key=` into the value (unquoted), the type and the identifying
@@ -488,6 +509,45 @@ mod tests {
         assert_eq!(p.get_text("day").unwrap(), "2026-01-31");
         assert!(p.insert_parsed("noequals").is_err());
         assert!(p.insert_parsed("n=abc,integer").is_err());
+    }
+
+    /// Spring Batch 5 writes `name=value,type,identifying` with Java class names for the
+    /// type: each is read as the typed value, never as part of a string.
+    #[test]
+    fn parses_spring_batch_java_type_names() {
+        let mut p = JobParameters::new();
+        p.insert_parsed("id=5,java.lang.Long,true").unwrap();
+        p.insert_parsed("n=7,java.lang.Integer").unwrap();
+        p.insert_parsed("name=orders,java.lang.String,false")
+            .unwrap();
+        p.insert_parsed("rate=0.25,java.lang.Double").unwrap();
+        p.insert_parsed("dry=true,java.lang.Boolean,false").unwrap();
+        p.insert_parsed("day=2026-01-31,java.time.LocalDate")
+            .unwrap();
+        p.insert_parsed("at=2026-01-31T12:30:00,java.time.LocalDateTime")
+            .unwrap();
+        p.insert_parsed("when=2026-01-31T12:30:00+09:00,java.util.Date")
+            .unwrap();
+        assert_eq!(p.get("id").unwrap().value, ParameterValue::Integer(5));
+        assert!(p.get("id").unwrap().identifying);
+        assert_eq!(p.get("n").unwrap().value, ParameterValue::Integer(7));
+        assert_eq!(
+            p.get("name").unwrap().value,
+            ParameterValue::String("orders".into())
+        );
+        assert!(!p.get("name").unwrap().identifying);
+        assert_eq!(p.get("rate").unwrap().value, ParameterValue::Float(0.25));
+        assert_eq!(p.get("dry").unwrap().value, ParameterValue::Bool(true));
+        assert_eq!(p.get_text("day").unwrap(), "2026-01-31");
+        assert_eq!(p.get_text("at").unwrap(), "2026-01-31T12:30:00+00:00");
+        assert_eq!(p.get_text("when").unwrap(), "2026-01-31T03:30:00+00:00");
+        let err = parse_error("id=5,java.lang.Object");
+        assert!(
+            err.message().contains("unknown type `java.lang.Object`"),
+            "{err}"
+        );
+        let err = parse_error("id=five,java.lang.Long");
+        assert!(err.message().contains("not a valid integer"), "{err}");
     }
 
     fn parse_error(spec: &str) -> Error {
