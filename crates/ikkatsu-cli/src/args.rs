@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
+use clap::{Args, Parser, Subcommand};
 
 /// ikkatsu (一括, "all at once"): a batch-processing framework and command-line tool.
 ///
@@ -50,13 +48,8 @@ pub struct GlobalArgs {
     #[arg(skip)]
     pub app: ikkatsu_config::AppConfig,
 
-    /// Log format on standard error.
-    #[arg(long, global = true, env = "IKKATSU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Log filter, e.g. `info`, `debug`, `ikkatsu_core=debug` (RUST_LOG syntax).
-    #[arg(long, global = true, env = "IKKATSU_LOG", default_value = "info")]
-    pub log: String,
+    #[command(flatten)]
+    pub logging: crate::logging::LogArgs,
 
     /// How often a running execution records a heartbeat and checks for stop requests.
     #[arg(long, global = true, env = "IKKATSU_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
@@ -66,15 +59,6 @@ pub struct GlobalArgs {
     /// process is gone on this host is considered dead at once).
     #[arg(long, global = true, env = "IKKATSU_STALE_AFTER", default_value = "60s", value_parser = parse_duration)]
     pub stale_after: std::time::Duration,
-}
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The commands.
@@ -199,22 +183,4 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     text.parse::<ikkatsu_core::duration::HumanDuration>()
         .map(|d| d.as_duration())
         .map_err(|err| err.to_string())
-}
-
-/// Sets up `tracing` on standard error, secrets redacted (see `redact`).
-pub fn init_logging(global: &GlobalArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&global.log)
-        .with_context(|| format!("invalid --log filter `{}`", global.log))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(crate::redact::cap_credential_targets(filter))
-        .with_writer(crate::redact::RedactingStderr)
-        .with_target(false);
-    let result = match global.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).try_init(),
-    };
-    if let Err(err) = result {
-        bail!("cannot set up logging: {err}");
-    }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod exit;
+mod logging;
 mod output;
 mod overwrite;
 mod progress;
@@ -19,7 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    if let Err(err) = args::init_logging(&cli.global) {
+    if let Err(err) = logging::init(&cli.global.logging) {
         eprintln!("error: {err:#}");
         return ExitCode::from(exit::EXIT_USAGE);
     }

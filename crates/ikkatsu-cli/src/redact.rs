@@ -2,10 +2,7 @@
 //! through [`ikkatsu_core::secret::redact`], and the logs of the crates that print
 //! credentials at debug level are capped.
 
-use std::io::{self, Write};
-
 use tracing_subscriber::filter::{Directive, EnvFilter};
-use tracing_subscriber::fmt::MakeWriter;
 
 /// Log targets that print credentials (e.g. reqsign's `StaticCredentialProvider {
 /// secret_access_key: … }`) below `info`: capped at `info` whatever `--log` says.
@@ -27,32 +24,6 @@ pub fn cap_credential_targets(mut filter: EnvFilter) -> EnvFilter {
         }
     }
     filter
-}
-
-/// Standard error, with every registered secret replaced by `***`. The log formatter writes
-/// one event per `write`, so a secret is never split across two writes.
-pub struct RedactingStderr;
-
-impl<'a> MakeWriter<'a> for RedactingStderr {
-    type Writer = RedactingStderr;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        RedactingStderr
-    }
-}
-
-impl Write for RedactingStderr {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        io::stderr()
-            .lock()
-            .write_all(ikkatsu_core::secret::redact(&text).as_bytes())?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
-    }
 }
 
 /// Prints `error: MESSAGE` on standard error, secrets redacted.
