@@ -65,26 +65,99 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a job defined in YAML and print a summary.
+    #[command(after_help = "Examples:
+  ikkatsu run examples/quickstart.yaml
+  ikkatsu run job.yaml -p input=data/in.csv -p day=2026-01-31,date
+  ikkatsu run job.yaml -p id=5,java.lang.Long,true --json")]
     Run(RunArgs),
     /// List job executions, newest first.
+    #[command(after_help = "Examples:
+  ikkatsu executions
+  ikkatsu executions --job quickstart --status FAILED --limit 10
+  ikkatsu executions --json --repository postgres://batch@db/jobs")]
     Executions(ExecutionsArgs),
     /// Show one execution with its steps, counts and exit statuses.
+    #[command(after_help = "Examples:
+  ikkatsu status 42
+  ikkatsu status 42 --json")]
     Status(StatusArgs),
     /// Restart a FAILED or STOPPED execution from its last committed chunk.
+    #[command(after_help = "Examples:
+  ikkatsu restart 42
+  ikkatsu restart 42 --json --no-progress")]
     Restart(RestartArgs),
     /// Ask a running execution to stop at its next chunk boundary.
+    #[command(after_help = "Examples:
+  ikkatsu stop 42")]
     Stop(IdArgs),
     /// Mark a FAILED or STOPPED execution ABANDONED (never restarted).
+    #[command(after_help = "Examples:
+  ikkatsu abandon 42")]
     Abandon(IdArgs),
     /// Mark running executions whose process is gone as FAILED, so they can be restarted.
+    #[command(after_help = "Examples:
+  ikkatsu recover
+  ikkatsu recover --repository postgres://batch@db/jobs")]
     Recover,
     /// Check a job file without running it.
+    #[command(after_help = "Examples:
+  ikkatsu validate examples/quickstart.yaml
+  ikkatsu validate job.yaml -p input=data/in.csv")]
     Validate(ValidateArgs),
     /// Create or upgrade the job repository's tables.
+    #[command(after_help = "Examples:
+  ikkatsu migrate
+  ikkatsu migrate --repository mysql://root@127.0.0.1/jobs")]
     Migrate,
     /// Transform files in place (or into --target): walk, keep what still needs work, then
     /// download → command → upload with a pool of workers, recording every file.
+    #[command(after_help = "Examples:
+  ikkatsu overwrite /data --include '*.txt' --exec 'sed -i s/foo/bar/ {in}' --shell
+  ikkatsu overwrite sftp://batch@files.example/in --exec 'gzip -c {in} > {out}' --shell
+  ikkatsu overwrite @lake --include '*.csv' --exec ./fix.sh --json")]
     Overwrite(Box<OverwriteArgs>),
+    /// Print the version, the commit and the compiled-in backends.
+    #[command(after_help = "Examples:
+  ikkatsu version
+  ikkatsu version --json")]
+    Version(VersionArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  ikkatsu completions bash > /etc/bash_completion.d/ikkatsu
+  ikkatsu completions zsh > \"${fpath[1]}/_ikkatsu\"
+  ikkatsu completions fish > ~/.config/fish/completions/ikkatsu.fish
+  ikkatsu completions powershell >> $PROFILE")]
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one page per command into a directory.
+    #[command(after_help = "Examples:
+  ikkatsu man | man -l -
+  ikkatsu man --out-dir /usr/local/share/man/man1")]
+    Man(ManArgs),
+}
+
+/// `ikkatsu version`.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ikkatsu completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `ikkatsu man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `ikkatsu.1` and `ikkatsu-COMMAND.1` here instead of `ikkatsu.1` to standard
+    /// output.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// `ikkatsu run`.

@@ -20,6 +20,13 @@ use crate::progress::Progress;
 
 /// Runs the chosen command.
 pub async fn dispatch(mut cli: Cli) -> u8 {
+    // The commands about the command itself read no config.
+    match &cli.command {
+        Command::Version(args) => return crate::about::version(args),
+        Command::Completions(args) => return crate::about::completions(args),
+        Command::Man(args) => return crate::about::man(args),
+        _ => {}
+    }
     ikkatsu_core::secret::register_environment();
     if let Err(err) = load_app_config(&mut cli.global) {
         crate::redact::print_error(&err.report());
@@ -38,6 +45,7 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
         Command::Validate(args) => validate(global, args),
         Command::Migrate => migrate(global).await,
         Command::Overwrite(args) => crate::overwrite::overwrite(global, *args).await,
+        Command::Version(_) | Command::Completions(_) | Command::Man(_) => Ok(EXIT_COMPLETED),
     };
     match result {
         Ok(code) => code,

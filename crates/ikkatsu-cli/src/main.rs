@@ -1,5 +1,6 @@
 //! `ikkatsu`: run batch jobs defined in YAML, inspect, stop and restart their executions.
 
+mod about;
 mod args;
 mod commands;
 mod exit;
