@@ -4,7 +4,7 @@
 //! `IKKATSU_TEST_POSTGRES_URL` and `IKKATSU_TEST_MYSQL_URL` (defaults: the loopback
 //! servers). A missing server fails the test. The Redis tests also run on the Redis
 //! Cluster of `scripts/redis-cluster` (`IKKATSU_TEST_REDIS_CLUSTER_URL`), with and without
-//! reads from replicas.
+//! reads from replicas. Over TLS: `status_store/tls.rs`.
 
 // Which helpers are used depends on the features under test.
 #![allow(dead_code)]
@@ -372,7 +372,7 @@ mod sql_backends {
 
     /// Runs the suite on a fresh database `ikk_status_…` of the server at `server`, dropped
     /// afterwards (also when the suite panics).
-    async fn conformance_on_fresh_database(server: String, postgres: bool) {
+    pub(super) async fn conformance_on_fresh_database(server: String, postgres: bool) {
         let name = format!("ikk_status_{}", unique_tag());
         admin(&server, format!("CREATE DATABASE {name}")).await;
         let url = with_database(&server, &name);
@@ -425,3 +425,8 @@ mod sql_backends {
         conformance_on_fresh_database(server, false).await;
     }
 }
+
+/// The Redis, PostgreSQL and MariaDB status stores over TLS (`scripts/tls-servers`).
+#[cfg(any(feature = "redis", feature = "postgres", feature = "mysql"))]
+#[path = "status_store/tls.rs"]
+mod tls;

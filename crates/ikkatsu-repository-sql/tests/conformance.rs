@@ -1,5 +1,6 @@
 //! The `ikkatsu-testkit` job repository suite against every backend: the in-memory reference
-//! and SQLite always, PostgreSQL and MariaDB/MySQL with their features.
+//! and SQLite always, PostgreSQL and MariaDB/MySQL with their features, in plain text and
+//! over TLS (the certificate verified against the test CA).
 
 mod common;
 
@@ -51,6 +52,14 @@ macro_rules! postgres_tests {
 macro_rules! mysql_tests {
     ($($name:ident),*) => { backend_tests!(mysql, super::Backend::MySql, $($name),*); };
 }
+#[cfg(feature = "postgres")]
+macro_rules! postgres_tls_tests {
+    ($($name:ident),*) => { backend_tests!(postgres_tls, super::Backend::PostgresTls, $($name),*); };
+}
+#[cfg(feature = "mysql")]
+macro_rules! mysql_tls_tests {
+    ($($name:ident),*) => { backend_tests!(mysql_tls, super::Backend::MySqlTls, $($name),*); };
+}
 
 ikkatsu_testkit::repository_behaviours!(memory_tests);
 #[cfg(feature = "sqlite")]
@@ -59,6 +68,10 @@ ikkatsu_testkit::repository_behaviours!(sqlite_tests);
 ikkatsu_testkit::repository_behaviours!(postgres_tests);
 #[cfg(feature = "mysql")]
 ikkatsu_testkit::repository_behaviours!(mysql_tests);
+#[cfg(feature = "postgres")]
+ikkatsu_testkit::repository_behaviours!(postgres_tls_tests);
+#[cfg(feature = "mysql")]
+ikkatsu_testkit::repository_behaviours!(mysql_tls_tests);
 
 #[tokio::test]
 async fn run_all_passes_on_memory() {

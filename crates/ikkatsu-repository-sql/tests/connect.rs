@@ -101,3 +101,44 @@ async fn concurrent_opens_of_a_new_sqlite_file_all_succeed() {
         }
     }
 }
+
+/// The job repository refuses a server whose certificate another CA signed (the TLS URL of
+/// `scripts/tls-servers` with `IKKATSU_TEST_OTHER_CA`), saying which option to set.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn other_ca_is_refused(postgres: bool, fix: &str) {
+    let url =
+        common::tls_server_url(postgres).replace(&common::test_ca(false), &common::test_ca(true));
+    let err = ikkatsu_repository_sql::connect(&url).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(!err.is_temporary());
+    assert_eq!(
+        err.message(),
+        format!(
+            "job repository {url}: connecting: the server's TLS certificate is not trusted \
+             (invalid peer certificate: UnknownIssuer): give the CA certificate that signed it \
+             with {fix}"
+        )
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_certificate_of_another_ca_is_refused() {
+    other_ca_is_refused(
+        true,
+        "sslrootcert=FILE in the repository URL, or sslmode=require to encrypt without \
+         verifying the server",
+    )
+    .await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mysql_certificate_of_another_ca_is_refused() {
+    other_ca_is_refused(
+        false,
+        "ssl-ca=FILE in the repository URL, or ssl-mode=REQUIRED to encrypt without verifying \
+         the server",
+    )
+    .await;
+}

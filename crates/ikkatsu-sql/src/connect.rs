@@ -1,6 +1,8 @@
 //! Connecting to a server database: one direct connection first, so that an unreachable
 //! server, refused credentials or a missing database fail at once with the driver's own
-//! message (instead of after the pool's acquire timeout), then the pool.
+//! message (instead of after the pool's acquire timeout), then the pool. The TLS options of
+//! the URL are checked first (see [`crate::TlsOptions`]), and a failed TLS handshake says which
+//! option fixes it.
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 use std::str::FromStr;
@@ -13,6 +15,8 @@ use sqlx::Connection;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 use crate::error::SqlSite;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use crate::tls::{Dialect, TlsOptions, tls_error};
 
 /// How a pool is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,10 @@ impl PoolSettings {
 /// `site`: a missing database is a config error naming it and `createdb NAME`. The server's
 /// NOTICEs are not sent (`client_min_messages = warning`): the migrations' `CREATE TABLE IF
 /// NOT EXISTS` would otherwise log "relation … already exists, skipping" at INFO.
+///
+/// TLS: `sslmode` (`disable`, `prefer` — the default —, `require`, `verify-ca`,
+/// `verify-full`), `sslrootcert`, `sslcert`, `sslkey`; an unknown mode or an unreadable
+/// file is a config error, an untrusted certificate an I/O error saying what to set.
 #[cfg(feature = "postgres")]
 pub async fn connect_postgres(
     site: &SqlSite,
@@ -48,6 +56,7 @@ pub async fn connect_postgres(
 ) -> Result<sqlx::PgPool> {
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+    check_tls(site, url, Dialect::Postgres)?;
     let options = PgConnectOptions::from_str(url)
         .map_err(|err| site.error("parsing the URL", err))?
         .application_name(settings.application_name);
@@ -58,8 +67,9 @@ pub async fn connect_postgres(
     let server = format!("{}:{}", options.get_host(), options.get_port());
     sqlx::PgConnection::connect_with(&options)
         .await
-        .map_err(|err| {
-            site.connect_error(&server, &database, &format!("createdb {database}"), err)
+        .map_err(|err| match tls_error(site, Dialect::Postgres, &err) {
+            Some(tls) => tls.with_source(err),
+            None => site.connect_error(&server, &database, &format!("createdb {database}"), err),
         })?
         .close()
         .await
@@ -82,6 +92,11 @@ pub async fn connect_postgres(
 
 /// Connects to the MySQL or MariaDB database at `url` (`mysql://…`) for `site`: a missing
 /// database is a config error naming it and `CREATE DATABASE NAME`.
+///
+/// TLS: `ssl-mode` (`DISABLED`, `PREFERRED` — the default —, `REQUIRED`, `VERIFY_CA`,
+/// `VERIFY_IDENTITY`), `ssl-ca`, `ssl-cert`, `ssl-key`, checked as for
+/// [`connect_postgres`]. The driver is built with the RSA password exchange that MySQL 8's
+/// `caching_sha2_password` needs on a plain connection.
 #[cfg(feature = "mysql")]
 pub async fn connect_mysql(
     site: &SqlSite,
@@ -90,19 +105,21 @@ pub async fn connect_mysql(
 ) -> Result<sqlx::MySqlPool> {
     use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 
+    check_tls(site, url, Dialect::MySql)?;
     let options =
         MySqlConnectOptions::from_str(url).map_err(|err| site.error("parsing the URL", err))?;
     let database = options.get_database().unwrap_or_default().to_string();
     let server = format!("{}:{}", options.get_host(), options.get_port());
     sqlx::MySqlConnection::connect_with(&options)
         .await
-        .map_err(|err| {
-            site.connect_error(
+        .map_err(|err| match tls_error(site, Dialect::MySql, &err) {
+            Some(tls) => tls.with_source(err),
+            None => site.connect_error(
                 &server,
                 &database,
                 &format!("CREATE DATABASE {database}"),
                 err,
-            )
+            ),
         })?
         .close()
         .await
@@ -113,4 +130,11 @@ pub async fn connect_mysql(
         .connect_with(options)
         .await
         .map_err(|err| site.error("connecting", err))
+}
+
+/// Checks the TLS options of `url` and the files they name.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn check_tls(site: &SqlSite, url: &str, dialect: Dialect) -> Result<()> {
+    let describe = site.to_string();
+    TlsOptions::parse(url, dialect, &describe)?.check_files(dialect, &describe)
 }

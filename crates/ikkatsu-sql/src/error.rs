@@ -37,6 +37,11 @@ impl SqlSite {
         &self.describe
     }
 
+    /// What a user edits to point at another database (`repository URL`).
+    pub(crate) fn url_name(&self) -> &str {
+        &self.url_name
+    }
+
     /// Maps `err`, raised while doing `what`, to an [`ErrorKind::Repository`] error (a
     /// unique-key violation to [`ErrorKind::AlreadyExists`]) that names this site, temporary
     /// when a retry may succeed ([`is_temporary`]).

@@ -11,6 +11,10 @@
 //! * [`connect_postgres`] and [`connect_mysql`] (features `postgres`, `mysql`): a pool, after
 //!   one direct connection that makes an unreachable server, refused credentials or a
 //!   missing database fail at once with a message saying what to do;
+//! * [`TlsOptions`]: the TLS options of a PostgreSQL URL (`sslmode`, `sslrootcert`, `sslcert`,
+//!   `sslkey`) or a MySQL/MariaDB URL (`ssl-mode`, `ssl-ca`, …), checked before connecting;
+//!   [`connect_postgres`] and [`connect_mysql`] connect with rustls (ring) and explain an
+//!   untrusted certificate;
 //! * [`migrate`]: embedded migrations applied by whichever of several starting processes
 //!   gets there first, the others waiting for it;
 //! * [`SqlSite`]: the mapping of sqlx errors to [`ikkatsu_core::Error`] (kind, temporary or
@@ -46,6 +50,7 @@ mod connect;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod migrate;
+mod tls;
 mod url;
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -60,4 +65,5 @@ pub use error::{
 };
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use migrate::migrate;
+pub use tls::{Dialect, TlsOptions};
 pub use url::{SQL_URL_FORMS, SqlUrl};

@@ -49,6 +49,8 @@ mod memory;
 mod redis;
 #[cfg(feature = "redis")]
 mod redis_connection;
+#[cfg(feature = "redis")]
+mod redis_tls;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sql;
 

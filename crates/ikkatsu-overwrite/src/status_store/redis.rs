@@ -2,14 +2,11 @@
 //! server, `ikkatsu:{{namespace}:{bucket}}:{path}` in a Redis Cluster (see
 //! [`KeyLayout`]).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use ikkatsu_core::{Error, ErrorKind, Result};
 use ikkatsu_storage::FileInfo;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 mod claims;
 
@@ -191,27 +188,7 @@ impl RedisStatusStore {
                 options,
             });
         }
-        let client = redis::Client::open(url).map_err(|err| {
-            Error::new(
-                ErrorKind::Config,
-                format!("status store URL `{describe}` is not a valid Redis URL: {err}"),
-            )
-            .with_source(err)
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_connection_timeout(Some(Duration::from_secs(10)))
-            .set_response_timeout(Some(Duration::from_secs(60)));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|err| {
-                store_error(
-                    &describe,
-                    "connecting (is the Redis server running and the URL right?)",
-                    err,
-                    true,
-                )
-            })?;
+        let connection = super::redis_tls::connect_single(url, &describe).await?;
         Ok(RedisStatusStore {
             connection: RedisConnection::Single(connection),
             describe,

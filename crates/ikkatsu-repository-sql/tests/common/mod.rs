@@ -1,6 +1,8 @@
 //! Fresh databases for tests: a temporary SQLite file, or a uniquely named database on the
 //! PostgreSQL / MariaDB servers (URLs from `IKKATSU_TEST_POSTGRES_URL` /
-//! `IKKATSU_TEST_MYSQL_URL`), dropped afterwards. A missing server fails the test.
+//! `IKKATSU_TEST_MYSQL_URL`; over TLS `IKKATSU_TEST_POSTGRES_TLS_URL` /
+//! `IKKATSU_TEST_MYSQL_TLS_URL`, see `scripts/tls-servers`), dropped afterwards. A missing
+//! server fails the test.
 
 // Which helpers and arms are used depends on the features under test.
 #![allow(dead_code, unreachable_code, unused_variables)]
@@ -20,6 +22,48 @@ pub enum Backend {
     Sqlite,
     Postgres,
     MySql,
+    /// PostgreSQL over TLS, `sslmode=verify-full` with the test CA.
+    PostgresTls,
+    /// MariaDB over TLS, `ssl-mode=VERIFY_IDENTITY` with the test CA.
+    MySqlTls,
+}
+
+impl Backend {
+    fn is_postgres(self) -> bool {
+        matches!(self, Backend::Postgres | Backend::PostgresTls)
+    }
+}
+
+/// The test CA of `scripts/test-servers` (`IKKATSU_TEST_CA`), or `IKKATSU_TEST_OTHER_CA`.
+pub fn test_ca(other: bool) -> String {
+    let (var, file) = if other {
+        ("IKKATSU_TEST_OTHER_CA", "other-ca.pem")
+    } else {
+        ("IKKATSU_TEST_CA", "ca.pem")
+    };
+    std::env::var(var).unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/ikkatsu-test-servers/tls/{file}")
+    })
+}
+
+/// The URL of the TLS server of `scripts/tls-servers` for PostgreSQL or MariaDB.
+pub fn tls_server_url(postgres: bool) -> String {
+    if postgres {
+        std::env::var("IKKATSU_TEST_POSTGRES_TLS_URL").unwrap_or_else(|_| {
+            format!(
+                "postgres://root@127.0.0.1:5432/test?sslmode=verify-full&sslrootcert={}",
+                test_ca(false)
+            )
+        })
+    } else {
+        std::env::var("IKKATSU_TEST_MYSQL_TLS_URL").unwrap_or_else(|_| {
+            format!(
+                "mysql://root@127.0.0.1:3306/test?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+                test_ca(false)
+            )
+        })
+    }
 }
 
 fn unique_name() -> String {
@@ -60,6 +104,8 @@ fn server_url(backend: Backend) -> String {
             .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string()),
         Backend::MySql => std::env::var("IKKATSU_TEST_MYSQL_URL")
             .unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_string()),
+        Backend::PostgresTls => tls_server_url(true),
+        Backend::MySqlTls => tls_server_url(false),
         Backend::Sqlite => String::new(),
     }
 }
@@ -68,7 +114,7 @@ async fn admin(backend: Backend, url: &str, statement: String) {
     let masked = ikkatsu_core::secret::mask_url(url);
     let result = match backend {
         #[cfg(feature = "postgres")]
-        Backend::Postgres => match sqlx::PgConnection::connect(url).await {
+        Backend::Postgres | Backend::PostgresTls => match sqlx::PgConnection::connect(url).await {
             Ok(mut conn) => sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
                 .execute(&mut conn)
                 .await
@@ -76,7 +122,7 @@ async fn admin(backend: Backend, url: &str, statement: String) {
             Err(err) => Err(err),
         },
         #[cfg(feature = "mysql")]
-        Backend::MySql => match sqlx::MySqlConnection::connect(url).await {
+        Backend::MySql | Backend::MySqlTls => match sqlx::MySqlConnection::connect(url).await {
             Ok(mut conn) => sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
                 .execute(&mut conn)
                 .await
@@ -107,7 +153,7 @@ where
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("ikkatsu.db").display()),
-        Backend::Postgres | Backend::MySql => {
+        _ => {
             admin(backend, &server, format!("CREATE DATABASE {name}")).await;
             with_database(&server, &name)
         }
@@ -121,7 +167,8 @@ where
     })
     .await;
     match backend {
-        Backend::Postgres => {
+        Backend::Sqlite => {}
+        _ if backend.is_postgres() => {
             admin(
                 backend,
                 &server,
@@ -129,8 +176,7 @@ where
             )
             .await
         }
-        Backend::MySql => admin(backend, &server, format!("DROP DATABASE IF EXISTS {name}")).await,
-        Backend::Sqlite => {}
+        _ => admin(backend, &server, format!("DROP DATABASE IF EXISTS {name}")).await,
     }
     drop(dir);
     if let Err(err) = outcome {
