@@ -68,6 +68,7 @@ impl Env {
                 format!("sqlite://{}", self.path("ikkatsu.db").display()),
             )
             .env("IKKATSU_LOG", "info")
+            .env_remove("SFTP_KNOWN_HOSTS")
             .stdin(Stdio::null());
         for (name, value) in &self.vars {
             command.env(name, value);
@@ -99,6 +100,13 @@ fn the_sftp_csv_to_s3_parquet_example_runs_against_the_test_servers() {
     let unique = format!("ikk-example-{}-{nanos}", std::process::id());
     let endpoint = var("IKKATSU_TEST_S3_ENDPOINT");
     create_bucket(&endpoint, &unique);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::copy(
+        var("IKKATSU_TEST_SFTP_KNOWN_HOSTS"),
+        home.path().join(".ssh/known_hosts"),
+    )
+    .unwrap();
     let env = Env {
         dir: tempfile::tempdir().unwrap(),
         vars: vec![
@@ -110,7 +118,8 @@ fn the_sftp_csv_to_s3_parquet_example_runs_against_the_test_servers() {
                 format!("{}/{unique}", var("IKKATSU_TEST_SFTP_ROOT")),
             ),
             ("SFTP_KEY_FILE", var("IKKATSU_TEST_SFTP_KEY")),
-            ("SFTP_KNOWN_HOSTS", var("IKKATSU_TEST_SFTP_KNOWN_HOSTS")),
+            // No SFTP_KNOWN_HOSTS: the host key is found in ~/.ssh/known_hosts.
+            ("HOME", home.path().display().to_string()),
             ("S3_BUCKET", unique.clone()),
             ("S3_ENDPOINT", endpoint),
             ("S3_REGION", var("IKKATSU_TEST_S3_REGION")),
