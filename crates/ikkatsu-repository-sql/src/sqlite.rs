@@ -65,6 +65,24 @@ impl SqliteJobRepository {
         Self::with_options(options, 8, describe).await
     }
 
+    /// Opens the existing database file at `path` for reading only: the file is not created
+    /// ([`ErrorKind::NotFound`](ikkatsu_core::ErrorKind::NotFound) when it is missing) and
+    /// no migration is applied (see [`crate::connect_existing`]).
+    pub async fn open_existing(path: &str) -> Result<Self> {
+        let describe = format!("sqlite://{path}");
+        if !std::path::Path::new(path).exists() {
+            return Err(crate::error::site(&describe).fault(
+                ikkatsu_core::ErrorKind::NotFound,
+                format!("there is no file `{path}`"),
+            ));
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false);
+        let pool = Self::pool(options, 8, &describe).await?;
+        Self::existing_with_pool(pool, describe).await
+    }
+
     /// An in-memory database (one connection, gone when the repository is dropped).
     pub async fn in_memory() -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(|err| {
@@ -78,12 +96,21 @@ impl SqliteJobRepository {
         max_connections: u32,
         describe: String,
     ) -> Result<Self> {
+        let pool = Self::pool(options, max_connections, &describe).await?;
+        Self::with_pool(pool, describe).await
+    }
+
+    async fn pool(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+        describe: &str,
+    ) -> Result<sqlx::SqlitePool> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        SqlitePoolOptions::new()
             .max_connections(max_connections)
             .min_connections(if max_connections == 1 { 1 } else { 0 })
             .idle_timeout(if max_connections == 1 {
@@ -103,8 +130,7 @@ impl SqliteJobRepository {
             .test_before_acquire(false)
             .connect_with(options)
             .await
-            .map_err(|err| crate::error::map_sqlx(&describe, "opening the database", err))?;
-        Self::with_pool(pool, describe).await
+            .map_err(|err| crate::error::map_sqlx(describe, "opening the database", err))
     }
 
     returning_stores!();

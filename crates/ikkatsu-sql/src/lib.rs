@@ -12,7 +12,9 @@
 //!   one direct connection that makes an unreachable server, refused credentials or a
 //!   missing database fail at once with a message saying what to do;
 //! * [`migrate`]: embedded migrations applied by whichever of several starting processes
-//!   gets there first, the others waiting for it;
+//!   gets there first, the others waiting for it, and a database a newer binary upgraded
+//!   refused with both versions; [`schema_state`] reads the same without writing, for
+//!   commands that only read;
 //! * [`SqlSite`]: the mapping of sqlx errors to [`ikkatsu_core::Error`] (kind, temporary or
 //!   not, the masked URL, the driver's message), with [`is_conflict`], [`is_temporary`] and
 //!   [`is_missing_database`].
@@ -46,6 +48,8 @@ mod connect;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod migrate;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod schema;
 mod url;
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -60,4 +64,6 @@ pub use error::{
 };
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use migrate::migrate;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use schema::{SchemaState, is_missing_table, latest_version, newer_schema, schema_state};
 pub use url::{SQL_URL_FORMS, SqlUrl};
