@@ -130,7 +130,6 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         }
         return Ok(EXIT_COMPLETED);
     };
-    let p = &summary.progress;
     if args.json {
         println!(
             "{}",

@@ -42,15 +42,14 @@ impl Env {
     fn start(&self, job: &str, params: &[&str]) -> Child {
         let mut args = vec!["run", job];
         args.extend_from_slice(params);
-        let child = self
+        let mut child = self
             .command(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(Instant::now() < deadline, "the job never started");
+        while Instant::now() < deadline {
             let out = self.run(&["executions", "--json", "--status", "STARTED"]);
             if out.status.code() == Some(0) {
                 let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -60,6 +59,9 @@ impl Env {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the job never started");
     }
 }
 

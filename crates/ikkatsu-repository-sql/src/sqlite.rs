@@ -79,7 +79,7 @@ impl SqliteJobRepository {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(false);
-        let pool = Self::pool(options, 8, &describe).await?;
+        let pool = Self::open_pool(options, 8, &describe).await?;
         Self::existing_with_pool(pool, describe).await
     }
 
@@ -96,11 +96,11 @@ impl SqliteJobRepository {
         max_connections: u32,
         describe: String,
     ) -> Result<Self> {
-        let pool = Self::pool(options, max_connections, &describe).await?;
+        let pool = Self::open_pool(options, max_connections, &describe).await?;
         Self::with_pool(pool, describe).await
     }
 
-    async fn pool(
+    async fn open_pool(
         options: SqliteConnectOptions,
         max_connections: u32,
         describe: &str,
