@@ -321,9 +321,13 @@ steps:
     let deadline = Instant::now() + Duration::from_secs(30);
     let id = loop {
         assert!(Instant::now() < deadline, "job never started");
-        let json = env.executions();
-        if json[0]["status"] == "STARTED" {
-            break json[0]["id"].as_i64().unwrap();
+        // Until the job has created the repository, `executions` says there is none (exit 2).
+        let out = env.run(&["executions", "--json"]);
+        if out.status.code() == Some(0) {
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if json[0]["status"] == "STARTED" {
+                break json[0]["id"].as_i64().unwrap();
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     };

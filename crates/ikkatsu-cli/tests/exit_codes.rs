@@ -124,7 +124,7 @@ fn every_exit_code() {
         (
             "a job that completes",
             0,
-            Box::new(|e: &mut Env| e.run(&["run", "ok.yaml"])),
+            Box::new(|e: &mut Env| e.run(&["run", "ok.yaml", "-p", "day=1"])),
         ),
         (
             "a valid job file",
@@ -218,7 +218,7 @@ fn every_exit_code() {
         (
             "a job instance already complete",
             5,
-            Box::new(|e: &mut Env| e.run(&["run", "ok.yaml"])),
+            Box::new(|e: &mut Env| e.run(&["run", "ok.yaml", "-p", "day=1"])),
         ),
     ];
     let mut seen = std::collections::BTreeSet::new();

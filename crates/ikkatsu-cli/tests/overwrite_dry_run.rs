@@ -202,15 +202,20 @@ fn a_dry_run_writes_nothing_with_a_redis_status_store() {
     let url = std::env::var("IKKATSU_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string());
     let namespace = format!("dry-run-{}", std::process::id());
-    let records = || {
+    let keys = || {
         let mut keys: Vec<String> =
             redis_cli(&url, &["--scan", "--pattern", &format!("*{namespace}*")])
                 .lines()
                 .map(str::to_string)
                 .collect();
         keys.sort();
-        keys.iter()
-            .map(|key| format!("{key} {}", redis_cli(&url, &["DUMP", key])))
+        keys
+    };
+    // Every key of the namespace with its serialized value (binary, shown escaped).
+    let records = || {
+        keys()
+            .iter()
+            .map(|key| format!("{key} {:?}", redis_cli(&url, &["DUMP", key])))
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -222,8 +227,8 @@ fn a_dry_run_writes_nothing_with_a_redis_status_store() {
         &records,
     );
     assert_ne!(records(), "");
-    for key in records().lines().filter_map(|l| l.split(' ').next()) {
-        redis_cli(&url, &["DEL", key]);
+    for key in keys() {
+        redis_cli(&url, &["DEL", &key]);
     }
 }
 
