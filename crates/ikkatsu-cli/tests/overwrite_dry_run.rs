@@ -300,3 +300,75 @@ fn a_dry_run_writes_nothing_with_a_postgres_status_store() {
         .unwrap();
     });
 }
+
+/// The `overwrite` step's `dry-run: true`: each file a run would process is logged as
+/// `would process`, the step's `read_count` is their number, and the storage, the state
+/// directory and the status store are left alone (only the job repository is written).
+#[test]
+fn the_overwrite_step_dry_run_writes_nothing_but_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let data = dir.path().join("data");
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        format!(
+            "id: dry\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"{}\"\n        include: [\"**/*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n        dry-run: true\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let before = snapshot(&data);
+    let command = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("IKKATSU_REPOSITORY")
+            .env_remove("IKKATSU_CONFIG")
+            .env_remove("IKKATSU_STATUS_STORE")
+            .env("IKKATSU_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = command(&["run", "job.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(snapshot(&data), before, "the storage is untouched");
+    let mut logged: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("would process"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("path="))
+                .map(str::to_string)
+        })
+        .collect();
+    logged.sort();
+    assert_eq!(logged, ["a.txt", "b.txt", "sub/c.txt"], "{}", stderr(&out));
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("ikkatsu.db"))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["data", "job.yaml"],
+        "no state directory, no status store"
+    );
+
+    let out = command(&["executions", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let step = &json[0]["steps"][0];
+    assert_eq!(json[0]["status"], "COMPLETED", "{json}");
+    assert_eq!(
+        (
+            &step["read_count"],
+            &step["filter_count"],
+            &step["process_skip_count"]
+        ),
+        (&3.into(), &0.into(), &0.into()),
+        "{json}"
+    );
+}
