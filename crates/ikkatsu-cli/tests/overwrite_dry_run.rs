@@ -290,6 +290,27 @@ fn a_dry_run_writes_nothing_with_a_postgres_status_store() {
     let dir = tempfile::tempdir().unwrap();
     dry_runs_write_nothing(dir.path(), &["--status-store", &url], &records);
     assert!(records().contains("ikkatsu_file_status"));
+
+    // A store whose schema lacks a migration of this binary is not upgraded by a dry run.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "DELETE FROM ikkatsu_status_migrations WHERE version = (SELECT max(version) FROM ikkatsu_status_migrations)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    });
+    let before = (snapshot(dir.path()), records());
+    let out = ikkatsu(dir.path(), &["--dry-run", "--status-store", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its schema is older than this ikkatsu: migration 2 is the latest applied there, this binary needs migrations up to 3; a dry run does not upgrade it: run once without --dry-run"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!((snapshot(dir.path()), records()), before);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

@@ -144,3 +144,49 @@ fn a_repository_upgraded_by_a_newer_binary_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_repository_older_than_the_binary_is_refused_by_the_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        "id: hello\nsteps:\n  - name: a\n    tasklet:\n      type: noop\n",
+    )
+    .unwrap();
+    let out = ikkatsu(dir.path(), &["run", "job.yaml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The migration history says the binary's migration is not applied yet.
+    let db = dir.path().join("ikkatsu.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::raw_sql("DELETE FROM ikkatsu_schema_migrations")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    });
+    let before = std::fs::read(&db).unwrap();
+    for args in [vec!["executions"], vec!["status", "1"]] {
+        let out = ikkatsu(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "job repository sqlite://ikkatsu.db: its schema is older than this ikkatsu: migration none is the latest applied there, this binary needs migrations up to 20260101000000; upgrade it with `ikkatsu migrate`"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the readers wrote nothing"
+    );
+}
