@@ -74,11 +74,16 @@ async fn repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
 }
 
 /// The job repository for a command that acts on recorded executions (`restart`, `stop`,
-/// `abandon`, `recover`): it must exist (a SQLite file is never created for them); its
-/// pending migrations are applied.
+/// `abandon`, `recover`): it must exist (a SQLite file or the tables of a database are never
+/// created for them); its pending migrations are applied.
 async fn existing_repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
     require_sqlite_file(url)?;
-    ikkatsu_repository_sql::connect(url).await
+    match ikkatsu_repository_sql::connect_existing(url).await {
+        Ok(repository) => Ok(repository),
+        // A schema older than the binary is upgraded (one newer is refused by `connect`).
+        Err(err) if err.kind() == ErrorKind::Config => ikkatsu_repository_sql::connect(url).await,
+        Err(err) => Err(err),
+    }
 }
 
 /// The job repository for a command that only reads (`executions`, `status`): nothing is

@@ -306,12 +306,20 @@ impl Drop for FreshMysql {
 const LATEST_MIGRATION: &str = "20260101000000";
 const FUTURE_MIGRATION: &str = "99990101000000";
 
-/// On a database without the repository's tables, `executions` and `status` create nothing
-/// and exit 2; `migrate` creates them; then a migration row the binary does not know (a newer
-/// binary upgraded the schema) is refused by every command, both versions named.
+/// On a database without the repository's tables, the commands that read or act on recorded
+/// executions create nothing and exit 2; `migrate` creates them; then a migration row the
+/// binary does not know (a newer binary upgraded the schema) is refused by every command,
+/// both versions named.
 fn read_only_commands_and_a_newer_schema(url: &str, future_row: &str) {
     let dir = tempfile::tempdir().unwrap();
-    for args in [vec!["executions"], vec!["status", "1"]] {
+    for args in [
+        vec!["executions"],
+        vec!["status", "1"],
+        vec!["restart", "1"],
+        vec!["stop", "1"],
+        vec!["abandon", "1"],
+        vec!["recover"],
+    ] {
         let mut args = args.clone();
         args.extend(["--repository", url]);
         let out = ikkatsu(dir.path(), &args);
@@ -351,6 +359,7 @@ fn read_only_commands_and_a_newer_schema(url: &str, future_row: &str) {
         vec!["status", "1"],
         vec!["migrate"],
         vec!["run", job.to_str().unwrap()],
+        vec!["recover"],
     ] {
         let mut args = args.clone();
         args.extend(["--repository", url]);
