@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 /// (SQLite `./ikkatsu.db` unless `--repository` or IKKATSU_REPOSITORY says otherwise), so a
 /// failed, stopped or killed job restarts from its last committed chunk.
 ///
-/// Exit codes: 0 COMPLETED, 1 FAILED, 2 usage/configuration error or refused request, 3
-/// STOPPED, 4 already running in another process (docs/cli.md).
+/// Exit codes: 0 COMPLETED, 1 FAILED (also a failure at run time: an unreachable server,
+/// refused credentials), 2 usage or invalid configuration, 3 STOPPED, 4 already running in
+/// another process, 5 nothing to do: the instance already completed (docs/cli.md).
 #[derive(Debug, Parser)]
 #[command(name = "ikkatsu", version, about, long_about)]
 pub struct Cli {

@@ -75,8 +75,53 @@ fn load_app_config(global: &mut GlobalArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// The job repository for a command that writes (`run`, `migrate`): created when missing,
+/// its migrations applied.
 async fn repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
     ikkatsu_repository_sql::connect(url).await
+}
+
+/// The job repository for a command that acts on recorded executions (`restart`, `stop`,
+/// `abandon`, `recover`): it must exist (a SQLite file or the tables of a database are never
+/// created for them); its pending migrations are applied.
+async fn existing_repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
+    require_sqlite_file(url)?;
+    match ikkatsu_repository_sql::connect_existing(url).await {
+        Ok(repository) => Ok(repository),
+        // A schema older than the binary is upgraded (one newer is refused by `connect`).
+        Err(err) if err.kind() == ErrorKind::Config => ikkatsu_repository_sql::connect(url).await,
+        Err(err) => Err(err),
+    }
+}
+
+/// The job repository for a command that only reads (`executions`, `status`): nothing is
+/// created or migrated, and a schema other than this binary's is refused.
+async fn read_only_repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
+    require_sqlite_file(url)?;
+    ikkatsu_repository_sql::connect_existing(url).await
+}
+
+/// Refuses a SQLite repository whose file does not exist, saying how to get one.
+fn require_sqlite_file(url: &str) -> Result<(), Error> {
+    let path = match ikkatsu_repository_sql::url::parse(url)? {
+        ikkatsu_repository_sql::RepositoryUrl::Sqlite { path: Some(path) } => path,
+        _ => return Ok(()),
+    };
+    let file = Path::new(&path);
+    if file.exists() {
+        return Ok(());
+    }
+    let (shown, hint) = if file.is_absolute() {
+        (path.clone(), "run a job with it first")
+    } else if path.starts_with("./") || path.starts_with("../") {
+        (path.clone(), "run a job here")
+    } else {
+        (format!("./{path}"), "run a job here")
+    };
+    Err(Error::new(
+        ErrorKind::NotFound,
+        format!("no job repository at {shown} ({hint}, or pass --repository / IKKATSU_REPOSITORY)"),
+    ))
 }
 
 async fn require_execution(
@@ -161,7 +206,7 @@ async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
 }
 
 async fn restart(global: &GlobalArgs, args: RestartArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository_url).await?;
+    let repository = existing_repository(&global.repository_url).await?;
     let execution = require_execution(&repository, args.id).await?;
     let location = execution.job_configuration_location.clone().ok_or_else(|| {
         Error::new(
@@ -194,7 +239,7 @@ async fn restart(global: &GlobalArgs, args: RestartArgs) -> Result<u8, Error> {
 }
 
 async fn executions(global: &GlobalArgs, args: ExecutionsArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository_url).await?;
+    let repository = read_only_repository(&global.repository_url).await?;
     let status = args.status.as_deref().map(str::parse).transpose()?;
     let executions = repository
         .find_job_executions(&ExecutionQuery {
@@ -221,7 +266,7 @@ async fn executions(global: &GlobalArgs, args: ExecutionsArgs) -> Result<u8, Err
 }
 
 async fn status(global: &GlobalArgs, args: StatusArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository_url).await?;
+    let repository = read_only_repository(&global.repository_url).await?;
     let execution = require_execution(&repository, args.id).await?;
     let steps = repository.step_executions(execution.id).await?;
     if args.json {
@@ -236,7 +281,7 @@ async fn status(global: &GlobalArgs, args: StatusArgs) -> Result<u8, Error> {
 }
 
 async fn stop(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository_url).await?;
+    let repository = existing_repository(&global.repository_url).await?;
     let execution = operator(repository, global).stop(args.id).await?;
     match execution.status {
         BatchStatus::Stopping => println!(
@@ -249,14 +294,14 @@ async fn stop(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
 }
 
 async fn abandon(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository_url).await?;
+    let repository = existing_repository(&global.repository_url).await?;
     let execution = operator(repository, global).abandon(args.id).await?;
     println!("execution {} is {}", execution.id, execution.status);
     Ok(EXIT_COMPLETED)
 }
 
 async fn recover(global: &GlobalArgs) -> Result<u8, Error> {
-    let repository = repository(&global.repository_url).await?;
+    let repository = existing_repository(&global.repository_url).await?;
     let recovered = operator(repository, global).recover().await?;
     if recovered.is_empty() {
         println!("no running execution has lost its process");
@@ -307,7 +352,7 @@ pub fn register_secrets(global: &GlobalArgs, command: &Command) {
         for url in [
             Some(&config.source),
             config.target.as_ref(),
-            config.status.as_ref(),
+            config.status_store.as_ref(),
         ]
         .into_iter()
         .flatten()

@@ -1,12 +1,19 @@
 //! Exit codes of the commands, and how SIGINT/SIGTERM stop a running command.
+//!
+//! Every code the binary returns is decided here (the table in `docs/cli.md`): a job's
+//! outcome by [`for_execution`], an overwrite run's by [`for_outcome`], and an error that
+//! ended a command before it had an outcome of its own by [`for_error`].
 
 use ikkatsu_core::{BatchStatus, CancellationToken, Error, ErrorKind, JobExecution, StepExecution};
+use ikkatsu_overwrite::RunOutcome;
 
-/// The job completed.
+/// The job completed, or the command did what it was asked.
 pub const EXIT_COMPLETED: u8 = 0;
-/// The job failed (or a command failed at run time).
+/// The job failed, or the command failed at run time (an unreachable server, refused
+/// credentials, a failing disk or database).
 pub const EXIT_FAILED: u8 = 1;
-/// Bad usage, an invalid job file, or a refused request.
+/// Bad usage or an invalid configuration: a wrong flag, an invalid job file, parameter or
+/// URL, something named that does not exist, a request the object's state refuses.
 pub const EXIT_USAGE: u8 = 2;
 /// The job stopped (restartable).
 pub const EXIT_STOPPED: u8 = 3;
@@ -14,15 +21,35 @@ pub const EXIT_STOPPED: u8 = 3;
 /// state directory, its embedded status store file), is already being run by another
 /// process.
 pub const EXIT_ALREADY_RUNNING: u8 = 4;
+/// Nothing to do: the job instance already completed (run it with other identifying
+/// parameters to start a new one).
+pub const EXIT_ALREADY_COMPLETE: u8 = 5;
 
 /// The exit code of a command that ended with `err` before it could report an outcome of
-/// its own: refused because another process runs the work (4), a failure of the repository,
-/// the disk or the program (1), else a usage or configuration error (2).
+/// its own: 4 refused because another process runs the work, 5 the instance is already
+/// complete, 3 stopped, 2 usage or configuration (the kinds `config`, `parse`,
+/// `not-found`, `invalid-state`), else 1: a failure at run time, whatever the kind (a server
+/// that cannot be reached or refuses the credentials, the repository, the disk, the
+/// program).
 pub fn for_error(err: &Error) -> u8 {
     match err.kind() {
         ErrorKind::AlreadyRunning => EXIT_ALREADY_RUNNING,
-        ErrorKind::Repository | ErrorKind::Io | ErrorKind::Unexpected => EXIT_FAILED,
-        _ => EXIT_USAGE,
+        ErrorKind::AlreadyComplete => EXIT_ALREADY_COMPLETE,
+        ErrorKind::Cancelled => EXIT_STOPPED,
+        ErrorKind::Config | ErrorKind::Parse | ErrorKind::NotFound | ErrorKind::InvalidState => {
+            EXIT_USAGE
+        }
+        _ => EXIT_FAILED,
+    }
+}
+
+/// The exit code of an overwrite run that reached its end: 0 every file done (or nothing to
+/// do), 1 some failed or were in conflict, 3 stopped.
+pub fn for_outcome(outcome: RunOutcome) -> u8 {
+    match outcome {
+        RunOutcome::Stopped => EXIT_STOPPED,
+        RunOutcome::CompletedWithFailures => EXIT_FAILED,
+        RunOutcome::Completed => EXIT_COMPLETED,
     }
 }
 

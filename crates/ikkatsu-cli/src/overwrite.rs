@@ -1,6 +1,6 @@
 //! `ikkatsu overwrite`: the overwrite flow from the command line.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use ikkatsu_core::{CancellationToken, Error};
 use ikkatsu_overwrite::register::{status_store_url, storage_url};
 use ikkatsu_overwrite::{
-    AfterScan, OverwriteRun, ProcessSummary, Progress, ProgressCallback, RunOutcome, RunStart,
+    AfterScan, OverwriteRun, ProcessSummary, Progress, ProgressCallback, RunStart,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::args::{GlobalArgs, OverwriteArgs};
-use crate::exit::{EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED, for_run_time_error, stop_on_signals};
+use crate::exit::{
+    EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED, for_outcome, for_run_time_error, stop_on_signals,
+};
 
 /// The status store used when none is given: an embedded file beside a SQLite job
 /// repository (in the working directory otherwise).
@@ -71,6 +73,9 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
     let mut config = args.config;
     config.resolve_names(|s| storage_url(app, s), |s| status_store_url(app, s))?;
     let run = OverwriteRun::open(config, &default_status(&global.repository_url)).await?;
+    if run.is_dry_run() {
+        return dry_run(&run, args.json).await;
+    }
     let config = run.config();
     let backlog = run.flow().options().backlog_path();
     let cancel = CancellationToken::new();
@@ -125,7 +130,6 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
         }
         return Ok(EXIT_COMPLETED);
     };
-    let p = &summary.progress;
     if args.json {
         println!(
             "{}",
@@ -134,30 +138,91 @@ pub async fn overwrite(global: &GlobalArgs, args: OverwriteArgs) -> Result<u8, E
                 "target": config.shown_target(),
                 "namespace": config.namespace(),
                 "backlog": backlog,
-                "dry_run": config.dry_run,
+                "dry_run": false,
                 "scan": report.scan,
                 "process": summary,
             }))?
         );
-    } else if config.dry_run {
-        // Nothing was written: the files a real run would process are counted as skipped.
-        println!(
-            "dry run: {} would be processed, {} failed{} of {}; nothing was written",
-            p.skipped,
-            p.failed,
-            symlinks_note(p),
-            p.total,
-        );
-        for failure in &summary.failures {
-            println!("  failed {}: {}", failure.path, failure.error);
-        }
     } else {
         print_summary(summary);
     }
-    Ok(match report.outcome() {
-        RunOutcome::Stopped => EXIT_STOPPED,
-        RunOutcome::CompletedWithFailures => EXIT_FAILED,
-        RunOutcome::Completed => EXIT_COMPLETED,
+    Ok(for_outcome(report.outcome()))
+}
+
+/// `ikkatsu overwrite --dry-run`: the paths a run would process on standard output (one a
+/// line as they are found, or one JSON document), a summary on standard error; nothing is
+/// written anywhere.
+async fn dry_run(run: &OverwriteRun, json: bool) -> Result<u8, Error> {
+    let config = run.config();
+    let cancel = CancellationToken::new();
+    stop_on_signals(cancel.clone());
+    let mut paths = Vec::new();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+    let mut write_error = None;
+    let summary = run
+        .dry_run(&cancel, |file| {
+            if json {
+                paths.push(file.path.clone());
+            } else if write_error.is_none()
+                && let Err(err) = writeln!(stdout, "{}", file.path)
+            {
+                write_error = Some(err);
+                cancel.cancel();
+            }
+        })
+        .await;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(err) => return for_run_time_error(err),
+    };
+    if json {
+        let document = json!({
+            "dry_run": true,
+            "source": config.shown_source(),
+            "target": config.shown_target(),
+            "namespace": config.namespace(),
+            "would_process": paths,
+            "count": summary.would_process,
+            "matched": summary.matched,
+            "symlinks": summary.symlinks,
+            "failed": summary.failed,
+            "links_skipped": summary.links_skipped,
+            "stopped": summary.stopped,
+        });
+        if let Err(err) = writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?) {
+            write_error.get_or_insert(err);
+        }
+    }
+    if let Err(err) = stdout.flush() {
+        write_error.get_or_insert(err);
+    }
+    if let Some(err) = write_error {
+        crate::redact::print_error(&format!("cannot write to standard output: {err}"));
+        return Ok(EXIT_FAILED);
+    }
+    eprintln!(
+        "dry run{}: {} of {} matching files would be processed{}{}; nothing was written",
+        if summary.stopped { " stopped" } else { "" },
+        summary.would_process,
+        summary.matched,
+        if summary.symlinks > 0 {
+            format!(
+                ", {} not overwritten through symbolic links",
+                summary.symlinks
+            )
+        } else {
+            String::new()
+        },
+        if summary.failed > 0 {
+            format!(", {} cannot be checked", summary.failed)
+        } else {
+            String::new()
+        },
+    );
+    Ok(if summary.stopped {
+        EXIT_STOPPED
+    } else {
+        EXIT_COMPLETED
     })
 }
 

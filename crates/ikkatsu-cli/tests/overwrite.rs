@@ -19,7 +19,7 @@ fn ikkatsu(dir: &Path, args: &[&str]) -> Command {
             "IKKATSU_REPOSITORY",
             format!("sqlite://{}", dir.join("ikkatsu.db").display()),
         )
-        .env_remove("IKKATSU_STATUS")
+        .env_remove("IKKATSU_STATUS_STORE")
         .stdin(Stdio::null());
     cmd
 }
@@ -311,7 +311,7 @@ fn named_storages_and_status_stores_from_the_application_config() {
             "@inbox",
             "--include",
             "**/*.txt",
-            "--status",
+            "--status-store",
             "@local",
             "--exec",
             APPEND,
@@ -375,4 +375,89 @@ fn overwrite_step_resolves_named_storages() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_exactly_once(&root, &files);
+}
+
+/// The status store is `--status-store` (`executions --status` is a batch status); the old
+/// flag and the old job-file property are refused, naming the new name, and nothing runs.
+#[test]
+fn the_status_store_option_is_status_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let files = make_tree(&root, 3);
+    let out = run(
+        dir.path(),
+        &[
+            "overwrite",
+            "data",
+            "--exec",
+            APPEND,
+            "--shell",
+            "--status",
+            "memory:",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--status-store"), "{err}");
+
+    let job = dir.path().join("old.yaml");
+    std::fs::write(
+        &job,
+        "id: old\nsteps:\n  - name: transform\n    tasklet:\n      type: overwrite\n      properties:\n        source: data\n        exec: \"cp {in} {out}\"\n        status: \"memory:\"\n",
+    )
+    .unwrap();
+    for command in ["validate", "run"] {
+        let out = run(dir.path(), &[command, "old.yaml"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the property `status` is now `status-store`"),
+            "{command}: {err}"
+        );
+    }
+    assert_eq!(processed_count(&files), 0);
+
+    let status = dir.path().join("named.redb");
+    let out = run(
+        dir.path(),
+        &[
+            "overwrite",
+            "data",
+            "--include",
+            "**/*.txt",
+            "--exec",
+            APPEND,
+            "--shell",
+            "--status-store",
+            status.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(processed_count(&files), 3);
+    assert!(status.exists());
+    assert!(!dir.path().join("ikkatsu-status.redb").exists());
+
+    let out = ikkatsu(
+        dir.path(),
+        &[
+            "overwrite",
+            "data",
+            "--include",
+            "**/*.txt",
+            "--exec",
+            APPEND,
+            "--shell",
+        ],
+    )
+    .env("IKKATSU_STATUS_STORE", status.to_str().unwrap())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_exactly_once(&root, &files);
+    assert!(!dir.path().join("ikkatsu-status.redb").exists());
 }

@@ -22,7 +22,7 @@ fn ikkatsu(dir: &Path, args: &[String]) -> Command {
             "IKKATSU_REPOSITORY",
             format!("sqlite://{}", dir.join("ikkatsu.db").display()),
         )
-        .env_remove("IKKATSU_STATUS")
+        .env_remove("IKKATSU_STATUS_STORE")
         .stdin(Stdio::null());
     cmd
 }
@@ -126,7 +126,7 @@ fn args(
     .map(|s| s.to_string())
     .collect();
     if let Some(url) = store {
-        out.push("--status".into());
+        out.push("--status-store".into());
         out.push(url.clone());
     }
     out.extend(extra.iter().map(|s| s.to_string()));
@@ -386,7 +386,7 @@ fn overwrite_step_of_a_job_refused_while_the_flow_runs_exits_4() {
     std::fs::write(
         &job,
         format!(
-            "id: overlap\nsteps:\n  - name: transform\n    tasklet:\n      type: overwrite\n      properties:\n        source: {}\n        include: [\"**/*.txt\"]\n        exec: \"cp {{in}} {{out}}\"\n        status: {}\n        namespace: {namespace}\n        state-dir: {}\n",
+            "id: overlap\nsteps:\n  - name: transform\n    tasklet:\n      type: overwrite\n      properties:\n        source: {}\n        include: [\"**/*.txt\"]\n        exec: \"cp {{in}} {{out}}\"\n        status-store: {}\n        namespace: {namespace}\n        state-dir: {}\n",
             root.display(),
             postgres.as_deref().unwrap_or_default(),
             dir.path().join("job-state").display()

@@ -237,7 +237,7 @@ fn ikkatsu(dir: &Path, args: &[&str]) -> Command {
             "IKKATSU_REPOSITORY",
             format!("sqlite://{}", dir.join("ikkatsu.db").display()),
         )
-        .env_remove("IKKATSU_STATUS")
+        .env_remove("IKKATSU_STATUS_STORE")
         .stdin(Stdio::null());
     cmd
 }

@@ -29,7 +29,7 @@ fn run(dir: &Path, extra: &[&str]) -> (Output, String, String) {
             "IKKATSU_REPOSITORY",
             format!("sqlite://{}", dir.join("ikkatsu.db").display()),
         )
-        .env_remove("IKKATSU_STATUS")
+        .env_remove("IKKATSU_STATUS_STORE")
         .env_remove("RUST_LOG")
         // Log fields as plain `name=value`.
         .env("NO_COLOR", "1")
@@ -175,7 +175,7 @@ fn json_summary_and_job_step_count_the_links() {
             "IKKATSU_REPOSITORY",
             format!("sqlite://{}", job_dir.path().join("ikkatsu.db").display()),
         )
-        .env_remove("IKKATSU_STATUS")
+        .env_remove("IKKATSU_STATUS_STORE")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -194,9 +194,8 @@ fn json_summary_and_job_step_count_the_links() {
     assert_untouched_links(job_dir.path());
 }
 
-/// The files a dry run reports: `would process` (an INFO line each) and `reached through a
-/// symbolic link` (a WARN line each).
-fn dry_run_report(stderr: &str) -> (Vec<String>, Vec<String>) {
+/// The files a run reports as `reached through a symbolic link` (a WARN line each).
+fn links_reported(stderr: &str) -> Vec<String> {
     let paths = |marker: &str, level: &str| -> Vec<String> {
         let mut paths: Vec<String> = stderr
             .lines()
@@ -221,10 +220,14 @@ fn dry_run_report(stderr: &str) -> (Vec<String>, Vec<String>) {
         paths.sort();
         paths
     };
-    (
-        paths("would process", "INFO"),
-        paths("reached through a symbolic link", "WARN"),
-    )
+    paths("reached through a symbolic link", "WARN")
+}
+
+/// The lines of `stdout`, sorted (the walk's order is not the tree's).
+fn sorted_lines(stdout: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    lines
 }
 
 #[test]
@@ -234,14 +237,18 @@ fn a_dry_run_reports_the_files_a_real_run_would_not_write_through_links() {
     let (out, stdout, stderr) = run(dir.path(), &["--follow-symlinks", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains(
-            "dry run: 2 would be processed, 0 failed, 3 not overwritten through symbolic links \
-             of 5; nothing was written"
+        stderr.contains(
+            "dry run: 2 of 5 matching files would be processed, 3 not overwritten through \
+             symbolic links; nothing was written"
         ),
+        "{stderr}"
+    );
+    assert_eq!(
+        sorted_lines(&stdout),
+        ["real.txt", "sub/plain.txt"],
         "{stdout}"
     );
-    let (would, links) = dry_run_report(&stderr);
-    assert_eq!(would, ["real.txt", "sub/plain.txt"], "{stderr}");
+    let links = links_reported(&stderr);
     assert_eq!(
         links,
         ["dir-out/o.txt", "link-in.txt", "link-out.txt"],
@@ -256,18 +263,25 @@ fn a_dry_run_reports_the_files_a_real_run_would_not_write_through_links() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["dry_run"], true, "{json}");
-    let dry = &json["process"]["progress"];
+    let mut would: Vec<&str> = json["would_process"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    would.sort();
+    assert_eq!(would, ["real.txt", "sub/plain.txt"], "{json}");
     assert_eq!(
         (
-            &dry["done"],
-            &dry["skipped"],
-            &dry["symlinks"],
-            &dry["failed"]
+            &json["count"],
+            &json["matched"],
+            &json["symlinks"],
+            &json["failed"]
         ),
-        (&0.into(), &2.into(), &3.into(), &0.into()),
+        (&2.into(), &5.into(), &3.into(), &0.into()),
         "{json}"
     );
-    assert_eq!(dry_run_report(&stderr).1.len(), 3, "{stderr}");
+    assert_eq!(links_reported(&stderr).len(), 3, "{stderr}");
 
     // The real run does what the dry run said.
     let (out, stdout, stderr) = run(dir.path(), &["--follow-symlinks", "--json"]);
@@ -275,9 +289,9 @@ fn a_dry_run_reports_the_files_a_real_run_would_not_write_through_links() {
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["dry_run"], false, "{json}");
     let real = &json["process"]["progress"];
-    assert_eq!(real["done"], dry["skipped"], "{json}");
-    assert_eq!(real["symlinks"], dry["symlinks"], "{json}");
-    assert_eq!(dry_run_report(&stderr).1, links, "{stderr}");
+    assert_eq!(real["done"], 2, "{json}");
+    assert_eq!(real["symlinks"], 3, "{json}");
+    assert_eq!(links_reported(&stderr), links, "{stderr}");
     assert_untouched_links(dir.path());
 }
 
@@ -293,12 +307,13 @@ fn a_dry_run_with_a_target_reports_links_in_the_target() {
     let (out, stdout, stderr) = run(dir.path(), &["--target", &target, "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains(
-            "dry run: 1 would be processed, 0 failed, 1 not overwritten through symbolic links \
-             of 2"
+        stderr.contains(
+            "dry run: 1 of 2 matching files would be processed, 1 not overwritten through \
+             symbolic links; nothing was written"
         ),
-        "{stdout}"
+        "{stderr}"
     );
+    assert_eq!(stdout, "sub/plain.txt\n");
     let warned: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("in the target is reached through"))

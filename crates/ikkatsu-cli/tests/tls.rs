@@ -26,7 +26,7 @@ fn ikkatsu(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("IKKATSU_REPOSITORY")
-        .env_remove("IKKATSU_STATUS")
+        .env_remove("IKKATSU_STATUS_STORE")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -54,7 +54,7 @@ fn overwrite(dir: &Path, status: &str) -> Output {
             "cp {in} {out}",
             "--state-dir",
             &dir.join("state").display().to_string(),
-            "--status",
+            "--status-store",
             status,
             "--no-progress",
         ],

@@ -108,7 +108,7 @@ fn overwrite_on_an_unreachable_server_exits_1_with_the_masked_url_and_the_cause(
                 "cp {in} {out}",
                 "--state-dir",
                 &state.display().to_string(),
-                "--status",
+                "--status-store",
                 &dir.join("status.redb").display().to_string(),
             ],
         );
@@ -235,7 +235,7 @@ fn overwrite_refused_by_the_server_exits_1_with_the_masked_url_and_the_cause() {
                 "cp {in} {out}",
                 "--state-dir",
                 &dir.join("state").display().to_string(),
-                "--status",
+                "--status-store",
                 &dir.join("status.redb").display().to_string(),
             ],
         );

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::flow::{OverwriteFlow, OverwriteOptions};
 use crate::process_fn::CommandProcess;
-use crate::status_store::{StatusStoreOptions, open_status_store};
+use crate::status_store::{StatusStoreOptions, open_status_store, open_status_store_read_only};
 
 pub use crate::flow::DEFAULT_RETRIES;
 pub use crate::status_store::DEFAULT_MAX_ERRORS;
@@ -71,8 +71,16 @@ pub struct OverwriteConfig {
     /// `postgres://…`, `mysql://…`, or `@name` from the application config (default:
     /// `ikkatsu-status.redb` beside a SQLite job repository, else in the working directory).
     #[serde(default)]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "URL", env = "IKKATSU_STATUS"))]
-    pub status: Option<String>,
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "URL", env = "IKKATSU_STATUS_STORE")
+    )]
+    pub status_store: Option<String>,
+    /// The name this property had before it became `status-store`: refused with a message
+    /// naming the new one (it read like a batch status).
+    #[serde(default, rename = "status")]
+    #[cfg_attr(feature = "cli", arg(skip))]
+    pub renamed_status: Option<serde::de::IgnoredAny>,
     /// Namespace of this flow in the status store (default: derived from the source and
     /// the target, their secrets masked).
     #[serde(default)]
@@ -100,7 +108,9 @@ pub struct OverwriteConfig {
     #[serde(default)]
     #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
     pub backlog: Option<PathBuf>,
-    /// Scan and list what would be processed; change nothing.
+    /// List what a run would process (stdout: one path a line) and write nothing: no state
+    /// directory, no backlog, no status-store record or run lease, nothing on the storages.
+    /// The status store is only read.
     #[serde(default)]
     #[cfg_attr(feature = "cli", arg(long))]
     pub dry_run: bool,
@@ -123,7 +133,7 @@ impl OverwriteConfig {
     ) -> Result<()> {
         self.source = storage(&self.source)?;
         self.target = self.target.as_deref().map(&storage).transpose()?;
-        self.status = self.status.as_deref().map(status).transpose()?;
+        self.status_store = self.status_store.as_deref().map(status).transpose()?;
         Ok(())
     }
 
@@ -199,7 +209,6 @@ impl OverwriteConfig {
         options.concurrency = self.concurrency;
         options.retry.limit = self.retries();
         options.backlog = self.backlog.clone();
-        options.dry_run = self.dry_run;
         options.cooperate = self.cooperate;
         options
     }
@@ -228,6 +237,11 @@ impl OverwriteConfig {
     /// Checks what can be checked without opening anything: the command, the globs, the
     /// concurrency (at least 1) and the namespace.
     pub fn validate(&self) -> Result<()> {
+        if self.renamed_status.is_some() {
+            return Err(Error::config(
+                "overwrite: the property `status` is now `status-store` (the status store URL); rename it in the job file",
+            ));
+        }
         self.command()?;
         self.walk_options().compile()?;
         if self.concurrency == Some(0) {
@@ -238,17 +252,18 @@ impl OverwriteConfig {
         self.status_store_options().validate()
     }
 
-    /// Opens the storages and the status store (`default_status` when none is configured)
-    /// and builds the flow.
+    /// Opens the storages and the status store (`default_status` when none is configured;
+    /// read-only for a dry run) and builds the flow.
     pub async fn build(&self, default_status: &str) -> Result<OverwriteFlow> {
         let process = self.command()?;
         let storage = self.storage_options();
         let source = Storage::open_with(&self.source, &storage)?;
-        let status = open_status_store(
-            self.status.as_deref().unwrap_or(default_status),
-            self.status_store_options(),
-        )
-        .await?;
+        let url = self.status_store.as_deref().unwrap_or(default_status);
+        let status = if self.dry_run {
+            open_status_store_read_only(url, self.status_store_options()).await?
+        } else {
+            open_status_store(url, self.status_store_options()).await?
+        };
         let flow = OverwriteFlow::new(source, status, Arc::new(process), self.flow_options());
         Ok(match &self.target {
             Some(target) => flow.with_target(Storage::open_with(target, &storage)?),

@@ -79,8 +79,8 @@ pub use backlog::{
 };
 pub use config::{DEFAULT_RETRIES, OverwriteConfig};
 pub use flow::{
-    Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress, ProgressCallback,
-    REMOTE_CONCURRENCY, ScanSummary,
+    DryRunSummary, Failure, OverwriteFlow, OverwriteOptions, ProcessSummary, Progress,
+    ProgressCallback, REMOTE_CONCURRENCY, ScanSummary,
 };
 pub use lease::DEFAULT_LEASE_TTL;
 pub use process_fn::{CommandProcess, EXIT_TEMPORARY, ProcessFn, process_fn};
@@ -94,6 +94,7 @@ pub use status_store::SqlStatusStore;
 pub use status_store::{
     Claimed, FileState, FileStatus, Lease, LeaseAttempt, MemoryStatusStore, StatusCounts,
     StatusStore, StatusStoreOptions, StatusStoreUrl, changed_since, mask_url, open_status_store,
+    open_status_store_read_only,
 };
 #[cfg(feature = "redis")]
 pub use status_store::{

@@ -15,7 +15,7 @@ use ikkatsu_storage::StorageConnection;
 use crate::config::OverwriteConfig;
 use crate::step::OverwriteTasklet;
 
-/// Registers the `overwrite` tasklet type in `registry`; its `source`, `target` and `status`
+/// Registers the `overwrite` tasklet type in `registry`; its `source`, `target` and `status-store`
 /// may name storages and status stores of the application config `app` (`@name`).
 pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
     let app = app.clone();

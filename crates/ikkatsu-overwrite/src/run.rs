@@ -4,9 +4,10 @@
 //! how they show what happens.
 
 use ikkatsu_core::{CancellationToken, Error, ErrorKind, Result};
+use ikkatsu_storage::FileInfo;
 
 use crate::config::OverwriteConfig;
-use crate::flow::{OverwriteFlow, ProcessSummary, ProgressCallback, ScanSummary};
+use crate::flow::{DryRunSummary, OverwriteFlow, ProcessSummary, ProgressCallback, ScanSummary};
 
 /// Where a run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,16 +114,39 @@ impl OverwriteRun {
         &self.flow
     }
 
+    /// Whether the config asks for a dry run ([`OverwriteRun::dry_run`], not
+    /// [`OverwriteRun::run`]).
+    pub fn is_dry_run(&self) -> bool {
+        self.config.dry_run
+    }
+
+    /// The dry run: gives each file a run would process to `would_process` and writes
+    /// nothing (see [`OverwriteFlow::dry_run`]).
+    pub async fn dry_run(
+        &self,
+        cancel: &CancellationToken,
+        would_process: impl FnMut(&FileInfo) + Send,
+    ) -> Result<DryRunSummary> {
+        self.flow.dry_run(cancel, would_process).await
+    }
+
     /// Runs the flow from `start`: the scan, whose result `after_scan` gets (`None` when
     /// the run resumes a backlog without scanning) and which says whether to go on, then
     /// the process phase. Errors are the flow's (a refusal when another run holds it, the
-    /// storage or the status store failing); a stop is an outcome, not an error.
+    /// storage or the status store failing); a stop is an outcome, not an error. A config
+    /// asking for a dry run is refused: see [`OverwriteRun::dry_run`].
     pub async fn run(
         &self,
         start: RunStart,
         cancel: &CancellationToken,
         after_scan: impl FnOnce(Option<&ScanSummary>) -> AfterScan + Send,
     ) -> Result<RunReport> {
+        if self.config.dry_run {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "overwrite: a dry run writes nothing and is run with `OverwriteRun::dry_run`",
+            ));
+        }
         let (scan, start_at) = match start {
             RunStart::Resume(position) => (None, position),
             RunStart::Scan => (Some(self.flow.scan(cancel).await?), 0),

@@ -28,6 +28,11 @@ pub const DEFAULT_STATUS_STORE: &str = "ikkatsu-status.redb";
 /// transformed, `filter_count` the files skipped (already done, or reached through a symbolic
 /// link in place), `process_skip_count` the files failed or in
 /// conflict. The execution context keeps the scan and process counters under `overwrite.*`.
+///
+/// With `dry-run: true` the step writes nothing but its own records in the job repository:
+/// each file a run would process is logged (`would process`); `read_count` is their
+/// number, `filter_count` the files a run would not write because of a symbolic link,
+/// `process_skip_count` the files that cannot be checked.
 #[derive(Debug, Clone)]
 pub struct OverwriteTasklet {
     config: OverwriteConfig,
@@ -59,6 +64,28 @@ impl Tasklet for OverwriteTasklet {
         ctx: &StepContext,
     ) -> Result<RepeatStatus> {
         let run = OverwriteRun::open(self.config.clone(), &self.default_status).await?;
+        if run.is_dry_run() {
+            let summary = run
+                .dry_run(&ctx.cancel, |file| {
+                    tracing::info!(path = %file.path, size = file.size, "would process");
+                })
+                .await?;
+            if summary.stopped {
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "overwrite dry run stopped",
+                ));
+            }
+            execution.counts.read_count += summary.would_process;
+            execution.counts.filter_count += summary.symlinks;
+            execution.counts.process_skip_count += summary.failed;
+            let context = &mut execution.execution_context;
+            context.put("overwrite.matched", summary.matched);
+            context.put("overwrite.would_process", summary.would_process);
+            context.put("overwrite.symlinks", summary.symlinks);
+            context.put("overwrite.failed", summary.failed);
+            return Ok(RepeatStatus::Finished);
+        }
         // A restart after a stop in the process phase continues in the same backlog.
         let start = match execution.execution_context.get_u64(POSITION_KEY) {
             Some(position) if run.flow().options().backlog_path().exists() => {

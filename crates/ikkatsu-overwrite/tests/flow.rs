@@ -335,17 +335,27 @@ async fn dry_run_and_copy_to_another_target() {
     let status = open_status_store("memory:", StatusStoreOptions::new("d"))
         .await
         .unwrap();
-    let mut dry = options(&dir.path().join("s1"));
-    dry.dry_run = true;
-    let flow = OverwriteFlow::new(source.clone(), status.clone(), append_line(), dry);
+    let state = dir.path().join("s1");
+    let flow = OverwriteFlow::new(
+        source.clone(),
+        status.clone(),
+        append_line(),
+        options(&state),
+    );
     let cancel = CancellationToken::new();
-    assert_eq!(flow.scan(&cancel).await.unwrap().queued, 1);
-    let summary = flow.process(&cancel, None).await.unwrap();
-    assert_eq!(summary.progress.done, 0);
+    let mut listed = Vec::new();
+    let summary = flow
+        .dry_run(&cancel, |file| listed.push(file.path.clone()))
+        .await
+        .unwrap();
+    assert_eq!(listed, ["a/one.txt"]);
+    assert_eq!((summary.matched, summary.would_process), (1, 1));
     assert_eq!(
         std::fs::read_to_string(root.join("a/one.txt")).unwrap(),
         "1\n"
     );
+    assert!(!state.exists(), "a dry run creates no state directory");
+    assert!(status.lease().await.unwrap().is_none(), "nor a run lease");
 
     let flow = OverwriteFlow::new(
         source,

@@ -136,6 +136,31 @@ impl SqlJobRepository {
         }
     }
 
+    /// Connects to the existing repository at `url` to read it: nothing is created (no
+    /// SQLite file, no table) and no migration is applied. A missing SQLite file or a
+    /// database without the repository's tables is an [`ErrorKind::NotFound`] error; a schema
+    /// with migrations pending, or upgraded by a newer binary (migrations this one does not
+    /// know), is an [`ErrorKind::Config`] error naming both versions.
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        match url::parse(url)? {
+            #[cfg(feature = "sqlite")]
+            RepositoryUrl::Sqlite { path: Some(path) } => Ok(SqlJobRepository::Sqlite(Arc::new(
+                SqliteJobRepository::open_existing(&path).await?,
+            ))),
+            #[cfg(feature = "postgres")]
+            RepositoryUrl::Postgres { url } => Ok(SqlJobRepository::Postgres(Arc::new(
+                PostgresJobRepository::connect_existing(&url).await?,
+            ))),
+            #[cfg(feature = "mysql")]
+            RepositoryUrl::MySql { url } => Ok(SqlJobRepository::MySql(Arc::new(
+                MySqlJobRepository::connect_existing(&url).await?,
+            ))),
+            // An in-memory database, and a backend this build lacks, as `connect` says.
+            #[allow(unreachable_patterns)]
+            _ => Self::connect(url).await,
+        }
+    }
+
     /// The repository as the core's port.
     pub fn as_dyn(&self) -> Arc<dyn JobRepository> {
         match self {
@@ -190,6 +215,12 @@ impl SqlJobRepository {
 /// pending migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn JobRepository>> {
     Ok(SqlJobRepository::connect(url).await?.as_dyn())
+}
+
+/// Connects to the existing job repository at `url` to read it, creating and migrating
+/// nothing (see [`SqlJobRepository::connect_existing`]).
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn JobRepository>> {
+    Ok(SqlJobRepository::connect_existing(url).await?.as_dyn())
 }
 
 /// Applies the pending migrations of the database at `url`, then closes the connection.

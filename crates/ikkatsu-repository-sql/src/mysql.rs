@@ -60,6 +60,14 @@ impl MySqlJobRepository {
         Self::with_pool(pool, site.describe().to_string()).await
     }
 
+    /// Connects to `url` for reading only: no table is created, no migration applied (see
+    /// [`crate::connect_existing`]).
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        let site = crate::error::site(&mask_url(url));
+        let pool = connect_mysql(&site, url, &PoolSettings::new("ikkatsu")).await?;
+        Self::existing_with_pool(pool, site.describe().to_string()).await
+    }
+
     async fn store_job_execution(
         &self,
         execution: &JobExecution,

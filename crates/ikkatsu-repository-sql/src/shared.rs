@@ -64,6 +64,54 @@ macro_rules! repository_type {
                 repository.migrate().await?;
                 Ok(repository)
             }
+
+            /// The repository in the database of `pool`, shown as `describe`, for reading
+            /// only: nothing is created or migrated. Its schema must be the binary's: a
+            /// database without the tables is [`ErrorKind::NotFound`](::ikkatsu_core::ErrorKind::NotFound),
+            /// one with migrations pending or a newer one is [`ErrorKind::Config`](::ikkatsu_core::ErrorKind::Config).
+            async fn existing_with_pool(
+                pool: ::sqlx::Pool<Db>,
+                describe: String,
+            ) -> ::ikkatsu_core::Result<Self> {
+                let site = $crate::error::site(&describe);
+                let state = ::ikkatsu_sql::schema_state(
+                    &site,
+                    &migrator(),
+                    $crate::MIGRATIONS_TABLE,
+                    &pool,
+                )
+                .await;
+                let state = match state {
+                    Ok(state) => state,
+                    Err(err) => {
+                        pool.close().await;
+                        return Err(err);
+                    }
+                };
+                let refusal = match state {
+                    ::ikkatsu_sql::SchemaState::Current => None,
+                    ::ikkatsu_sql::SchemaState::Missing => Some(site.fault(
+                        ::ikkatsu_core::ErrorKind::NotFound,
+                        "has no job repository tables (no job was ever run with it): run a job with it, or create them with `ikkatsu migrate`",
+                    )),
+                    ::ikkatsu_sql::SchemaState::Behind { applied, latest } => Some(site.fault(
+                        ::ikkatsu_core::ErrorKind::Config,
+                        format!(
+                            "its schema is older than this ikkatsu: migration {} is the latest applied there, this binary needs migrations up to {latest}; upgrade it with `ikkatsu migrate`",
+                            applied.map_or_else(|| "none".to_string(), |v| v.to_string())
+                        ),
+                    )),
+                };
+                if let Some(err) = refusal {
+                    pool.close().await;
+                    return Err(err);
+                }
+                Ok($repo {
+                    pool,
+                    describe,
+                    statements: ::std::sync::atomic::AtomicU64::new(0),
+                })
+            }
         }
     };
 }

@@ -65,6 +65,24 @@ impl SqliteJobRepository {
         Self::with_options(options, 8, describe).await
     }
 
+    /// Opens the existing database file at `path` for reading only: the file is not created
+    /// ([`ErrorKind::NotFound`](ikkatsu_core::ErrorKind::NotFound) when it is missing) and
+    /// no migration is applied (see [`crate::connect_existing`]).
+    pub async fn open_existing(path: &str) -> Result<Self> {
+        let describe = format!("sqlite://{path}");
+        if !std::path::Path::new(path).exists() {
+            return Err(crate::error::site(&describe).fault(
+                ikkatsu_core::ErrorKind::NotFound,
+                format!("there is no file `{path}`"),
+            ));
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false);
+        let pool = Self::open_pool(options, 8, &describe).await?;
+        Self::existing_with_pool(pool, describe).await
+    }
+
     /// An in-memory database (one connection, gone when the repository is dropped).
     pub async fn in_memory() -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(|err| {
@@ -78,6 +96,15 @@ impl SqliteJobRepository {
         max_connections: u32,
         describe: String,
     ) -> Result<Self> {
+        let pool = Self::open_pool(options, max_connections, &describe).await?;
+        Self::with_pool(pool, describe).await
+    }
+
+    async fn open_pool(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+        describe: &str,
+    ) -> Result<sqlx::SqlitePool> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -89,21 +116,20 @@ impl SqliteJobRepository {
         // timeout; any other error is returned as it is.
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         loop {
-            match Self::open_pool(&options, max_connections).await {
+            match Self::connect_pool(&options, max_connections).await {
                 Err(err) if is_busy(&err) && std::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
                 result => {
-                    let pool = result.map_err(|err| {
-                        crate::error::map_sqlx(&describe, "opening the database", err)
-                    })?;
-                    return Self::with_pool(pool, describe).await;
+                    return result.map_err(|err| {
+                        crate::error::map_sqlx(describe, "opening the database", err)
+                    });
                 }
             }
         }
     }
 
-    async fn open_pool(
+    async fn connect_pool(
         options: &SqliteConnectOptions,
         max_connections: u32,
     ) -> std::result::Result<sqlx::SqlitePool, sqlx::Error> {

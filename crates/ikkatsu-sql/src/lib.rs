@@ -16,7 +16,9 @@
 //!   [`connect_postgres`] and [`connect_mysql`] connect with rustls (ring) and explain an
 //!   untrusted certificate;
 //! * [`migrate`]: embedded migrations applied by whichever of several starting processes
-//!   gets there first, the others waiting for it;
+//!   gets there first, the others waiting for it, and a database a newer binary upgraded
+//!   refused with both versions; [`schema_state`] reads the same without writing, for
+//!   commands that only read;
 //! * [`SqlSite`]: the mapping of sqlx errors to [`ikkatsu_core::Error`] (kind, temporary or
 //!   not, the masked URL, the driver's message), with [`is_conflict`], [`is_temporary`] and
 //!   [`is_missing_database`].
@@ -50,6 +52,8 @@ mod connect;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod migrate;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod schema;
 mod tls;
 mod url;
 
@@ -65,5 +69,7 @@ pub use error::{
 };
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use migrate::migrate;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use schema::{SchemaState, is_missing_table, latest_version, newer_schema, schema_state};
 pub use tls::{Dialect, TlsOptions};
 pub use url::{SQL_URL_FORMS, SqlUrl};

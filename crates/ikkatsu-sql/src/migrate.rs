@@ -16,7 +16,9 @@ const ATTEMPTS: u64 = 5;
 /// elsewhere sqlx's lock may be lost to a race, and a migration being applied is marked
 /// `Dirty` until it is done): a failed attempt is retried after a short wait, and finds them
 /// applied. A migration that keeps failing is an [`ErrorKind::Repository`] error naming
-/// `site`.
+/// `site`. A database with an applied migration this binary does not know (a newer binary
+/// upgraded it) is refused before anything is applied: an [`ErrorKind::Config`] error
+/// naming both versions.
 pub async fn migrate<'a, A>(site: &SqlSite, migrator: &Migrator, pool: A) -> Result<()>
 where
     A: sqlx::Acquire<'a> + Copy,
@@ -33,6 +35,13 @@ where
                 | MigrateError::Dirty(_),
             ) if attempt < ATTEMPTS => {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(MigrateError::VersionMissing(applied)) => {
+                return Err(crate::schema::newer_schema(
+                    site,
+                    applied,
+                    crate::schema::latest_version(migrator),
+                ));
             }
             Err(err) => {
                 return Err(Error::new(

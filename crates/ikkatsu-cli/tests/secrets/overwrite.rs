@@ -36,7 +36,7 @@ fn overwrite_args(source: &str, target: Option<&str>, status: &str, state: &Path
         "**/*",
         "--exec",
         "cp {in} {out}",
-        "--status",
+        "--status-store",
         status,
         "--namespace",
         &namespace,

@@ -121,12 +121,7 @@ impl OverwriteFlow {
                 }
             };
             let batch_len = todo.len() as u64;
-            let checked = if self.options.dry_run {
-                ctx.dry_check(todo).await
-            } else {
-                ctx.precheck(todo, concurrency).await
-            };
-            let checked = match checked {
+            let checked = match ctx.precheck(todo, concurrency).await {
                 Ok(checked) => checked,
                 Err(err) => {
                     failure = Some(err);
@@ -195,42 +190,6 @@ impl OverwriteFlow {
 }
 
 impl Ctx {
-    /// A dry run's decision for a batch: what a real run would do, reading nothing and
-    /// writing nothing. A file reached through a symbolic link (in place with links
-    /// followed, or its path in a local target) is reported and counted as a real run
-    /// would; the others are logged as `would process` and counted as skipped.
-    async fn dry_check(&self, files: Vec<FileInfo>) -> Result<Vec<Checked>> {
-        let source = self.local_source.clone().filter(|_| self.links_read_only);
-        let target = self.local_target.clone();
-        blocking(move || {
-            Ok(files
-                .into_iter()
-                .map(|file| {
-                    if let Err(err) = validate_relative_path(&file.path) {
-                        return Checked::Fail(file, err.report());
-                    }
-                    let link = match (&source, &target) {
-                        (Some(local), _) => links::read_only(local, &file),
-                        (None, Some(local)) => links::target_read_only(local, &file.path),
-                        (None, None) => Ok(None),
-                    };
-                    match link {
-                        Ok(None) => {
-                            tracing::info!(path = %file.path, size = file.size, "would process");
-                            Checked::Skip(file)
-                        }
-                        Ok(Some(why)) => Checked::Symlink(file, why),
-                        Err(err) => {
-                            let message = format!("reading `{}`: {}", file.path, err.report());
-                            Checked::Fail(file, message)
-                        }
-                    }
-                })
-                .collect())
-        })
-        .await
-    }
-
     /// The files of a batch as they are now, and which of them the status store says still
     /// need processing, in backlog order.
     async fn precheck(&self, files: Vec<FileInfo>, concurrency: usize) -> Result<Vec<Checked>> {

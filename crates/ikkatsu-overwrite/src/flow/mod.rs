@@ -19,6 +19,9 @@
 //! group's statuses in one transaction. On the local file system, in place, the function
 //! reads the original file and writes its result beside it; nothing is copied.
 //!
+//! A dry run (`dry_run`) walks and reads the status store as the scan does, checks each
+//! file as the process phase would, and writes nothing.
+//!
 //! The modules follow a file's way through a run: `scan` writes the backlog,
 //! `recover` resolves the journal of an interrupted run, `dispatch` checks the backlog's
 //! batches and hands files to `worker` tasks, which transform them with the strategy chosen
@@ -28,6 +31,7 @@
 mod commit;
 mod ctx;
 mod dispatch;
+mod dry_run;
 mod in_place;
 mod options;
 mod recover;
@@ -47,6 +51,7 @@ use crate::lease::LeaseSlot;
 use crate::process_fn::ProcessFn;
 use crate::status_store::StatusStore;
 
+pub use dry_run::DryRunSummary;
 pub use options::{DEFAULT_RETRIES, OverwriteOptions, REMOTE_CONCURRENCY};
 pub use tally::{Failure, ProcessSummary, Progress, ProgressCallback, ScanSummary};
 

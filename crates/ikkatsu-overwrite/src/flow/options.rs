@@ -35,8 +35,6 @@ pub struct OverwriteOptions {
     pub batch_size: usize,
     /// Where the backlog, the journal and the temporary files live.
     pub state_dir: PathBuf,
-    /// Only report what would be processed; change nothing.
-    pub dry_run: bool,
     /// The backlog file (default `<state_dir>/backlog.jsonl.gz`).
     pub backlog: Option<PathBuf>,
     /// How long the run lease lives after each heartbeat (see [`crate::lease`]).
@@ -60,7 +58,6 @@ impl OverwriteOptions {
             },
             batch_size: 1000,
             state_dir: state_dir.into(),
-            dry_run: false,
             backlog: None,
             lease_ttl: DEFAULT_LEASE_TTL,
             cooperate: false,

@@ -78,7 +78,7 @@ impl OverwriteFlow {
 
 /// Regroups a stream of batches (of walk results) into batches of `size` files; the first
 /// error ends it.
-fn regroup<S>(batches: S, size: usize) -> impl Stream<Item = Result<Vec<FileInfo>>>
+pub(super) fn regroup<S>(batches: S, size: usize) -> impl Stream<Item = Result<Vec<FileInfo>>>
 where
     S: Stream<Item = Vec<Result<FileInfo>>> + Unpin,
 {

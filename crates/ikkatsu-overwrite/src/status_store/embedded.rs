@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use ikkatsu_core::{Error, ErrorKind, Result};
 use ikkatsu_storage::FileInfo;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::lease::{attempt, decide};
 use super::{
@@ -69,7 +69,7 @@ fn already_open(describe: &str, path: &Path, err: redb::DatabaseError) -> Error 
 /// write transaction.
 #[derive(Clone)]
 pub struct EmbeddedStatusStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     path: PathBuf,
     describe: String,
     options: StatusStoreOptions,
@@ -131,11 +131,54 @@ impl EmbeddedStatusStore {
         })
         .await?;
         Ok(EmbeddedStatusStore {
-            db: Arc::new(db),
+            db: Arc::new(Db::Writable(db)),
             path,
             describe,
             options,
         })
+    }
+
+    /// Opens the store file at `path` to read only (a dry run): nothing is created or
+    /// written, not even the file's header; `None` when there is no file (then no flow has
+    /// recorded anything). Every write is refused.
+    pub async fn open_read_only(
+        path: impl Into<PathBuf>,
+        options: StatusStoreOptions,
+    ) -> Result<Option<Self>> {
+        options.validate()?;
+        let path = path.into();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let describe = format!("redb://{}", path.display());
+        let open_path = path.clone();
+        let open_describe = describe.clone();
+        let db = blocking(&describe, move || {
+            ReadOnlyDatabase::open(&open_path).map_err(|err| match err {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    already_open(&open_describe, &open_path, err)
+                }
+                redb::DatabaseError::RepairAborted => Error::new(
+                    ErrorKind::InvalidState,
+                    format!(
+                        "status store {open_describe} was not closed cleanly (a run was killed) and needs a repair, which writes: run without --dry-run to repair it"
+                    ),
+                )
+                .with_source(err),
+                _ => Error::new(
+                    ErrorKind::Repository,
+                    format!("status store {open_describe}: opening the file to read: {err}"),
+                )
+                .with_source(err),
+            })
+        })
+        .await?;
+        Ok(Some(EmbeddedStatusStore {
+            db: Arc::new(Db::ReadOnly(db)),
+            path,
+            describe,
+            options,
+        }))
     }
 
     /// A store on the same open file with other options (another namespace): one process
@@ -190,7 +233,10 @@ impl EmbeddedStatusStore {
         let db = Arc::clone(&self.db);
         let scope = self.scope(what);
         blocking(&self.describe, move || {
-            let txn = db.begin_write().map_err(|e| scope.fail(e))?;
+            let txn = db
+                .writable(&scope)?
+                .begin_write()
+                .map_err(|e| scope.fail(e))?;
             let out = {
                 let mut table = txn.open_table(TABLE).map_err(|e| scope.fail(e))?;
                 work(&scope, &mut table)?
@@ -213,7 +259,10 @@ impl EmbeddedStatusStore {
         let db = Arc::clone(&self.db);
         let scope = self.scope(what);
         blocking(&self.describe, move || {
-            let txn = db.begin_write().map_err(|e| scope.fail(e))?;
+            let txn = db
+                .writable(&scope)?
+                .begin_write()
+                .map_err(|e| scope.fail(e))?;
             let out = {
                 let mut table = txn.open_table(LEASES).map_err(|e| scope.fail(e))?;
                 work(&scope, &mut table)?
@@ -243,6 +292,35 @@ impl EmbeddedStatusStore {
             Ok(status)
         })
         .await
+    }
+}
+
+/// The open file: written by a run, or only read by a dry run.
+enum Db {
+    Writable(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> std::result::Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Writable(db) => db.begin_read(),
+            Db::ReadOnly(db) => db.begin_read(),
+        }
+    }
+
+    /// The database to write, unless it was opened to read only.
+    fn writable(&self, scope: &Scope) -> Result<&Database> {
+        match self {
+            Db::Writable(db) => Ok(db),
+            Db::ReadOnly(_) => Err(Error::new(
+                ErrorKind::InvalidState,
+                format!(
+                    "status store {}: {}: the store is open to read only (a dry run)",
+                    scope.describe, scope.what
+                ),
+            )),
+        }
     }
 }
 

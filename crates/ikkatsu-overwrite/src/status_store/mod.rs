@@ -12,7 +12,8 @@
 //! | `postgres://…`, `postgresql://…` | `SqlStatusStore` | `postgres` |
 //! | `mysql://…`, `mariadb://…` | `SqlStatusStore` | `mysql` |
 //!
-//! [`open_status_store`] picks the backend from the URL.
+//! [`open_status_store`] picks the backend from the URL; [`open_status_store_read_only`]
+//! opens it for a dry run, which writes nothing.
 //!
 //! ## When a file needs processing
 //!
@@ -45,6 +46,7 @@ use serde::{Deserialize, Serialize};
 mod embedded;
 mod lease;
 mod memory;
+mod read_only;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
@@ -58,6 +60,7 @@ mod sql;
 pub use embedded::EmbeddedStatusStore;
 pub use lease::{ALREADY_RUNNING, Lease, LeaseAttempt};
 pub use memory::MemoryStatusStore;
+pub use read_only::open_status_store_read_only;
 #[cfg(feature = "redis")]
 pub use redis::RedisStatusStore;
 #[cfg(feature = "redis")]

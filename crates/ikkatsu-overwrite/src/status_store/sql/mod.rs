@@ -66,6 +66,52 @@ impl SqlStatusStore {
     /// Connects to `url` (`postgres://`, `postgresql://`, `mysql://` or `mariadb://`) and
     /// applies the pending migrations.
     pub async fn connect(url: &str, options: StatusStoreOptions) -> Result<Self> {
+        let store = Self::connect_only(url, options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to `url` to read only (a dry run): no table is created and no migration
+    /// applied. `None` when the database has no status store table (no flow recorded
+    /// anything there); a schema with migrations pending, or upgraded by a newer binary, is
+    /// an [`ErrorKind::Config`](ikkatsu_core::ErrorKind::Config) error.
+    pub async fn connect_read_only(url: &str, options: StatusStoreOptions) -> Result<Option<Self>> {
+        let store = Self::connect_only(url, options).await?;
+        let state = match &store.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                ikkatsu_sql::schema_state(
+                    &store.site,
+                    &postgres_migrator(),
+                    STATUS_MIGRATIONS_TABLE,
+                    pool,
+                )
+                .await?
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) => {
+                ikkatsu_sql::schema_state(
+                    &store.site,
+                    &mysql_migrator(),
+                    STATUS_MIGRATIONS_TABLE,
+                    pool,
+                )
+                .await?
+            }
+        };
+        match state {
+            ikkatsu_sql::SchemaState::Current => Ok(Some(store)),
+            ikkatsu_sql::SchemaState::Missing => Ok(None),
+            ikkatsu_sql::SchemaState::Behind { applied, latest } => Err(Error::config(format!(
+                "{}: its schema is older than this ikkatsu: migration {} is the latest applied there, this binary needs migrations up to {latest}; a dry run does not upgrade it: run once without --dry-run",
+                store.site,
+                applied.map_or_else(|| "none".to_string(), |v| v.to_string())
+            ))),
+        }
+    }
+
+    /// Connects to `url`, nothing more.
+    async fn connect_only(url: &str, options: StatusStoreOptions) -> Result<Self> {
         options.validate()?;
         let describe = mask_url(url);
         let site = SqlSite::new("status store", "status store URL", url);
@@ -90,14 +136,12 @@ impl SqlStatusStore {
                 )));
             }
         };
-        let store = SqlStatusStore {
+        Ok(SqlStatusStore {
             pool,
             describe,
             site,
             options,
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// Applies the embedded migrations not applied yet (done by [`SqlStatusStore::connect`]).
@@ -106,20 +150,30 @@ impl SqlStatusStore {
         match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(pool) => {
-                let mut migrator = sqlx::migrate!("migrations/postgres");
-                migrator.dangerous_set_table_name(STATUS_MIGRATIONS_TABLE);
-                ikkatsu_sql::migrate(&self.site, &migrator, pool).await
+                ikkatsu_sql::migrate(&self.site, &postgres_migrator(), pool).await
             }
             #[cfg(feature = "mysql")]
-            Pool::MySql(pool) => {
-                let mut migrator = sqlx::migrate!("migrations/mysql");
-                migrator.dangerous_set_table_name(STATUS_MIGRATIONS_TABLE);
-                ikkatsu_sql::migrate(&self.site, &migrator, pool).await
-            }
+            Pool::MySql(pool) => ikkatsu_sql::migrate(&self.site, &mysql_migrator(), pool).await,
         }
     }
 
     fn error(&self, what: &str, err: sqlx::Error) -> Error {
         self.site.error(what, err)
     }
+}
+
+/// The PostgreSQL migrations, history in [`STATUS_MIGRATIONS_TABLE`].
+#[cfg(feature = "postgres")]
+fn postgres_migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("migrations/postgres");
+    migrator.dangerous_set_table_name(STATUS_MIGRATIONS_TABLE);
+    migrator
+}
+
+/// The MySQL/MariaDB migrations, history in [`STATUS_MIGRATIONS_TABLE`].
+#[cfg(feature = "mysql")]
+fn mysql_migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("migrations/mysql");
+    migrator.dangerous_set_table_name(STATUS_MIGRATIONS_TABLE);
+    migrator
 }
