@@ -89,27 +89,32 @@ pub enum Command {
     Restart(RestartArgs),
     /// Ask a running execution to stop at its next chunk boundary.
     #[command(after_help = "Examples:
-  ikkatsu stop 42")]
+  ikkatsu stop 42
+  ikkatsu stop 42 --json")]
     Stop(IdArgs),
     /// Mark a FAILED or STOPPED execution ABANDONED (never restarted).
     #[command(after_help = "Examples:
-  ikkatsu abandon 42")]
+  ikkatsu abandon 42
+  ikkatsu abandon 42 --json")]
     Abandon(IdArgs),
     /// Mark running executions whose process is gone as FAILED, so they can be restarted.
     #[command(after_help = "Examples:
   ikkatsu recover
-  ikkatsu recover --repository postgres://batch@db/jobs")]
-    Recover,
+  ikkatsu recover --repository postgres://batch@db/jobs
+  ikkatsu recover --json")]
+    Recover(JsonArgs),
     /// Check a job file without running it.
     #[command(after_help = "Examples:
   ikkatsu validate examples/quickstart.yaml
-  ikkatsu validate job.yaml -p input=data/in.csv")]
+  ikkatsu validate job.yaml -p input=data/in.csv
+  ikkatsu validate job.yaml --json")]
     Validate(ValidateArgs),
     /// Create or upgrade the job repository's tables.
     #[command(after_help = "Examples:
   ikkatsu migrate
-  ikkatsu migrate --repository mysql://root@127.0.0.1/jobs")]
-    Migrate,
+  ikkatsu migrate --repository mysql://root@127.0.0.1/jobs
+  ikkatsu migrate --json")]
+    Migrate(JsonArgs),
     /// Transform files in place (or into --target): walk, keep what still needs work, then
     /// download → command → upload with a pool of workers, recording every file.
     #[command(after_help = "Examples:
@@ -223,6 +228,17 @@ pub struct RestartArgs {
 pub struct IdArgs {
     /// Execution id.
     pub id: i64,
+    /// Print the execution as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Commands whose only option is `--json`.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ikkatsu validate`.
@@ -233,6 +249,9 @@ pub struct ValidateArgs {
     /// Job parameters, as for `run`.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ikkatsu overwrite`: the run's settings (the `overwrite` step's properties as flags)

@@ -11,7 +11,7 @@ use ikkatsu_core::{
 };
 
 use crate::args::{
-    Cli, Command, ExecutionsArgs, GlobalArgs, IdArgs, RestartArgs, RunArgs, StatusArgs,
+    Cli, Command, ExecutionsArgs, GlobalArgs, IdArgs, JsonArgs, RestartArgs, RunArgs, StatusArgs,
     ValidateArgs,
 };
 use crate::exit::{self, EXIT_COMPLETED, EXIT_USAGE, stop_on_signals};
@@ -41,9 +41,9 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
         Command::Restart(args) => restart(global, args).await,
         Command::Stop(args) => stop(global, args).await,
         Command::Abandon(args) => abandon(global, args).await,
-        Command::Recover => recover(global).await,
+        Command::Recover(args) => recover(global, args).await,
         Command::Validate(args) => validate(global, args),
-        Command::Migrate => migrate(global).await,
+        Command::Migrate(args) => migrate(global, args).await,
         Command::Overwrite(args) => crate::overwrite::overwrite(global, *args).await,
         Command::Version(_) | Command::Completions(_) | Command::Man(_) => Ok(EXIT_COMPLETED),
     };
@@ -282,7 +282,12 @@ async fn status(global: &GlobalArgs, args: StatusArgs) -> Result<u8, Error> {
 
 async fn stop(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
     let repository = existing_repository(&global.repository_url).await?;
-    let execution = operator(repository, global).stop(args.id).await?;
+    let execution = operator(Arc::clone(&repository), global)
+        .stop(args.id)
+        .await?;
+    if args.json {
+        return print_execution(&repository, &execution).await;
+    }
     match execution.status {
         BatchStatus::Stopping => println!(
             "execution {} is STOPPING: it stops at its next chunk boundary",
@@ -295,14 +300,41 @@ async fn stop(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
 
 async fn abandon(global: &GlobalArgs, args: IdArgs) -> Result<u8, Error> {
     let repository = existing_repository(&global.repository_url).await?;
-    let execution = operator(repository, global).abandon(args.id).await?;
+    let execution = operator(Arc::clone(&repository), global)
+        .abandon(args.id)
+        .await?;
+    if args.json {
+        return print_execution(&repository, &execution).await;
+    }
     println!("execution {} is {}", execution.id, execution.status);
     Ok(EXIT_COMPLETED)
 }
 
-async fn recover(global: &GlobalArgs) -> Result<u8, Error> {
+/// Prints `execution` with its steps as `status --json` does.
+async fn print_execution(
+    repository: &Arc<dyn JobRepository>,
+    execution: &JobExecution,
+) -> Result<u8, Error> {
+    let steps = repository.step_executions(execution.id).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&ExecutionJson::new(execution, &steps))?
+    );
+    Ok(EXIT_COMPLETED)
+}
+
+async fn recover(global: &GlobalArgs, args: JsonArgs) -> Result<u8, Error> {
     let repository = existing_repository(&global.repository_url).await?;
-    let recovered = operator(repository, global).recover().await?;
+    let recovered = operator(Arc::clone(&repository), global).recover().await?;
+    if args.json {
+        let mut executions = Vec::with_capacity(recovered.len());
+        for execution in &recovered {
+            let steps = repository.step_executions(execution.id).await?;
+            executions.push(serde_json::to_value(ExecutionJson::new(execution, &steps))?);
+        }
+        println!("{}", serde_json::to_string_pretty(&executions)?);
+        return Ok(EXIT_COMPLETED);
+    }
     if recovered.is_empty() {
         println!("no running execution has lost its process");
     }
@@ -321,13 +353,30 @@ fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<u8, Error> {
     definition
         .validate(&ikkatsu::registry(global.app.clone()), &params)
         .map_err(Error::from)?;
-    println!("{}: valid", args.job.display());
+    if args.json {
+        let json = serde_json::json!({
+            "file": args.job.display().to_string(),
+            "job": definition.id.value,
+            "valid": true,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("{}: valid", args.job.display());
+    }
     Ok(EXIT_COMPLETED)
 }
 
-async fn migrate(global: &GlobalArgs) -> Result<u8, Error> {
+async fn migrate(global: &GlobalArgs, args: JsonArgs) -> Result<u8, Error> {
     let repository = repository(&global.repository_url).await?;
-    println!("job repository {} is up to date", repository.describe());
+    if args.json {
+        let json = serde_json::json!({
+            "repository": repository.describe(),
+            "up_to_date": true,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("job repository {} is up to date", repository.describe());
+    }
     Ok(EXIT_COMPLETED)
 }
 
