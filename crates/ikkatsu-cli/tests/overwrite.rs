@@ -107,7 +107,7 @@ fn overwrite_twice_then_touch_one_file() {
         "overwrite",
         "data",
         "--include",
-        "**/*.txt",
+        "*.txt",
         "--exec",
         APPEND,
         "--shell",
@@ -157,7 +157,7 @@ fn failures_are_reported_and_the_run_goes_on() {
             "overwrite",
             "data",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--exec",
             "grep -q 'line 3' {in} && exit 9; cp {in} {out}",
             "--shell",
@@ -200,7 +200,7 @@ fn kill_9_then_resume(
             "overwrite",
             "data",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--exec",
             exec,
             "--shell",
@@ -310,7 +310,7 @@ fn named_storages_and_status_stores_from_the_application_config() {
             "overwrite",
             "@inbox",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--status",
             "@local",
             "--exec",
@@ -363,7 +363,7 @@ fn overwrite_step_resolves_named_storages() {
     std::fs::write(
         &job,
         format!(
-            "id: named\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"@inbox\"\n        include: [\"**/*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n"
+            "id: named\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"@inbox\"\n        include: [\"*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n"
         ),
     )
     .unwrap();

@@ -55,7 +55,7 @@ fn tree(root: &Path) -> Vec<&'static str> {
 fn options(state: &Path) -> OverwriteOptions {
     let mut options = OverwriteOptions::new(state);
     options.walk = WalkOptions::new()
-        .include("**/*.txt")
+        .include("*.txt")
         .exclude("skip/**")
         .follow_symlinks(true);
     options.concurrency = Some(3);

@@ -238,10 +238,11 @@ const TREE: &[&str] = &[
     "x/y/z/h.txt",
 ];
 
-/// Include and exclude globs match the whole relative path, `**` crossing directories.
+/// Include and exclude patterns follow rclone: a name pattern matches at any depth, a
+/// leading `/` anchors at the root, `**` crosses directories, `dir/` is a whole directory.
 pub async fn walk_include_exclude(storage: Storage) {
     put(&storage, TREE).await;
-    let txt = WalkOptions::new().include("**/*.txt");
+    let txt = WalkOptions::new().include("*.txt");
     assert_eq!(
         walk_paths(&storage, txt.clone()).await,
         [
@@ -253,24 +254,46 @@ pub async fn walk_include_exclude(storage: Storage) {
         ]
     );
     assert_eq!(
-        walk_paths(&storage, WalkOptions::new().include("*.txt")).await,
+        walk_paths(&storage, WalkOptions::new().include("/*.txt")).await,
         ["a.txt"]
     );
     assert_eq!(
-        walk_paths(&storage, txt.exclude("tmp/**").exclude("docs/old/**")).await,
+        walk_paths(&storage, WalkOptions::new().include("**/*.txt")).await,
+        ["docs/c.txt", "docs/old/e.txt", "tmp/g.txt", "x/y/z/h.txt"]
+    );
+    assert_eq!(
+        walk_paths(
+            &storage,
+            WalkOptions::new()
+                .exclude("tmp/**")
+                .exclude("docs/old/")
+                .exclude("*.{csv,log}")
+        )
+        .await,
         ["a.txt", "docs/c.txt", "x/y/z/h.txt"]
     );
     assert_eq!(
         walk_paths(
             &storage,
-            WalkOptions::new().include("docs/*.csv").include("*.csv")
+            WalkOptions::new().include("/docs/*.csv").include("/*.csv")
         )
         .await,
         ["b.csv", "docs/d.csv"]
     );
     assert_eq!(
-        walk_paths(&storage, WalkOptions::new().exclude("**/*.txt")).await,
+        walk_paths(&storage, WalkOptions::new().exclude("*.txt")).await,
         ["b.csv", "docs/d.csv", "docs/old/f.log"]
+    );
+    assert_eq!(
+        walk_paths(
+            &storage,
+            WalkOptions::new()
+                .filter("- old/")
+                .filter("+ /docs/**")
+                .filter("- *")
+        )
+        .await,
+        ["docs/c.txt", "docs/d.csv"]
     );
     assert!(
         walk_paths(&storage, WalkOptions::new().include("nothing/**"))
@@ -291,11 +314,7 @@ pub async fn walk_max_depth(storage: Storage) {
         ["a.txt", "b.csv", "docs/c.txt", "docs/d.csv", "tmp/g.txt"]
     );
     assert_eq!(
-        walk_paths(
-            &storage,
-            WalkOptions::new().max_depth(3).include("**/*.txt")
-        )
-        .await,
+        walk_paths(&storage, WalkOptions::new().max_depth(3).include("*.txt")).await,
         ["a.txt", "docs/c.txt", "docs/old/e.txt", "tmp/g.txt"]
     );
     assert!(
