@@ -276,10 +276,14 @@ mod tests {
         #[test]
         fn star_and_question_mark_stay_in_one_component(a in "[a-z]{1,4}", b in "[a-z]{1,4}") {
             let path = format!("{a}/{b}");
-            prop_assert!(!matches(&format!("/{a}*"), &path));
-            prop_assert!(matches(&format!("/{a}**"), &path));
-            prop_assert!(!matches(&format!("/{a}?{b}"), &path));
-            prop_assert!(matches(&format!("/{{{a},zzzzz}}/{b}"), &path));
+            let one_star = format!("/{a}*");
+            let two_stars = format!("/{a}**");
+            let question = format!("/{a}?{b}");
+            let braces = format!("/{{{a},zzzzz}}/{b}");
+            prop_assert!(!matches(&one_star, &path));
+            prop_assert!(matches(&two_stars, &path));
+            prop_assert!(!matches(&question, &path));
+            prop_assert!(matches(&braces, &path));
         }
     }
 }

@@ -92,7 +92,8 @@ impl Rules {
     }
 
     /// Whether there is no rule.
-    pub(crate) fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.files.0.is_empty() && self.dirs.0.is_empty()
     }
 
