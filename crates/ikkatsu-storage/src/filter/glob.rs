@@ -33,7 +33,7 @@ pub(crate) fn glob_to_regex(glob: &str) -> Result<String, String> {
     let mut in_regexp_end = false;
     let mut previous: Option<char> = None;
     for c in glob.chars() {
-        let last = std::mem::replace(&mut previous, Some(c));
+        let last = previous.replace(c);
         if slashed {
             re.push(c);
             slashed = false;
