@@ -110,6 +110,43 @@ fn filter_flags_choose_the_files() {
     );
 }
 
+/// `--filter` values start with `-` or `+`; excludes are tried before filter rules,
+/// whatever the order of the flags.
+#[test]
+fn filter_rules_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    make_tree(&root);
+    let out = run(
+        dir.path(),
+        &[
+            "overwrite",
+            "data",
+            "--filter",
+            "- /a/old/",
+            "--filter",
+            "+ *.csv",
+            "--filter",
+            "- *",
+            "--exclude",
+            "/big.csv",
+            "--exec",
+            APPEND,
+            "--shell",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        processed(&root),
+        ["a/b/deep.csv", "a/nested.csv", "c d/space.csv", "top.csv"]
+    );
+}
+
 #[test]
 fn step_properties_and_files_from() {
     let dir = tempfile::tempdir().unwrap();
