@@ -259,7 +259,11 @@ async fn walk_filters_list_what_rclone_lists() {
             .to_string()
     };
     let cases = cases(days_ago);
-    assert!(cases.len() >= 30);
+    assert_eq!(
+        cases.len(),
+        52,
+        "docs/overwrite.md names the number of cases"
+    );
     let mut distinct = std::collections::HashSet::new();
     for case in cases {
         let args: Vec<String> = case

@@ -81,7 +81,10 @@ impl FromStr for ByteSize {
             }
         };
         let value: f64 = number.parse().map_err(|_| invalid("not a number"))?;
-        if !value.is_finite() || value < 0.0 {
+        if !value.is_finite() {
+            return Err(invalid("not a finite number"));
+        }
+        if value < 0.0 {
             return Err(invalid("a size cannot be negative"));
         }
         let bytes = value * multiplier;
@@ -222,7 +225,9 @@ mod tests {
         assert_eq!(size("1T"), 1 << 40);
         assert_eq!(size("1P"), 1 << 50);
         assert_eq!(size("0.5"), 512);
-        for bad in ["", "k", "1x", "-1k", "1KB", "ab", "1iB"] {
+        for bad in [
+            "", "k", "1x", "-1k", "1KB", "ab", "1iB", "NaN", "infk", "1e400",
+        ] {
             assert!(bad.parse::<ByteSize>().is_err(), "{bad} should be refused");
         }
         let from_yaml: ByteSize = serde_json::from_str("\"2k\"").unwrap();
