@@ -15,7 +15,7 @@ use regex::Regex;
 /// The regular expression (as text) of a path glob, anchored as rclone anchors it.
 pub(crate) fn glob_to_regex(glob: &str) -> Result<String, String> {
     let mut re = String::with_capacity(glob.len() * 2 + 8);
-    let glob = match glob.strip_prefix('/') {
+    let body = match glob.strip_prefix('/') {
         Some(rest) => {
             re.push('^');
             rest
@@ -32,7 +32,7 @@ pub(crate) fn glob_to_regex(glob: &str) -> Result<String, String> {
     let mut in_regexp = false;
     let mut in_regexp_end = false;
     let mut previous: Option<char> = None;
-    for c in glob.chars() {
+    for c in body.chars() {
         let last = previous.replace(c);
         if slashed {
             re.push(c);
@@ -230,6 +230,10 @@ mod tests {
         for bad in ["a]", "[a", "{a", "a}", "{a{b}}", "***", "{{x"] {
             assert!(glob_to_regex(bad).is_err(), "{bad} should be refused");
         }
+        assert_eq!(
+            glob_to_regex("/x/{a").unwrap_err(),
+            r#"mismatched '{' and '}' in glob "/x/{a""#
+        );
         assert!(compile_glob("{{(}}").is_err());
     }
 
