@@ -37,7 +37,7 @@ benches:
                         serde-typed ones
       --keep-dir        keep the temporary directory with input and outputs
   overwrite-scan [--files N] [--runs K] [--no-rss]
-      Overwrite-flow scan (walk **/*.txt + fresh redb status store + backlog) of a cached
+      Overwrite-flow scan (walk *.txt + fresh redb status store + backlog) of a cached
       tree of N empty files (default 1000000; half *.txt) vs `find DIR -type f -name '*.txt'`,
       then peak RSS of the scan in child processes at N and N/10 files.
   overwrite-process [--files N] [--concurrency C] [--status-store embedded|memory]

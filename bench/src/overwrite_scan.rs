@@ -8,7 +8,7 @@
 //!
 //! Contenders, on the same tree, in one run:
 //! * `limit`: `find DIR -type f -name '*.txt' > /dev/null` (a spawned process; wall time);
-//! * `ikkatsu`: [`OverwriteFlow::scan`] with include `**/*.txt`, a fresh embedded (redb)
+//! * `ikkatsu`: [`OverwriteFlow::scan`] with include `*.txt`, a fresh embedded (redb)
 //!   status store and the gzip backlog (a process function that is never called).
 //!
 //! Peak memory: the ikkatsu scan is run again in child processes (this binary, hidden
@@ -386,7 +386,7 @@ mod imp {
 
     use super::BENCH;
 
-    /// Drains [`Storage::walk`] (include `**/*.txt`) alone; returns the count and the time.
+    /// Drains [`Storage::walk`] (include `*.txt`) alone; returns the count and the time.
     pub fn walk_only(root: &Path) -> Result<(u64, f64), String> {
         use futures::StreamExt;
         let runtime = tokio::runtime::Runtime::new()
@@ -398,7 +398,7 @@ mod imp {
             .block_on(async {
                 let source = Storage::open(root_text)?;
                 let started = Instant::now();
-                let mut walk = source.walk(WalkOptions::new().include("**/*.txt"))?;
+                let mut walk = source.walk(WalkOptions::new().include("*.txt"))?;
                 let mut count = 0u64;
                 while let Some(item) = walk.next().await {
                     item?;
@@ -410,7 +410,7 @@ mod imp {
     }
 
     /// Opens a fresh embedded status store and runs [`OverwriteFlow::scan`] over `root`
-    /// (include `**/*.txt`); checks the counts; returns the time (store opening included).
+    /// (include `*.txt`); checks the counts; returns the time (store opening included).
     pub fn scan_timed(root: &Path, expected: u64) -> Result<f64, String> {
         let state = tempfile::Builder::new()
             .prefix("ikkatsu-bench-overwrite-scan-state-")
@@ -436,7 +436,7 @@ mod imp {
                 ))
             });
             let mut options = OverwriteOptions::new(state.path().join("flow"));
-            options.walk = WalkOptions::new().include("**/*.txt");
+            options.walk = WalkOptions::new().include("*.txt");
             let flow = OverwriteFlow::new(source, status.clone(), never, options);
             let summary = flow.scan(&CancellationToken::new()).await?;
             let elapsed = started.elapsed().as_secs_f64();

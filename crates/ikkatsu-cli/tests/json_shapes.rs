@@ -174,7 +174,9 @@ fn stop_of_a_running_execution() {
             let id = first["id"].to_string();
             let status = env.command(&["status", &id, "--json"]).output().unwrap();
             if let Ok(status) = serde_json::from_slice::<Value>(&status.stdout)
-                && status["steps"].as_array().is_some_and(|steps| !steps.is_empty())
+                && status["steps"]
+                    .as_array()
+                    .is_some_and(|steps| !steps.is_empty())
             {
                 break id;
             }

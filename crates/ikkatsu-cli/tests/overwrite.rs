@@ -107,7 +107,7 @@ fn overwrite_twice_then_touch_one_file() {
         "overwrite",
         "data",
         "--include",
-        "**/*.txt",
+        "*.txt",
         "--exec",
         APPEND,
         "--shell",
@@ -157,7 +157,7 @@ fn failures_are_reported_and_the_run_goes_on() {
             "overwrite",
             "data",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--exec",
             "grep -q 'line 3' {in} && exit 9; cp {in} {out}",
             "--shell",
@@ -200,7 +200,7 @@ fn kill_9_then_resume(
             "overwrite",
             "data",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--exec",
             exec,
             "--shell",
@@ -258,6 +258,9 @@ fn overwrite_step_in_a_yaml_job() {
     std::fs::create_dir_all(data.join("archive")).unwrap();
     std::fs::write(data.join("a.csv"), "x,y\r\n1,2\r\n").unwrap();
     std::fs::write(data.join("archive/old.csv"), "x\r\n").unwrap();
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/b.csv"), "b\r\n").unwrap();
+    std::fs::write(data.join("notes.txt"), "n\r\n").unwrap();
     let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/overwrite.yaml");
     let param = format!("dir={}", data.display());
     let args = ["run", job.to_str().unwrap(), "-p", &param, "--json"];
@@ -269,16 +272,24 @@ fn overwrite_step_in_a_yaml_job() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["steps"][0]["read_count"], 1);
-    assert_eq!(json["steps"][0]["write_count"], 1);
+    assert_eq!(json["steps"][0]["read_count"], 2);
+    assert_eq!(json["steps"][0]["write_count"], 2);
     assert_eq!(json["steps"][1]["name"], "report");
     assert_eq!(
         std::fs::read_to_string(data.join("a.csv")).unwrap(),
         "x,y\n1,2\n"
     );
     assert_eq!(
+        std::fs::read_to_string(data.join("sub/b.csv")).unwrap(),
+        "b\n"
+    );
+    assert_eq!(
         std::fs::read_to_string(data.join("archive/old.csv")).unwrap(),
         "x\r\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("notes.txt")).unwrap(),
+        "n\r\n"
     );
 
     // The next run (a new instance) finds nothing left to do.
@@ -310,7 +321,7 @@ fn named_storages_and_status_stores_from_the_application_config() {
             "overwrite",
             "@inbox",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--status-store",
             "@local",
             "--exec",
@@ -363,7 +374,7 @@ fn overwrite_step_resolves_named_storages() {
     std::fs::write(
         &job,
         format!(
-            "id: named\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"@inbox\"\n        include: [\"**/*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n"
+            "id: named\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"@inbox\"\n        include: [\"*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n"
         ),
     )
     .unwrap();
@@ -424,7 +435,7 @@ fn the_status_store_option_is_status_store() {
             "overwrite",
             "data",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--exec",
             APPEND,
             "--shell",
@@ -448,7 +459,7 @@ fn the_status_store_option_is_status_store() {
             "overwrite",
             "data",
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--exec",
             APPEND,
             "--shell",

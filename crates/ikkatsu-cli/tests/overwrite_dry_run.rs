@@ -97,7 +97,7 @@ fn stderr(out: &Output) -> String {
 /// nothing in `dir` (nor in the external store, as `records` reads it).
 fn dry_run(dir: &Path, store: &[&str], records: &dyn Fn() -> String) -> Vec<String> {
     let before = (snapshot(dir), records());
-    let mut args = vec!["--include", "**/*.txt", "--dry-run"];
+    let mut args = vec!["--include", "*.txt", "--dry-run"];
     args.extend_from_slice(store);
     let out = ikkatsu(dir, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -162,7 +162,7 @@ fn dry_runs_write_nothing(dir: &Path, store: &[&str], records: &dyn Fn() -> Stri
 
     assert_eq!(dry_run(dir, store, records), ["b.txt", "sub/c.txt"]);
 
-    let mut args = vec!["--include", "**/*.txt", "--json"];
+    let mut args = vec!["--include", "*.txt", "--json"];
     args.extend_from_slice(store);
     let out = ikkatsu(dir, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -333,7 +333,7 @@ fn the_overwrite_step_dry_run_writes_nothing_but_its_records() {
     std::fs::write(
         dir.path().join("job.yaml"),
         format!(
-            "id: dry\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"{}\"\n        include: [\"**/*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n        dry-run: true\n",
+            "id: dry\nsteps:\n  - name: o\n    tasklet:\n      type: overwrite\n      properties:\n        source: \"{}\"\n        include: [\"*.txt\"]\n        exec: \"{APPEND}\"\n        shell: true\n        dry-run: true\n",
             data.display()
         ),
     )

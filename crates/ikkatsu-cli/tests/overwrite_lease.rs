@@ -113,7 +113,7 @@ fn args(
         "overwrite",
         "data",
         "--include",
-        "**/*.txt",
+        "*.txt",
         "--exec",
         &exec,
         "--shell",
@@ -386,7 +386,7 @@ fn overwrite_step_of_a_job_refused_while_the_flow_runs_exits_4() {
     std::fs::write(
         &job,
         format!(
-            "id: overlap\nsteps:\n  - name: transform\n    tasklet:\n      type: overwrite\n      properties:\n        source: {}\n        include: [\"**/*.txt\"]\n        exec: \"cp {{in}} {{out}}\"\n        status-store: {}\n        namespace: {namespace}\n        state-dir: {}\n",
+            "id: overlap\nsteps:\n  - name: transform\n    tasklet:\n      type: overwrite\n      properties:\n        source: {}\n        include: [\"*.txt\"]\n        exec: \"cp {{in}} {{out}}\"\n        status-store: {}\n        namespace: {namespace}\n        state-dir: {}\n",
             root.display(),
             postgres.as_deref().unwrap_or_default(),
             dir.path().join("job-state").display()

@@ -16,7 +16,7 @@ use ikkatsu_storage::{Storage, WalkOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ikkatsu");
 
-/// Files matching `**/*.txt` in the generated tree (as many `.dat` files are left alone).
+/// Files matching `*.txt` in the generated tree (as many `.dat` files are left alone).
 const FILES: usize = 24;
 
 fn var(name: &str) -> String {
@@ -260,7 +260,7 @@ fn overwrite_args<'a>(url: &'a str, exec: &'a str) -> Vec<&'a str> {
         "overwrite",
         url,
         "--include",
-        "**/*.txt",
+        "*.txt",
         "--exec",
         exec,
         "--shell",

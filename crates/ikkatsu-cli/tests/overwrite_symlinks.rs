@@ -15,7 +15,7 @@ fn run(dir: &Path, extra: &[&str]) -> (Output, String, String) {
         "overwrite",
         "data",
         "--include",
-        "**/*.txt",
+        "*.txt",
         "--exec",
         APPEND,
         "--shell",
@@ -162,7 +162,7 @@ fn json_summary_and_job_step_count_the_links() {
         &job,
         format!(
             "id: links\nsteps:\n  - name: append\n    tasklet:\n      type: overwrite\n      \
-             properties:\n        source: {}\n        include: [\"**/*.txt\"]\n        \
+             properties:\n        source: {}\n        include: [\"*.txt\"]\n        \
              follow-symlinks: true\n        exec: \"{APPEND}\"\n        shell: true\n",
             job_dir.path().join("data").display()
         ),

@@ -49,7 +49,7 @@ fn overwrite(dir: &Path, status: &str) -> Output {
             "overwrite",
             &tree.display().to_string(),
             "--include",
-            "**/*.txt",
+            "*.txt",
             "--exec",
             "cp {in} {out}",
             "--state-dir",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ikkatsu_core::duration::HumanDuration;
 use ikkatsu_core::{Error, Result};
-use ikkatsu_storage::{Storage, StorageOptions, WalkOptions, mask_secrets};
+use ikkatsu_storage::{ByteSize, FileAge, Storage, StorageOptions, WalkOptions, mask_secrets};
 use serde::Deserialize;
 
 use crate::flow::{OverwriteFlow, OverwriteOptions};
@@ -30,14 +30,58 @@ pub struct OverwriteConfig {
     /// the application config. It may hold secrets: it is shown masked.
     #[cfg_attr(feature = "cli", arg(value_name = "SOURCE"))]
     pub source: String,
-    /// Only files whose relative path matches one of these globs (`**/*.csv`); default all.
+    /// Include files matching this pattern, as rclone's `--include` (`*.csv` matches at
+    /// any depth, `/x/*.csv` is anchored at the root, `**` crosses directories); with any
+    /// include pattern every other file is left out (docs/overwrite.md#choosing-files).
     #[serde(default)]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "GLOB"))]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATTERN"))]
     pub include: Vec<String>,
-    /// Leave files matching one of these globs alone.
+    /// Exclude files matching this pattern (`dir/` excludes a whole directory).
     #[serde(default)]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "GLOB"))]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATTERN"))]
     pub exclude: Vec<String>,
+    /// A filtering rule: `+ PATTERN` includes, `- PATTERN` excludes, `!` forgets the rules
+    /// so far; the first rule that matches decides.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "RULE", allow_hyphen_values = true)
+    )]
+    pub filter: Vec<String>,
+    /// Read include patterns from FILE (one a line; `#` and `;` start comments).
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub include_from: Vec<PathBuf>,
+    /// Read exclude patterns from FILE.
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub exclude_from: Vec<PathBuf>,
+    /// Read filtering rules (`+ PATTERN`, `- PATTERN`, `!`) from FILE.
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub filter_from: Vec<PathBuf>,
+    /// Take exactly the files listed in FILE (paths relative to SOURCE, one a line); not
+    /// combinable with the other filters.
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub files_from: Vec<PathBuf>,
+    /// Only files of at least this size (`100k`, `1.5M`, `1G`; binary units, no unit: KiB).
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SIZE"))]
+    pub min_size: Option<ByteSize>,
+    /// Only files of at most this size.
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SIZE"))]
+    pub max_size: Option<ByteSize>,
+    /// Only files modified at least this long ago (`1h`, `2d`, `1w`) or before this date
+    /// (`2006-01-02`, `2006-01-02 15:04:05`, local time).
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "AGE"))]
+    pub min_age: Option<FileAge>,
+    /// Only files modified at most this long ago, or since this date.
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "AGE"))]
+    pub max_age: Option<FileAge>,
     /// Deepest directory level to walk (1: files directly in SOURCE).
     #[serde(default)]
     #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
@@ -178,19 +222,23 @@ impl OverwriteConfig {
 
     /// The walk options.
     pub fn walk_options(&self) -> WalkOptions {
-        let mut walk = WalkOptions::new()
-            .follow_symlinks(self.follow_symlinks)
-            .include_hidden(self.hidden);
-        for glob in &self.include {
-            walk = walk.include(glob.clone());
+        WalkOptions {
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            filter: self.filter.clone(),
+            include_from: self.include_from.clone(),
+            exclude_from: self.exclude_from.clone(),
+            filter_from: self.filter_from.clone(),
+            files_from: self.files_from.clone(),
+            min_size: self.min_size.map(ByteSize::bytes),
+            max_size: self.max_size.map(ByteSize::bytes),
+            min_age: self.min_age,
+            max_age: self.max_age,
+            max_depth: self.max_depth,
+            follow_symlinks: self.follow_symlinks,
+            include_hidden: self.hidden,
+            counts: None,
         }
-        for glob in &self.exclude {
-            walk = walk.exclude(glob.clone());
-        }
-        if let Some(depth) = self.max_depth {
-            walk = walk.max_depth(depth);
-        }
-        walk
     }
 
     /// The command run per file.
@@ -234,8 +282,8 @@ impl OverwriteConfig {
             .with_max_errors(self.max_errors.unwrap_or(DEFAULT_MAX_ERRORS))
     }
 
-    /// Checks what can be checked without opening anything: the command, the globs, the
-    /// concurrency (at least 1) and the namespace.
+    /// Checks what can be checked without opening anything: the command, the filter rules
+    /// (reading their files), the concurrency (at least 1) and the namespace.
     pub fn validate(&self) -> Result<()> {
         if self.renamed_status.is_some() {
             return Err(Error::config(

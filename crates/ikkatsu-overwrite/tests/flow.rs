@@ -54,9 +54,11 @@ fn tree(root: &Path) -> Vec<&'static str> {
 
 fn options(state: &Path) -> OverwriteOptions {
     let mut options = OverwriteOptions::new(state);
+    // rclone's order: an include would be tried before an exclude, so the rules say it.
     options.walk = WalkOptions::new()
-        .include("**/*.txt")
-        .exclude("skip/**")
+        .filter("- /skip/")
+        .filter("+ *.txt")
+        .filter("- *")
         .follow_symlinks(true);
     options.concurrency = Some(3);
     options.retry.initial_backoff = Duration::from_millis(5);

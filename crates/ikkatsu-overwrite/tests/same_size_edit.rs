@@ -15,7 +15,7 @@ use ikkatsu_storage::{Storage, WalkOptions};
 
 fn options(state: &Path) -> OverwriteOptions {
     let mut options = OverwriteOptions::new(state);
-    options.walk = WalkOptions::new().include("**/*.txt");
+    options.walk = WalkOptions::new().include("*.txt");
     options.concurrency = Some(2);
     options.retry.initial_backoff = Duration::from_millis(5);
     options

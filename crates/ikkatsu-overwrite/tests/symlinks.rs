@@ -86,9 +86,7 @@ impl Tree {
 
 fn options(state: &Path, follow: bool) -> OverwriteOptions {
     let mut options = OverwriteOptions::new(state);
-    options.walk = WalkOptions::new()
-        .include("**/*.txt")
-        .follow_symlinks(follow);
+    options.walk = WalkOptions::new().include("*.txt").follow_symlinks(follow);
     options.concurrency = Some(2);
     options.retry.initial_backoff = Duration::from_millis(5);
     options

@@ -11,8 +11,9 @@
 //!   offers stat, read (whole or streamed), write (bytes, a stream, or streamed from a local
 //!   file), delete, exists and a conditional [`Storage::write_if_unchanged`] that refuses to
 //!   clobber a file changed since it was read ([`ikkatsu_core::ErrorKind::Conflict`]).
-//! * [`Storage::walk`] streams every file that [`WalkOptions`] keep (globs on the whole
-//!   relative path, depth, hidden names, symbolic links with loop detection) in flat memory.
+//! * [`Storage::walk`] streams every file that [`WalkOptions`] keep (rclone's filter rules,
+//!   size and age limits, depth, hidden names, symbolic links with loop detection) in flat
+//!   memory. [`PathGlobs`] matches shell-style globs on whole paths.
 //! * [`validate_relative_path`] is the rule every name from a listing passes before it is
 //!   joined with a local path.
 //! * [`StorageBackend`] is a backend of the program's own: [`Storage::from_backend`] serves
@@ -40,7 +41,7 @@
 //! storage.write("in/b.txt", "hello").await?;
 //!
 //! let csv: Vec<_> = storage
-//!     .walk(WalkOptions::new().include("**/*.csv"))?
+//!     .walk(WalkOptions::new().include("*.csv"))?
 //!     .try_collect()
 //!     .await?;
 //! assert_eq!(csv.len(), 1);
@@ -71,7 +72,7 @@ pub use backend::custom::StorageBackend;
 pub use backend::register_scheme;
 pub use connection::StorageConnection;
 pub use file_info::{FileInfo, LocalStamp};
-pub use filter::{PathFilter, WalkCounts, WalkOptions};
+pub use filter::{ByteSize, FileAge, PathFilter, PathGlobs, WalkCounts, WalkOptions};
 pub use layers::StorageOptions;
 pub use local::{LinkTarget, LocalFiles, Replacement};
 pub use path::{join_local, validate_relative_path};

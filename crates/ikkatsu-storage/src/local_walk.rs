@@ -4,7 +4,7 @@
 //! Each thread walks depth first with its own stack of open directories (so memory is
 //! bounded by the depth of the tree, not its width), and hands a subdirectory to the shared
 //! queue instead of entering it when another thread is idle. Names are matched against the
-//! globs before a file is stat-ed: a file the filter drops costs no system call beyond the
+//! rules before a file is stat-ed: a file the filter drops costs no system call beyond the
 //! directory read.
 
 use std::fs::ReadDir;
@@ -228,10 +228,10 @@ impl Shared {
 
     /// Whether a symbolic link that is not followed leads to what the walk would read: a
     /// file the filter keeps, or a directory it would enter.
-    fn would_read_link(&self, full: &Path, rel: &str, name: &str, depth: usize) -> bool {
+    fn would_read_link(&self, full: &Path, rel: &str, depth: usize) -> bool {
         match std::fs::metadata(full) {
-            Ok(meta) if meta.is_dir() => self.filter.descend(name, depth),
-            Ok(meta) => meta.is_file() && self.filter.matches(rel),
+            Ok(meta) if meta.is_dir() => self.filter.descend(rel, depth),
+            Ok(meta) => meta.is_file() && self.filter.matches_in_kept_dir(rel),
             Err(_) => false,
         }
     }
@@ -364,7 +364,7 @@ impl Shared {
                 }
             };
             if file_type.is_dir() {
-                if self.filter.descend(name, depth) {
+                if self.filter.descend(&rel, depth) {
                     let above = frame.chain.clone();
                     if !self.enter(&mut stack, batch, entry.path(), rel, depth, above) {
                         return false;
@@ -373,11 +373,11 @@ impl Shared {
                 continue;
             }
             let meta = if file_type.is_file() {
-                // Only files the globs keep are worth a stat.
-                if !self.filter.matches(&rel) {
+                // Only files the rules keep are worth a stat.
+                if !self.filter.matches_in_kept_dir(&rel) {
                     continue;
                 }
-                if !self.stat_files {
+                if !self.stat_files && !self.filter.needs_metadata() {
                     if !self.push(batch, Ok(FileInfo::new(rel, 0))) {
                         return false;
                     }
@@ -399,7 +399,7 @@ impl Shared {
                     Ok(meta) => meta,
                     // A dangling link is not a file.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        if self.filter.matches(&rel) {
+                        if self.filter.matches_in_kept_dir(&rel) {
                             self.link_skipped(
                                 &rel,
                                 "it is dangling (what it points to is missing)",
@@ -415,8 +415,7 @@ impl Shared {
                     }
                 }
             } else {
-                if file_type.is_symlink() && self.would_read_link(&entry.path(), &rel, name, depth)
-                {
+                if file_type.is_symlink() && self.would_read_link(&entry.path(), &rel, depth) {
                     self.link_skipped(
                         &rel,
                         "links are not followed; give --follow-symlinks (follow-symlinks: true) to read through it",
@@ -426,7 +425,7 @@ impl Shared {
             };
             if meta.is_dir() {
                 // Reached through a followed symbolic link: enter it unless it is an ancestor.
-                if !self.filter.descend(name, depth) {
+                if !self.filter.descend(&rel, depth) {
                     continue;
                 }
                 if is_ancestor(&frame.chain, id_of(&meta)) {
@@ -439,10 +438,14 @@ impl Shared {
                 }
                 continue;
             }
-            if !meta.is_file() || !self.filter.matches(&rel) {
+            if !meta.is_file() || !self.filter.matches_in_kept_dir(&rel) {
                 continue;
             }
-            if !self.push(batch, Ok(local_file_info(rel, &meta))) {
+            let info = local_file_info(rel, &meta);
+            if !self.filter.keeps_file_info(&info) {
+                continue;
+            }
+            if !self.push(batch, Ok(info)) {
                 return false;
             }
         }

@@ -1,5 +1,5 @@
-//! The streaming walker: every file under a storage root, filtered by globs, depth and
-//! hidden names, with memory that does not grow with the number of files.
+//! The streaming walker: every file under a storage root, filtered by rclone-style rules,
+//! size and age, depth and hidden names, with memory that does not grow with the number of files.
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -109,15 +109,17 @@ impl Storage {
                         return Ok(None);
                     }
                     let meta = entry.metadata();
-                    if meta.is_file() && meta.last_modified().is_some() {
-                        return Ok(Some(storage.info(&path, meta)));
-                    }
-                    match storage.stat(&path).await {
-                        Ok(info) => Ok(Some(info)),
-                        // Deleted between listing and stat: not there any more.
-                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                        Err(e) => Err(e),
-                    }
+                    let info = if meta.is_file() && meta.last_modified().is_some() {
+                        storage.info(&path, meta)
+                    } else {
+                        match storage.stat(&path).await {
+                            Ok(info) => info,
+                            // Deleted between listing and stat: not there any more.
+                            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                            Err(e) => return Err(e),
+                        }
+                    };
+                    Ok(filter.keeps_file_info(&info).then_some(info))
                 }
             })
             .boxed()

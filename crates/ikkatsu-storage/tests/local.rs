@@ -80,7 +80,7 @@ async fn skipped_links_are_counted() {
     let counts = WalkCounts::new();
     let options = WalkOptions {
         counts: Some(counts.clone()),
-        ..WalkOptions::new().include("**/*.csv")
+        ..WalkOptions::new().include("*.csv")
     };
     assert!(paths(&storage, options).await.is_empty());
     assert_eq!(counts.links_skipped(), 3, "the three directory links");
@@ -263,7 +263,7 @@ async fn the_parallel_walker_yields_each_file_once_and_stats_only_when_asked() {
     }
     expected.sort();
     let storage = Storage::open(dir.path().to_str().expect("utf-8")).expect("open");
-    let txt = WalkOptions::new().include("**/*.txt");
+    let txt = WalkOptions::new().include("*.txt");
     assert_eq!(paths(&storage, txt.clone()).await, expected);
 
     let mut stat_ed = Vec::new();

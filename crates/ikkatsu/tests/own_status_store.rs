@@ -219,7 +219,7 @@ async fn an_own_status_store_drives_the_overwrite_flow() {
             .map_err(|e| Error::io("out", e))
     });
     let mut options = OverwriteOptions::new(dir.path().join("state"));
-    options.walk = WalkOptions::new().include("**/*.txt");
+    options.walk = WalkOptions::new().include("*.txt");
     let source = Storage::open(&format!("file://{}", root.display())).unwrap();
     let flow = OverwriteFlow::new(source, Arc::new(store.clone()), upper, options);
     let cancel = CancellationToken::new();

@@ -298,7 +298,7 @@ async fn the_overwrite_flow_runs_over_it() {
 
     let state = tempfile::tempdir().unwrap();
     let mut options = OverwriteOptions::new(state.path());
-    options.walk = ikkatsu_storage::WalkOptions::new().include("**/*.txt");
+    options.walk = ikkatsu_storage::WalkOptions::new().include("*.txt");
     options.retry.initial_backoff = std::time::Duration::from_millis(5);
     let status = ikkatsu_overwrite::open_status_store("memory:", StatusStoreOptions::new("own"))
         .await

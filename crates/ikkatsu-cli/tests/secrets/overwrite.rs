@@ -33,7 +33,7 @@ fn overwrite_args(source: &str, target: Option<&str>, status: &str, state: &Path
         "overwrite",
         source,
         "--include",
-        "**/*",
+        "*",
         "--exec",
         "cp {in} {out}",
         "--status-store",

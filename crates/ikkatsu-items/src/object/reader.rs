@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, Record, Result};
-use ikkatsu_storage::{FileInfo, Storage, WalkOptions};
+use ikkatsu_storage::{FileInfo, PathGlobs, Storage};
 
 use super::format::{Object, Position, RecordCursor, RecordDecoder};
 use super::{Location, ObjectStorage, is_glob, literal_prefix, object_name, storage_builders};
@@ -66,12 +66,7 @@ impl ObjectItemReader {
             )));
         }
         // Checks the globs now rather than at open.
-        WalkOptions {
-            include: vec![location.path.clone()],
-            exclude: exclude.clone(),
-            ..WalkOptions::default()
-        }
-        .compile()?;
+        PathGlobs::new(std::slice::from_ref(&location.path), &exclude)?;
         Ok(ObjectItemReader {
             at: ObjectStorage::new(location, decoder.format(), "reader", "read"),
             exclude,
@@ -118,13 +113,7 @@ impl ObjectItemReader {
         }
         // Hidden names (`.part.tmp`, `.DS_Store`) below the glob's fixed directories are
         // skipped unless the glob itself names hidden ones.
-        let filter = WalkOptions {
-            include: vec![path.clone()],
-            exclude: exclude.to_vec(),
-            include_hidden: true,
-            ..WalkOptions::default()
-        }
-        .compile()?;
+        let filter = PathGlobs::new(std::slice::from_ref(path), exclude)?;
         let prefix = literal_prefix(path);
         let hidden_wanted = path.starts_with('.') || path.contains("/.");
         let keep = |file: &FileInfo| {
