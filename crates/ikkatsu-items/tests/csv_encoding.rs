@@ -111,7 +111,8 @@ async fn shift_jis_with_5c_second_bytes_and_katakana_decodes_exactly() {
     // The bytes the test is about are there: 表, ソ and 能 end in 0x5C.
     assert!(bytes.windows(2).any(|w| w == [0x95, 0x5C]));
     assert!(bytes.windows(2).any(|w| w == [0x83, 0x5C]));
-    assert!(bytes.windows(3).any(|w| w == [0x94, 0x5C, b',']));
+    assert!(bytes.windows(3).any(|w| w == [0x95, 0x5C, b',']));
+    assert!(bytes.windows(3).any(|w| w == [0x94, 0x5C, b'"']));
     assert!(bytes.windows(3).any(|w| w == [0xB1, 0xB2, 0xB3]));
     std::fs::write(&path, &bytes).unwrap();
 
@@ -157,14 +158,16 @@ async fn a_restart_in_the_middle_of_a_shift_jis_file_resumes_at_the_next_row() {
     let mut context = ExecutionContext::new();
     let first = read_some(config(), &mut context, 2).await;
     assert_eq!(first, japanese_records()[..2]);
-    // The saved offset is a byte offset of the file: right before row 3.
-    let row3 = encode(SHIFT_JIS, "3,能力表");
-    let offset = bytes.windows(row3.len()).position(|w| w == row3).unwrap() as u64;
+    // The saved offset is a byte offset of the file: the end of row 2, which the CSV
+    // parser ends at its `\r` (the `\n` is read with the next row).
+    let row3 = encode(SHIFT_JIS, "\r\n3,能力表");
+    let offset = bytes.windows(row3.len()).position(|w| w == row3).unwrap() as u64 + 1;
     assert_eq!(
         context.get::<u64>("csv.reader.offset").unwrap(),
         Some(offset)
     );
-    assert_eq!(context.get::<u64>("csv.reader.line").unwrap(), Some(5));
+    // ... and on line 4, the one of that `\n` (a skipped line, the header, rows 1 and 2).
+    assert_eq!(context.get::<u64>("csv.reader.line").unwrap(), Some(4));
 
     let rest = read_some(config(), &mut context, 10).await;
     assert_eq!(rest, japanese_records()[2..]);

@@ -59,7 +59,8 @@ async fn convert(
 async fn a_yaml_job_converts_shift_jis_to_utf_8_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let body = "コード,名前,メモ\n1,表計算,ｱｲｳ\n2,\"ソ,能\",\"表\"\"\"\n3,ﾃｽﾄ,能\n";
-    let (sjis, _, unmappable) = SHIFT_JIS.encode(&format!("社内資料 \"2024\"\n{body}"));
+    let text = format!("社内資料 \"2024\"\n{body}");
+    let (sjis, _, unmappable) = SHIFT_JIS.encode(&text);
     assert!(!unmappable);
     std::fs::write(dir.path().join("in.csv"), &sjis).unwrap();
 
