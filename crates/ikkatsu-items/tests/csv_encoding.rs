@@ -426,6 +426,32 @@ async fn utf_16_and_unsafe_delimiters_are_decoded_first_and_restart_by_record() 
 }
 
 #[tokio::test]
+async fn shift_jis_with_semicolons_is_parsed_in_its_bytes_and_restarts_at_an_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("semi.csv");
+    let first = "id;名前\n1;\"表;ソ\"\n";
+    std::fs::write(&path, encode(SHIFT_JIS, &format!("{first}2;能\n"))).unwrap();
+    let config = || {
+        let mut config = reader_config(&path, Some("Shift_JIS"));
+        config.delimiter = ';';
+        config
+    };
+    let expected = vec![
+        record(json!({"id": "1", "名前": "表;ソ"})),
+        record(json!({"id": "2", "名前": "能"})),
+    ];
+    let mut context = ExecutionContext::new();
+    assert_eq!(read_some(config(), &mut context, 1).await, expected[..1]);
+    // `;` is no trail byte of Shift_JIS: a byte offset of the file is saved.
+    let offset = encode(SHIFT_JIS, first).len() as u64;
+    assert_eq!(
+        context.get::<u64>("csv.reader.offset").unwrap(),
+        Some(offset)
+    );
+    assert_eq!(read_some(config(), &mut context, 5).await, expected[1..]);
+}
+
+#[tokio::test]
 async fn lines_to_skip_header_false_and_columns_from_yaml() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.csv");

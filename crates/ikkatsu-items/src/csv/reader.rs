@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -136,7 +135,7 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         let mut head = [0u8; 3];
         let mut len = 0;
         while len < head.len() {
-            match file.read_at(&mut head[len..], len as u64) {
+            match file.read(&mut head[len..]) {
                 Ok(0) => break,
                 Ok(n) => len += n,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
@@ -269,7 +268,7 @@ impl<D: CsvItemDecoder> CsvReader<D> {
                 let (start, end) = (start.byte(), reader.position().byte());
                 let mut raw = vec![0; end.saturating_sub(start) as usize];
                 let read = match reader.get_ref() {
-                    CsvInput::File(file) => file.read_exact_at(&mut raw, start).is_ok(),
+                    CsvInput::File(file) => read_exact_at(file, &mut raw, start).is_ok(),
                     CsvInput::Decoded(_) => false,
                 };
                 read.then(|| locate(encoding, &raw, line)).flatten()
@@ -362,4 +361,17 @@ impl<D: CsvItemDecoder> ItemReader<D::Item> for CsvReader<D> {
     fn supports_read_ahead(&self) -> bool {
         true
     }
+}
+
+/// Reads `buf.len()` bytes of `file` at `offset` without moving its position (the CSV
+/// parser's): the raw bytes of a row, for the place of an undecodable byte in a message.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Without positioned reads the place is not looked up (the message names the line).
+#[cfg(not(unix))]
+fn read_exact_at(_file: &File, _buf: &mut [u8], _offset: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }

@@ -10,8 +10,8 @@
 //!
 //! * **raw**: UTF-8, and the encodings in which no byte of a multi-byte character can be
 //!   taken for the delimiter, the quote or a line break (the single-byte encodings, EUC-JP,
-//!   and the other ASCII-compatible ones as long as the delimiter and the quote are below
-//!   `0`, such as `,` `;` `"` `'` and tab). The CSV parser works on the file's bytes and each
+//!   and the other ASCII-compatible ones as long as the delimiter and the quote are ASCII
+//!   characters below `@` other than digits, such as `,` `;` `:` `"` `'` and tab). The CSV parser works on the file's bytes and each
 //!   row's fields are decoded afterwards ([`decode::RowDecoder`]), so positions stay byte
 //!   offsets of the file. UTF-8 rows are not copied at all.
 //! * **decoded**: UTF-16, ISO-2022-JP, and Shift_JIS, GBK, Big5, ... with a delimiter or
@@ -87,13 +87,15 @@ impl TextEncoding {
     /// multi-byte character equals the delimiter, the quote, `\r` or `\n`.
     pub(crate) fn parses_raw(self, delimiter: u8, quote: u8) -> bool {
         let encoding = self.0;
-        // The trail bytes of Shift_JIS, GBK, gb18030, Big5 and EUC-KR are all 0x30 or more;
-        // those of EUC-JP are 0xA1 or more.
+        // The trail bytes of Shift_JIS, GBK, Big5 and EUC-KR are 0x40 or more, those of
+        // gb18030 0x40 or more or a digit (its four-byte characters), those of EUC-JP 0xA1
+        // or more.
+        let safe = |byte: u8| byte < 0x40 && !byte.is_ascii_digit();
         encoding == UTF_8
             || (encoding.is_ascii_compatible()
                 && (encoding.is_single_byte()
                     || encoding == EUC_JP
-                    || (delimiter < 0x30 && quote < 0x30)))
+                    || (safe(delimiter) && safe(quote))))
     }
 
     /// The byte order mark a writer starts a new output with: one for UTF-16, none else.
@@ -151,6 +153,13 @@ mod tests {
         assert!(enc("euc-jp").parses_raw(b'|', b'"'));
         assert!(enc("shift_jis").parses_raw(b',', b'"'));
         assert!(enc("shift_jis").parses_raw(b'\t', b'\''));
+        assert!(enc("shift_jis").parses_raw(b';', b'"'));
+        assert!(enc("gb18030").parses_raw(b':', b'"'));
+        // gb18030's four-byte characters have digits as second and fourth bytes.
+        assert!(!enc("gb18030").parses_raw(b'0', b'"'));
+        // A trail byte of Shift_JIS, GBK, Big5 and EUC-KR can be `@` or a letter.
+        assert!(!enc("big5").parses_raw(b'@', b'"'));
+        assert!(!enc("euc-kr").parses_raw(b',', b'A'));
         // ポ is 0x83 0x7C in Shift_JIS.
         assert!(!enc("shift_jis").parses_raw(b'|', b'"'));
         assert!(!enc("utf-16le").parses_raw(b',', b'"'));
