@@ -436,7 +436,7 @@ async fn shift_jis_with_semicolons_is_parsed_in_its_bytes_and_restarts_at_an_off
         config.delimiter = ';';
         config
     };
-    let expected = vec![
+    let expected = [
         record(json!({"id": "1", "名前": "表;ソ"})),
         record(json!({"id": "2", "名前": "能"})),
     ];
