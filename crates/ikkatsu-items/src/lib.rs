@@ -78,6 +78,7 @@ pub mod object;
 pub mod register;
 pub mod script;
 pub mod shell;
+mod text;
 
 pub use duration::HumanDuration;
 pub use register::register;

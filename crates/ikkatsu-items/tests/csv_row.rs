@@ -188,14 +188,16 @@ async fn row_reader_errors_match_the_record_reader() {
     assert_eq!(
         errors[1].1,
         format!(
-            "{}:5: field 2 (`b`) is not valid UTF-8 (valid up to byte 1)",
+            "{}:5:4: byte 0xFF cannot be decoded as UTF-8 (field 2 (`b`)); set `encoding` to \
+             the file's encoding (`Shift_JIS`, `windows-1252`, ...)",
             path.display()
         )
     );
     assert_eq!(
         errors[2].1,
         format!(
-            "{}:6: field 1 (`a`) is not valid UTF-8 (valid up to byte 1)",
+            "{}:6:2: byte 0xC3 cannot be decoded as UTF-8 (field 1 (`a`)); set `encoding` to \
+             the file's encoding (`Shift_JIS`, `windows-1252`, ...)",
             path.display()
         )
     );

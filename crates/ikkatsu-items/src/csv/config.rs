@@ -1,6 +1,6 @@
 //! The properties of the CSV readers and writers, local and on a storage. The CSV dialect
-//! properties (`delimiter`, `quote`, and `has-header`, `headers`, `trim` of readers or
-//! `header`, `columns` of writers) are declared once here, by [`csv_config!`], for all four
+//! properties (`delimiter`, `quote`, `encoding`, and `has-header`, `columns`,
+//! `lines-to-skip`, `trim` of readers or `header`, `columns` of writers) are declared once here, by [`csv_config!`], for all four
 //! configurations; each adds where its input or output is.
 
 /// The default `delimiter`.
@@ -40,6 +40,13 @@ macro_rules! csv_config {
             /// The quote character, a single ASCII character (default `"`).
             #[serde(default = "crate::csv::config::default_quote")]
             pub quote: char,
+            /// The text encoding: a WHATWG label such as `Shift_JIS`, `EUC-JP`,
+            /// `windows-1252` or `UTF-16LE` (case-insensitive; default UTF-8). Readers
+            /// decode to UTF-8 (a byte order mark at the start wins over this and is
+            /// skipped); writers encode from UTF-8 (UTF-16 with a byte order mark), and a
+            /// character the encoding cannot represent is an error.
+            #[serde(default)]
+            pub encoding: Option<String>,
             $($role)*
             $($after)*
         }
@@ -51,6 +58,7 @@ macro_rules! csv_config {
                     $($field: $init,)*
                     delimiter: crate::csv::config::default_delimiter(),
                     quote: crate::csv::config::default_quote(),
+                    encoding: None,
                     $($role_init)*
                 }
             }
@@ -62,23 +70,29 @@ macro_rules! csv_config {
     ) => {
         $crate::csv::config::csv_config!(
             @struct [$(#[$meta])*] $name [$($before)*] [
-                /// Whether the first row (of the file, of every object on a storage) holds
-                /// the column names (default `true`). Without a header row and without
-                /// `headers`, fields are named `column1`, `column2`, ...
-                #[serde(default = "crate::csv::config::default_true")]
+                /// Whether the first row (of the file, of every object on a storage; after
+                /// `lines-to-skip`) holds the column names (default `true`; `header` is an
+                /// alias). Without a header row and without `columns`, fields are named
+                /// `column1`, `column2`, ...
+                #[serde(default = "crate::csv::config::default_true", alias = "header")]
                 pub has_header: bool,
-                /// Explicit column names, used instead of the header row (which is still
-                /// skipped when `has-header` is true). Every row must then have exactly
-                /// this many fields.
-                #[serde(default)]
+                /// Explicit column names (`columns` in job YAML, `headers` an alias), used
+                /// instead of the header row (which is still skipped when `has-header` is
+                /// true). Every row must then have exactly this many fields.
+                #[serde(default, rename = "columns", alias = "headers")]
                 pub headers: Option<Vec<String>>,
+                /// Lines skipped at the start of the file (of every object on a storage)
+                /// before the header row or the first row, as they are: they are not parsed
+                /// as CSV (default `0`). A line ends at `\n`.
+                #[serde(default)]
+                pub lines_to_skip: u64,
                 /// Trim leading and trailing whitespace of every field and header (default
                 /// `false`).
                 #[serde(default)]
                 pub trim: bool,
             ] []
             [$(#[$new_meta])*] ($($arg: $arg_ty),*) [$($field: $init),*]
-            [has_header: true, headers: None, trim: false,]
+            [has_header: true, headers: None, lines_to_skip: 0, trim: false,]
         );
     };
     (

@@ -3,6 +3,8 @@
 
 use ikkatsu_core::{Error, ErrorKind, Result};
 
+use crate::text::decode::Undecodable;
+
 /// `c` as the one ASCII byte a CSV `property` (`delimiter`, `quote`) must be; `at` names the
 /// file or object.
 pub(crate) fn ascii_byte(c: char, property: &str, at: &str) -> Result<u8> {
@@ -33,10 +35,10 @@ pub(crate) fn at_line(name: &str, pos: Option<&csv::Position>) -> String {
 }
 
 /// The error of a row whose number of fields is not `expected`; `explicit` when that
-/// number comes from the `headers` property.
+/// number comes from the `columns` property.
 pub(crate) fn field_count_error(at: &str, expected: usize, found: usize, explicit: bool) -> Error {
     let why = if explicit {
-        " (the `headers` property)"
+        " (the `columns` property)"
     } else {
         ""
     };
@@ -86,6 +88,9 @@ pub(crate) fn csv_error(name: &str, err: csv::Error, names: Option<&[String]>) -
     let line = |pos: Option<&csv::Position>| at_line(name, pos);
     let message = match err.kind() {
         csv::ErrorKind::Io(io) => {
+            if let Some(undecodable) = Undecodable::in_io(io) {
+                return undecodable.error(name, None);
+            }
             let kind = io.kind();
             let message = format!("cannot read CSV input `{name}`: {io}");
             let kind = match kind {

@@ -44,10 +44,10 @@ pub use row::{CsvRow, CsvRowDecoder, CsvRowEncoder};
 pub use writer::{CsvWriter, TypedCsvItemWriter};
 
 use config::csv_config;
-pub(crate) use error::{ascii_byte, field_count_error, utf8_error};
+pub(crate) use error::{ascii_byte, field_count_error, field_name};
 
 /// Reads a CSV file as [`Record`](ikkatsu_core::Record)s: one per row, keys from the header
-/// row (or the `headers` property, or `column1`, `column2`, ...), all values strings, in
+/// row (or the `columns` property, or `column1`, `column2`, ...), all values strings, in
 /// column order.
 ///
 /// Restartable: the position is saved under `csv.reader.offset`, `csv.reader.line` and
@@ -55,7 +55,7 @@ pub(crate) use error::{ascii_byte, field_count_error, utf8_error};
 pub type CsvItemReader = CsvReader<CsvRecordDecoder>;
 
 /// Reads a CSV file as [`CsvRow`]s: one per row, with the column names of the header row
-/// (or the `headers` property, or `column1`, `column2`, ...) shared by all rows.
+/// (or the `columns` property, or `column1`, `column2`, ...) shared by all rows.
 ///
 /// Restartable like [`CsvItemReader`], with the same context keys and error messages.
 pub type CsvRowItemReader = CsvReader<CsvRowDecoder>;

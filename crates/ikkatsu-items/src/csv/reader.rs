@@ -2,6 +2,7 @@
 //! a `std::fs::File`, the fast path), each row made an item by a [`CsvItemDecoder`].
 
 use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -9,13 +10,45 @@ use ikkatsu_core::item::fill_chunk;
 use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, Result};
 
 use super::decode::CsvItemDecoder;
-use super::error::{ascii_byte, csv_error, field_count_error};
+use super::error::{ascii_byte, csv_error, field_count_error, field_name};
 use super::{CsvReaderConfig, READER_COLUMNS_KEY};
 use crate::file::{ContextKeys, check_resume_offset, open_input};
+use crate::text::TextEncoding;
+use crate::text::decode::{DecodingReader, RowDecoder, locate, skip_lines};
 
 /// Bytes the CSV reader reads and the writer writes per system call (the csv crate's
 /// default is 8 KiB): a chunk of ~100-byte rows then costs one or two calls, not dozens.
 pub(super) const IO_BUFFER: usize = 128 * 1024;
+
+/// What the CSV parser reads: the file itself (UTF-8 and the encodings parsed in their
+/// raw bytes), or its text decoded to UTF-8 (see [`TextEncoding::parses_raw`]).
+enum CsvInput {
+    File(File),
+    Decoded(DecodingReader<File>),
+}
+
+impl Read for CsvInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            CsvInput::File(file) => file.read(buf),
+            CsvInput::Decoded(text) => text.read(buf),
+        }
+    }
+}
+
+impl Seek for CsvInput {
+    /// Decoded text is only read forward: it stays where it is (`SeekFrom::Current(0)`).
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match (self, pos) {
+            (CsvInput::File(file), pos) => file.seek(pos),
+            (CsvInput::Decoded(_), SeekFrom::Current(0)) => Ok(0),
+            (CsvInput::Decoded(_), _) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "decoded CSV text is read forward only",
+            )),
+        }
+    }
+}
 
 /// Reads a local CSV file: one item per row, made by the decoder `D`
 /// ([`CsvItemReader`](super::CsvItemReader), [`CsvRowItemReader`](super::CsvRowItemReader)
@@ -24,16 +57,24 @@ pub(super) const IO_BUFFER: usize = 128 * 1024;
 ///
 /// Restartable: the position is saved under `csv.reader.offset`, `csv.reader.line` and
 /// `csv.reader.record` (see [`CsvReader::with_context_prefix`]) after every chunk, and a
-/// restart resumes exactly at the next row. The column names in effect are saved under
-/// [`READER_COLUMNS_KEY`].
+/// restart resumes exactly at the next row: at the saved byte offset of the file, or, for
+/// input decoded before it is parsed (UTF-16, see the `encoding` property), by reading the
+/// file again up to the saved record (no offset is saved then). The column names in effect
+/// are saved under [`READER_COLUMNS_KEY`].
 pub struct CsvReader<D> {
     config: CsvReaderConfig,
     /// The file as named in messages.
     name: String,
     delimiter: u8,
     quote: u8,
+    /// The configured encoding (a byte order mark in the file wins over it).
+    encoding: TextEncoding,
     keys: ContextKeys,
-    reader: Option<csv::Reader<File>>,
+    reader: Option<csv::Reader<CsvInput>>,
+    /// Decodes the fields of rows parsed in the file's bytes (nothing for UTF-8).
+    fields: RowDecoder,
+    /// The encoding the file's bytes are parsed in, when they are (not decoded first).
+    raw: Option<TextEncoding>,
     /// The column names in effect (explicit, from the header row, or none).
     names: Option<Vec<String>>,
     /// The row being read, reused.
@@ -54,13 +95,17 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         let name = config.path.display().to_string();
         let delimiter = ascii_byte(config.delimiter, "delimiter", &name)?;
         let quote = ascii_byte(config.quote, "quote", &name)?;
+        let encoding = TextEncoding::from_label(config.encoding.as_deref(), &name)?;
         Ok(CsvReader {
             config,
             name,
             delimiter,
             quote,
+            encoding,
             keys: ContextKeys::new("csv.reader"),
             reader: None,
+            fields: RowDecoder::new(TextEncoding::default()),
+            raw: None,
             names: None,
             row: csv::ByteRecord::new(),
             decoder,
@@ -78,46 +123,114 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         &self.config.path
     }
 
+    fn io_error(&self, err: std::io::Error) -> Error {
+        Error::io(format_args!("cannot read CSV input `{}`", self.name), err)
+    }
+
     fn open_file(&mut self, context: &ExecutionContext) -> Result<()> {
-        let file = open_input(self.path(), "CSV")?;
+        let mut file = open_input(self.path(), "CSV")?;
         let offset = self.keys.get_u64(context, "offset")?;
-        if let Some(offset) = offset {
-            check_resume_offset(&file, self.path(), offset)?;
+        let line = self.keys.get_u64(context, "line")?;
+        let record = self.keys.get_u64(context, "record")?;
+        // The byte order mark, if any, decides the encoding.
+        let mut head = [0u8; 3];
+        let mut len = 0;
+        while len < head.len() {
+            match file.read(&mut head[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(self.io_error(err)),
+            }
         }
+        let (encoding, bom) = self.encoding.sniff(&head[..len]);
+        let raw = encoding.parses_raw(self.delimiter, self.quote);
+        file.seek(SeekFrom::Start(bom as u64))
+            .map_err(|err| self.io_error(err))?;
+        let (input, start, skipped) = if raw {
+            if let Some(offset) = offset {
+                check_resume_offset(&file, self.path(), offset)?;
+            }
+            let (bytes, lines) = skip_lines(&mut BufReader::new(&file), self.config.lines_to_skip)
+                .map_err(|err| self.io_error(err))?;
+            (CsvInput::File(file), bom as u64 + bytes, lines)
+        } else {
+            let mut text = DecodingReader::new(file, encoding);
+            let (_, lines) = skip_lines(&mut text, self.config.lines_to_skip)
+                .map_err(|err| csv_error(&self.name, csv::Error::from(err), None))?;
+            (CsvInput::Decoded(text), 0, lines)
+        };
         let mut reader = csv::ReaderBuilder::new()
             .buffer_capacity(IO_BUFFER)
             .delimiter(self.delimiter)
             .quote(self.quote)
-            .has_headers(self.config.has_header)
+            // The header row is read below, as a row.
+            .has_headers(false)
             .trim(if self.config.trim {
                 csv::Trim::All
             } else {
                 csv::Trim::None
             })
             .flexible(false)
-            .from_reader(file);
+            .from_reader(input);
+        // No header row of the csv crate's own (it would read the first row to find one).
+        reader.set_byte_headers(csv::ByteRecord::new());
+        let seek_from = if raw {
+            SeekFrom::Start(start)
+        } else {
+            SeekFrom::Current(0)
+        };
+        let mut position = csv::Position::new();
+        position.set_byte(start).set_line(skipped + 1);
+        reader
+            .seek_raw(seek_from, position)
+            .map_err(|err| csv_error(&self.name, err, None))?;
+        self.fields = RowDecoder::new(if raw {
+            encoding
+        } else {
+            TextEncoding::default()
+        });
+        self.raw = raw.then_some(encoding);
+        self.reader = Some(reader);
+
         let mut names = self.config.headers.clone();
         if self.config.has_header {
-            let header = reader
-                .headers()
-                .map_err(|err| csv_error(&self.name, err, None))?;
+            let header = match self.read_row()? {
+                true => match self.fields.strings(&self.row) {
+                    Ok(header) => header,
+                    Err(field) => return Err(self.undecodable(field)),
+                },
+                false => Vec::new(),
+            };
             if names.is_none() {
-                names = Some(header.iter().map(str::to_owned).collect());
+                names = Some(header);
             }
         }
-        if let Some(offset) = offset {
-            let line = self.keys.get_u64(context, "line")?.unwrap_or(1);
-            let record = self.keys.get_u64(context, "record")?.unwrap_or(0);
-            let mut position = csv::Position::new();
-            position.set_byte(offset).set_line(line).set_record(record);
-            reader
-                .seek(position)
-                .map_err(|err| csv_error(&self.name, err, names.as_deref()))?;
-            tracing::debug!(path = %self.name, offset, line, "CSV reader resumed");
-        }
-        self.decoder.start(names.as_deref());
         self.names = names;
-        self.reader = Some(reader);
+        match (offset, record) {
+            (Some(offset), _) if raw => {
+                let mut position = csv::Position::new();
+                position
+                    .set_byte(offset)
+                    .set_line(line.unwrap_or(1))
+                    .set_record(record.unwrap_or(0));
+                if let Some(reader) = self.reader.as_mut() {
+                    reader
+                        .seek(position)
+                        .map_err(|err| csv_error(&self.name, err, self.names.as_deref()))?;
+                }
+                tracing::debug!(path = %self.name, offset, "CSV reader resumed");
+            }
+            (_, Some(record)) => {
+                // Decoded text: read again up to the saved record.
+                while self.reader.as_ref().map_or(0, |r| r.position().record()) < record
+                    && self.read_row()?
+                {}
+                tracing::debug!(path = %self.name, record, "CSV reader resumed");
+            }
+            _ => {}
+        }
+        self.decoder.start(self.names.as_deref());
         Ok(())
     }
 
@@ -145,14 +258,59 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         Ok(true)
     }
 
+    /// The error of the row just read, whose field `field` does not decode: where in the
+    /// file (line and column) and which bytes, found in the row's raw bytes.
+    fn undecodable(&self, field: usize) -> Error {
+        let names = self.names.as_deref();
+        let field_name = field_name(field as u64, names);
+        let line = self.row.position().map_or(1, csv::Position::line);
+        let found = match (&self.reader, self.raw, self.row.position()) {
+            (Some(reader), Some(encoding), Some(start)) => {
+                let (start, end) = (start.byte(), reader.position().byte());
+                let mut raw = vec![0; end.saturating_sub(start) as usize];
+                let read = match reader.get_ref() {
+                    CsvInput::File(file) => read_exact_at(file, &mut raw, start).is_ok(),
+                    CsvInput::Decoded(_) => false,
+                };
+                read.then(|| locate(encoding, &raw, line)).flatten()
+            }
+            _ => None,
+        };
+        match found {
+            Some(found) => found.error(&self.name, Some(field_name)),
+            None => Error::new(
+                ErrorKind::Parse,
+                format!(
+                    "{}:{line}: {field_name} cannot be decoded as {}; check the `encoding` property",
+                    self.name,
+                    self.raw.unwrap_or_default().name()
+                ),
+            ),
+        }
+    }
+
     fn next_item(&mut self) -> Result<Option<D::Item>> {
         if !self.read_row()? {
             return Ok(None);
         }
-        let item = self
-            .decoder
-            .decode(&self.row, &self.name, self.names.as_deref())?;
-        Ok(Some(item))
+        let row = match self.fields.decode(&self.row) {
+            Ok(row) => row,
+            Err(field) => return Err(self.undecodable(field)),
+        };
+        match self.decoder.decode(row, &self.name, self.names.as_deref()) {
+            Ok(item) => Ok(Some(item)),
+            // Not UTF-8 (only UTF-8 rows reach the item decoder undecoded): say where.
+            Err(err) => match self
+                .row
+                .iter()
+                .position(|f| std::str::from_utf8(f).is_err())
+            {
+                Some(field) if self.raw.is_some_and(TextEncoding::is_utf8) => {
+                    Err(self.undecodable(field))
+                }
+                _ => Err(err),
+            },
+        }
     }
 }
 
@@ -165,7 +323,10 @@ impl<D: CsvItemDecoder> ItemStream for CsvReader<D> {
     async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
         if let Some(reader) = &self.reader {
             let position = reader.position();
-            context.put(self.keys.key("offset"), position.byte());
+            // Offsets in decoded text are no place in the file: not saved.
+            if self.raw.is_some() {
+                context.put(self.keys.key("offset"), position.byte());
+            }
             context.put(self.keys.key("line"), position.line());
             context.put(self.keys.key("record"), position.record());
         }
@@ -194,4 +355,17 @@ impl<D: CsvItemDecoder> ItemReader<D::Item> for CsvReader<D> {
     fn supports_read_ahead(&self) -> bool {
         true
     }
+}
+
+/// Reads `buf.len()` bytes of `file` at `offset` without moving its position (the CSV
+/// parser's): the raw bytes of a row, for the place of an undecodable byte in a message.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Without positioned reads the place is not looked up (the message names the line).
+#[cfg(not(unix))]
+fn read_exact_at(_file: &File, _buf: &mut [u8], _offset: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }

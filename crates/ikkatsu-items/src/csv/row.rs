@@ -280,7 +280,7 @@ impl CsvRow {
     }
 }
 
-/// Rows as [`CsvRow`]s, with the column names of the header row (or the `headers` property,
+/// Rows as [`CsvRow`]s, with the column names of the header row (or the `columns` property,
 /// or `column1`, `column2`, ...) shared by all rows of a file.
 #[derive(Default)]
 pub struct CsvRowDecoder {

@@ -2,7 +2,7 @@
 //! [`CsvItemEncoder`]) and [`TypedCsvItemWriter`] (serde types).
 
 use std::fs::File;
-use std::io::Seek;
+use std::io::{Seek, Write};
 use std::marker::PhantomData;
 use std::path::Path;
 
@@ -12,10 +12,43 @@ use serde::Serialize;
 use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemStream, ItemWriter, Result};
 
 use super::encode::CsvItemEncoder;
-use super::error::ascii_byte;
+use super::error::{ascii_byte, field_name};
 use super::reader::IO_BUFFER;
 use super::{CsvWriterConfig, reader_columns};
 use crate::file::{ContextKeys, open_output, write_error};
+use crate::text::TextEncoding;
+use crate::text::encode::{EncodingWriter, unencodable};
+
+/// Where the CSV writer's UTF-8 text goes: the file itself (UTF-8), or an encoder into it.
+enum CsvOutput {
+    File(File),
+    Encoded(EncodingWriter<File>),
+}
+
+impl CsvOutput {
+    fn file(&self) -> &File {
+        match self {
+            CsvOutput::File(file) => file,
+            CsvOutput::Encoded(encoded) => encoded.get_ref(),
+        }
+    }
+}
+
+impl Write for CsvOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            CsvOutput::File(file) => file.write(buf),
+            CsvOutput::Encoded(encoded) => encoded.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            CsvOutput::File(file) => file.flush(),
+            CsvOutput::Encoded(encoded) => encoded.flush(),
+        }
+    }
+}
 
 /// A local CSV file being written, restart-safe: the writing machinery shared by
 /// [`CsvWriter`] and [`TypedCsvItemWriter`].
@@ -23,10 +56,13 @@ struct CsvSink {
     config: CsvWriterConfig,
     delimiter: u8,
     quote: u8,
+    encoding: TextEncoding,
     keys: ContextKeys,
-    writer: Option<csv::Writer<File>>,
+    writer: Option<csv::Writer<CsvOutput>>,
     /// Whether the header row still has to be written.
     header_pending: bool,
+    /// Rows written to the file by this step (for messages), restored on restart.
+    rows: u64,
 }
 
 impl CsvSink {
@@ -34,13 +70,16 @@ impl CsvSink {
         let name = config.path.display().to_string();
         let delimiter = ascii_byte(config.delimiter, "delimiter", &name)?;
         let quote = ascii_byte(config.quote, "quote", &name)?;
+        let encoding = TextEncoding::from_label(config.encoding.as_deref(), &name)?;
         Ok(CsvSink {
             config,
             delimiter,
             quote,
+            encoding,
             keys: ContextKeys::new("csv.writer"),
             writer: None,
             header_pending: false,
+            rows: 0,
         })
     }
 
@@ -52,7 +91,23 @@ impl CsvSink {
     /// structs itself.
     fn open(&mut self, context: &ExecutionContext, auto_header: bool) -> Result<()> {
         let saved = self.keys.get_u64(context, "offset")?;
-        let opened = open_output(self.path(), self.config.append, saved, "CSV")?;
+        let mut opened = open_output(self.path(), self.config.append, saved, "CSV")?;
+        self.rows = match saved {
+            Some(_) => self.keys.get_u64(context, "rows")?.unwrap_or(0),
+            None => 0,
+        };
+        // UTF-16 output starts with its byte order mark.
+        if opened.offset == 0 && !self.encoding.bom().is_empty() {
+            opened
+                .file
+                .write_all(self.encoding.bom())
+                .map_err(|err| write_error(&self.config.path, "CSV", err))?;
+        }
+        let output = if self.encoding.is_utf8() {
+            CsvOutput::File(opened.file)
+        } else {
+            CsvOutput::Encoded(EncodingWriter::new(opened.file, self.encoding))
+        };
         self.header_pending = match saved {
             Some(offset) => {
                 let written = context
@@ -69,12 +124,12 @@ impl CsvSink {
                 .quote(self.quote)
                 .has_headers(auto_header && self.header_pending)
                 .flexible(true)
-                .from_writer(opened.file),
+                .from_writer(output),
         );
         Ok(())
     }
 
-    fn writer(&mut self) -> Result<&mut csv::Writer<File>> {
+    fn writer(&mut self) -> Result<&mut csv::Writer<CsvOutput>> {
         let path = &self.config.path;
         self.writer.as_mut().ok_or_else(|| not_open(path))
     }
@@ -86,6 +141,11 @@ impl CsvSink {
     fn error(&self, err: csv::Error) -> Error {
         let path = self.path();
         match err.into_kind() {
+            // A character the encoding cannot represent (rows of serialized structs).
+            csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => Error::new(
+                ErrorKind::Parse,
+                format!("cannot write a row to CSV `{}`: {io}", path.display()),
+            ),
             csv::ErrorKind::Io(io) => write_error(path, "CSV", io),
             csv::ErrorKind::Serialize(message) => Error::new(
                 ErrorKind::Parse,
@@ -108,7 +168,7 @@ impl CsvSink {
         writer
             .flush()
             .map_err(|err| write_error(&path, "CSV", err))?;
-        let mut file: &File = writer.get_ref();
+        let mut file: &File = writer.get_ref().file();
         if sync {
             file.sync_data()
                 .map_err(|err| write_error(&path, "CSV", err))?;
@@ -123,6 +183,7 @@ impl CsvSink {
         if let Some(offset) = self.flush()? {
             context.put(self.keys.key("offset"), offset);
             context.put(self.keys.key("header-written"), !self.header_pending);
+            context.put(self.keys.key("rows"), self.rows);
         }
         Ok(())
     }
@@ -132,6 +193,28 @@ impl CsvSink {
         self.writer = None;
         result.map(|_| ())
     }
+}
+
+/// The error of a `row` (`row 3`, `the header row`) of the CSV file `path` whose field
+/// `field` holds the character `c` that `encoding` cannot represent.
+fn unencodable_error(
+    path: &Path,
+    encoding: TextEncoding,
+    (row, field, c): (&str, usize, char),
+    columns: Option<&[String]>,
+) -> Error {
+    Error::new(
+        ErrorKind::Parse,
+        format!(
+            "cannot write {row} to CSV `{}`: {} holds `{c}` (U+{:04X}), which {} cannot \
+             represent; choose an `encoding` that can (UTF-8 represents every character), or \
+             replace the character in a processor",
+            path.display(),
+            field_name(field as u64, columns),
+            c as u32,
+            encoding.name(),
+        ),
+    )
 }
 
 fn not_open(path: &Path) -> Error {
@@ -194,6 +277,16 @@ impl<E: CsvItemEncoder> CsvWriter<E> {
         let Some(columns) = self.columns.as_ref() else {
             return Ok(());
         };
+        let header = csv::ByteRecord::from(columns.clone());
+        if let Some((field, c)) = unencodable(self.sink.encoding, &header) {
+            let at = ("the header row", field, c);
+            return Err(unencodable_error(
+                self.sink.path(),
+                self.sink.encoding,
+                at,
+                None,
+            ));
+        }
         let result = match self.sink.writer.as_mut() {
             Some(writer) => writer.write_record(columns),
             None => return Ok(()),
@@ -251,14 +344,26 @@ impl<E: CsvItemEncoder> ItemWriter<E::Item> for CsvWriter<E> {
             return Err(self.sink.not_open());
         };
         let configured = self.sink.config.columns.is_some();
+        let encoding = self.sink.encoding;
         let mut result = Ok(());
         for item in items {
             self.encoder
                 .encode(item, columns, configured, &mut self.row)?;
+            if let Some((field, c)) = unencodable(encoding, &self.row) {
+                let row = format!("row {}", self.sink.rows + 1);
+                let path = &self.sink.config.path;
+                return Err(unencodable_error(
+                    path,
+                    encoding,
+                    (&row, field, c),
+                    Some(columns),
+                ));
+            }
             if let Err(err) = writer.write_byte_record(&self.row) {
                 result = Err(err);
                 break;
             }
+            self.sink.rows += 1;
         }
         result.map_err(|err| self.sink.error(err))
     }

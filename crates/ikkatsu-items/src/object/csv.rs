@@ -11,11 +11,14 @@ use serde_json::Value;
 use crate::csv::config::csv_config;
 use crate::csv::{
     CsvItemDecoder, CsvItemEncoder, CsvRecordDecoder, CsvRecordEncoder, ascii_byte,
-    field_count_error, utf8_error,
+    field_count_error, field_name,
 };
+use crate::text::TextEncoding;
+use crate::text::decode::{RowDecoder, locate};
+use crate::text::encode::{encode_text, unencodable};
 
 use super::format::{Object, PartEncoder, Position, RecordCursor, RecordDecoder};
-use super::source::ByteSource;
+use super::source::{ByteSource, TextSource};
 use super::writer::PartOptions;
 use super::{ObjectItemReader, ObjectItemWriter, default_prefix};
 
@@ -75,8 +78,10 @@ csv_config! {
 pub(crate) struct CsvDecoder {
     delimiter: u8,
     quote: u8,
+    encoding: TextEncoding,
     has_header: bool,
     headers: Option<Vec<String>>,
+    lines_to_skip: u64,
     trim: bool,
 }
 
@@ -85,8 +90,10 @@ impl CsvDecoder {
         Ok(CsvDecoder {
             delimiter: ascii_byte(config.delimiter, "delimiter", &config.path)?,
             quote: ascii_byte(config.quote, "quote", &config.path)?,
+            encoding: TextEncoding::from_label(config.encoding.as_deref(), &config.path)?,
             has_header: config.has_header,
             headers: config.headers.clone(),
+            lines_to_skip: config.lines_to_skip,
             trim: config.trim,
         })
     }
@@ -97,6 +104,30 @@ impl CsvDecoder {
             .quote(self.quote)
             .build()
     }
+
+    /// A cursor at the start of `object`: past its byte order mark (which decides the
+    /// encoding) and `lines-to-skip`, before the header row.
+    async fn start(&self, object: &Object<'_>) -> Result<CsvCursor> {
+        let mut source = ByteSource::open(object, 0).await?;
+        let (encoding, bom) = self.encoding.sniff(source.head(3).await?);
+        source.consume(bom);
+        let raw = encoding.parses_raw(self.delimiter, self.quote);
+        let text = TextSource::new(source, encoding, raw, &object.name);
+        let mut cursor = CsvCursor::new(text, self.core(), object.name.clone(), self.trim);
+        cursor.fields = RowDecoder::new(if raw {
+            encoding
+        } else {
+            TextEncoding::default()
+        });
+        cursor.raw = raw.then_some(encoding);
+        cursor.offset = bom as u64;
+        cursor.skip_lines(self.lines_to_skip).await?;
+        cursor.names = self.headers.clone().unwrap_or_default();
+        cursor.explicit_names = self.headers.is_some();
+        cursor.expected = self.headers.as_ref().map(Vec::len);
+        cursor.header_pending = self.has_header;
+        Ok(cursor)
+    }
 }
 
 #[async_trait]
@@ -106,49 +137,35 @@ impl RecordDecoder for CsvDecoder {
     }
 
     async fn open(&self, object: Object<'_>, resume: Position) -> Result<Box<dyn RecordCursor>> {
-        let mut names = self.headers.clone();
-        let mut header_pending = self.has_header;
-        let mut core = self.core();
-        if resume.offset > 0 {
-            // Resuming after the header: read it from the start, then continue at the offset.
-            if self.has_header && names.is_none() {
-                let mut header = CsvCursor::new(
-                    ByteSource::open(&object, 0).await?,
-                    self.core(),
-                    object.name.clone(),
-                    self.trim,
-                );
-                names = match header.read_row().await? {
-                    true => Some(header.row_strings()?),
-                    false => None,
-                };
-            }
-            header_pending = false;
-            core.set_line(resume.line.max(1));
+        let mut cursor = self.start(&object).await?;
+        if resume.offset == 0 && resume.record == 0 {
+            return Ok(Box::new(cursor));
         }
-        let mut cursor = CsvCursor::new(
-            ByteSource::open(&object, resume.offset).await?,
-            core,
-            object.name,
-            self.trim,
-        );
-        cursor.offset = resume.offset;
-        cursor.record = resume.record;
-        cursor.expected = match (&self.headers, &names) {
-            (Some(headers), _) => Some(headers.len()),
-            // Resumed: the header row was read above.
-            (None, Some(names)) if !header_pending => Some(names.len()),
-            _ => None,
-        };
-        cursor.names = names.unwrap_or_default();
-        cursor.header_pending = header_pending;
-        cursor.explicit_names = self.headers.is_some();
+        // Resuming after the header: read it from the start, then continue at the offset
+        // (decoded text: read again up to the saved record).
+        if cursor.header_pending {
+            cursor.read_header().await?;
+        }
+        if cursor.raw.is_some() {
+            cursor.source = TextSource::Raw(ByteSource::open(&object, resume.offset).await?);
+            cursor.core = self.core();
+            cursor.core.set_line(resume.line.max(1));
+            cursor.offset = resume.offset;
+            cursor.record = resume.record;
+        } else {
+            while cursor.record < resume.record && cursor.read_row().await? {
+                cursor.record += 1;
+            }
+        }
+        if cursor.expected.is_none() && !cursor.names.is_empty() {
+            cursor.expected = Some(cursor.names.len());
+        }
         Ok(Box::new(cursor))
     }
 }
 
 struct CsvCursor {
-    source: ByteSource,
+    source: TextSource,
     core: csv_core::Reader,
     name: String,
     trim: bool,
@@ -156,7 +173,13 @@ struct CsvCursor {
     ends: Vec<usize>,
     /// The row read last, as the local reader's `csv` crate gives it to the decoder.
     row: csv::ByteRecord,
-    /// Byte offset of the next row.
+    /// The raw bytes of the row read last (for the place of an undecodable byte).
+    raw_row: Vec<u8>,
+    /// Decodes the fields of rows parsed in the object's bytes (nothing for UTF-8).
+    fields: RowDecoder,
+    /// The encoding the object's bytes are parsed in, when they are (not decoded first).
+    raw: Option<TextEncoding>,
+    /// Byte offset of the next row (of the object; not counted in decoded text).
     offset: u64,
     /// Rows consumed (the header not included).
     record: u64,
@@ -170,7 +193,7 @@ struct CsvCursor {
 }
 
 impl CsvCursor {
-    fn new(source: ByteSource, core: csv_core::Reader, name: String, trim: bool) -> Self {
+    fn new(source: TextSource, core: csv_core::Reader, name: String, trim: bool) -> Self {
         CsvCursor {
             source,
             core,
@@ -179,6 +202,9 @@ impl CsvCursor {
             output: vec![0; 4096],
             ends: vec![0; 64],
             row: csv::ByteRecord::new(),
+            raw_row: Vec::new(),
+            fields: RowDecoder::new(TextEncoding::default()),
+            raw: Some(TextEncoding::default()),
             offset: 0,
             record: 0,
             names: Vec::new(),
@@ -189,18 +215,41 @@ impl CsvCursor {
         }
     }
 
+    /// Skips `lines` lines as they are (`lines-to-skip`).
+    async fn skip_lines(&mut self, lines: u64) -> Result<()> {
+        let mut skipped = 0;
+        while skipped < lines && self.source.fill().await? {
+            let input = self.source.available();
+            let n = match input.iter().position(|&b| b == b'\n') {
+                Some(at) => {
+                    skipped += 1;
+                    at + 1
+                }
+                None => input.len(),
+            };
+            self.source.consume(n);
+            self.offset += n as u64;
+        }
+        self.core.set_line(skipped + 1);
+        Ok(())
+    }
+
     /// Reads the next row into `self.row` (trimmed with `trim`, its line as its position):
     /// `false` at the end of the object.
     async fn read_row(&mut self) -> Result<bool> {
         let line = self.core.line();
         let mut out = 0;
         let mut ends = 0;
+        self.raw_row.clear();
         loop {
             let more = self.source.fill().await?;
             let input = self.source.available();
             let (result, nin, nout, nend) =
                 self.core
                     .read_record(input, &mut self.output[out..], &mut self.ends[ends..]);
+            if self.raw.is_some() {
+                self.raw_row.extend_from_slice(&input[..nin]);
+            }
             self.source.consume(nin);
             self.offset += nin as u64;
             out += nout;
@@ -241,13 +290,43 @@ impl CsvCursor {
         self.row.position().map_or(0, csv::Position::line)
     }
 
-    /// The fields of `self.row` as strings (a header row).
-    fn row_strings(&self) -> Result<Vec<String>> {
-        self.row
-            .iter()
-            .map(|field| std::str::from_utf8(field).map(str::to_owned))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| utf8_error(&self.name, &self.row, Some(&self.names)))
+    /// Reads the header row: its fields are the column names unless they are explicit.
+    async fn read_header(&mut self) -> Result<()> {
+        self.header_pending = false;
+        if !self.read_row().await? {
+            return Ok(());
+        }
+        if self.expected.is_none() {
+            self.expected = Some(self.row.len());
+        }
+        if !self.explicit_names {
+            self.names = match self.fields.strings(&self.row) {
+                Ok(names) => names,
+                Err(field) => return Err(self.undecodable(field)),
+            };
+            self.decoder.start(Some(&self.names));
+        }
+        Ok(())
+    }
+
+    /// The error of the row just read, whose field `field` does not decode: where in the
+    /// object (line and column) and which bytes.
+    fn undecodable(&self, field: usize) -> Error {
+        let field = field_name(field as u64, Some(&self.names));
+        let line = self.line_of_row();
+        match self
+            .raw
+            .and_then(|encoding| locate(encoding, &self.raw_row, line))
+        {
+            Some(found) => found.error(&self.name, Some(field)),
+            None => Error::new(
+                ErrorKind::Parse,
+                format!(
+                    "{}:{line}: {field} cannot be decoded; check the `encoding` property",
+                    self.name
+                ),
+            ),
+        }
     }
 }
 
@@ -255,17 +334,7 @@ impl CsvCursor {
 impl RecordCursor for CsvCursor {
     async fn next(&mut self) -> Result<Option<Record>> {
         if self.header_pending {
-            self.header_pending = false;
-            if !self.read_row().await? {
-                return Ok(None);
-            }
-            if self.expected.is_none() {
-                self.expected = Some(self.row.len());
-            }
-            if !self.explicit_names {
-                self.names = self.row_strings()?;
-                self.decoder.start(Some(&self.names));
-            }
+            self.read_header().await?;
         }
         match self.read_row().await {
             Ok(true) => self.record += 1,
@@ -288,10 +357,24 @@ impl RecordCursor for CsvCursor {
             let n = self.names.len() + 1;
             self.names.push(format!("column{n}"));
         }
-        let record = self
-            .decoder
-            .decode(&self.row, &self.name, Some(&self.names))?;
-        Ok(Some(record))
+        let row = match self.fields.decode(&self.row) {
+            Ok(row) => row,
+            Err(field) => return Err(self.undecodable(field)),
+        };
+        match self.decoder.decode(row, &self.name, Some(&self.names)) {
+            Ok(record) => Ok(Some(record)),
+            // Not UTF-8 (only UTF-8 rows reach the record decoder undecoded): say where.
+            Err(err) => match self
+                .row
+                .iter()
+                .position(|f| std::str::from_utf8(f).is_err())
+            {
+                Some(field) if self.raw.is_some_and(TextEncoding::is_utf8) => {
+                    Err(self.undecodable(field))
+                }
+                _ => Err(err),
+            },
+        }
     }
 
     fn columns(&self) -> Option<&[String]> {
@@ -301,7 +384,12 @@ impl RecordCursor for CsvCursor {
     fn position(&self) -> Position {
         Position {
             record: self.record,
-            offset: self.offset,
+            // Offsets in decoded text are no place in the object: a restart reads again.
+            offset: if self.source.is_decoded() {
+                0
+            } else {
+                self.offset
+            },
             line: self.core.line(),
         }
     }
@@ -311,6 +399,7 @@ impl RecordCursor for CsvCursor {
 pub(crate) struct CsvEncoder {
     delimiter: u8,
     quote: u8,
+    encoding: TextEncoding,
     header: bool,
     columns: Option<Vec<String>>,
     configured_columns: bool,
@@ -325,6 +414,7 @@ impl CsvEncoder {
         Ok(CsvEncoder {
             delimiter: ascii_byte(config.delimiter, "delimiter", &config.path)?,
             quote: ascii_byte(config.quote, "quote", &config.path)?,
+            encoding: TextEncoding::from_label(config.encoding.as_deref(), &config.path)?,
             header: config.header,
             columns: config.columns.clone(),
             configured_columns: config.columns.is_some(),
@@ -337,6 +427,43 @@ impl CsvEncoder {
 
     fn csv_error(err: csv::Error) -> Error {
         Error::new(ErrorKind::Io, format!("cannot encode CSV: {err}")).with_source(err)
+    }
+
+    /// The error of a `row` (`the header row`, `a record`) whose field holds a character
+    /// the encoding cannot represent.
+    fn unencodable(&self, row: &str, (field, c): (usize, char), columns: &[String]) -> Error {
+        Error::new(
+            ErrorKind::Parse,
+            format!(
+                "{row}: {} holds `{c}` (U+{:04X}), which {} cannot represent; choose an \
+                 `encoding` that can (UTF-8 represents every character), or replace the \
+                 character in a processor",
+                field_name(field as u64, Some(columns)),
+                c as u32,
+                self.encoding.name(),
+            ),
+        )
+    }
+
+    /// The part's bytes: the CSV text encoded (UTF-16 after a byte order mark).
+    fn encoded(&self, text: Vec<u8>) -> Result<Bytes> {
+        if self.encoding.is_utf8() {
+            return Ok(Bytes::from(text));
+        }
+        let text = String::from_utf8(text).map_err(|err| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("CSV text is not UTF-8: {err}"),
+            )
+        })?;
+        let mut out = self.encoding.bom().to_vec();
+        encode_text(self.encoding, &text, &mut out).map_err(|c| {
+            Error::new(
+                ErrorKind::Parse,
+                format!("`{c}` cannot be represented in {}", self.encoding.name()),
+            )
+        })?;
+        Ok(Bytes::from(out))
     }
 }
 
@@ -381,6 +508,11 @@ impl PartEncoder for CsvEncoder {
             .columns
             .get_or_insert_with(|| record.keys().cloned().collect());
         if self.writer.is_none() {
+            let header = csv::ByteRecord::from(columns.clone());
+            if let Some(found) = unencodable(self.encoding, &header).filter(|_| self.header) {
+                let columns = columns.clone();
+                return Err(self.unencodable("the header row", found, &columns));
+            }
             let mut writer = csv::WriterBuilder::new()
                 .delimiter(self.delimiter)
                 .quote(self.quote)
@@ -394,6 +526,10 @@ impl PartEncoder for CsvEncoder {
         }
         self.encoder
             .encode(record, columns, self.configured_columns, &mut self.row)?;
+        if let Some(found) = unencodable(self.encoding, &self.row) {
+            let columns = columns.clone();
+            return Err(self.unencodable("the record", found, &columns));
+        }
         if let Some(writer) = self.writer.as_mut() {
             writer
                 .write_byte_record(&self.row)
@@ -420,7 +556,7 @@ impl PartEncoder for CsvEncoder {
                 let bytes = writer.into_inner().map_err(|err| {
                     Error::new(ErrorKind::Io, format!("cannot encode CSV: {}", err.error()))
                 })?;
-                Ok(Bytes::from(bytes))
+                self.encoded(bytes)
             }
             None => Ok(Bytes::new()),
         }
@@ -446,7 +582,7 @@ impl PartEncoder for CsvEncoder {
         let bytes = writer.into_inner().map_err(|err| {
             Error::new(ErrorKind::Io, format!("cannot encode CSV: {}", err.error()))
         })?;
-        Ok(Some(Bytes::from(bytes)))
+        self.encoded(bytes).map(Some)
     }
 }
 
