@@ -272,9 +272,10 @@ fn overwrite_step_in_a_yaml_job() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["steps"][0]["read_count"], 2);
-    assert_eq!(json["steps"][0]["write_count"], 2);
-    assert_eq!(json["steps"][1]["name"], "report");
+    assert_eq!(json["steps"][0]["name"], "demo-data");
+    assert_eq!(json["steps"][1]["read_count"], 2);
+    assert_eq!(json["steps"][1]["write_count"], 2);
+    assert_eq!(json["steps"][2]["name"], "report");
     assert_eq!(
         std::fs::read_to_string(data.join("a.csv")).unwrap(),
         "x,y\n1,2\n"
@@ -296,8 +297,49 @@ fn overwrite_step_in_a_yaml_job() {
     let out = run(dir.path(), &args);
     assert_eq!(out.status.code(), Some(0));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["steps"][0]["read_count"], 0);
-    assert_eq!(json["steps"][0]["write_count"], 0);
+    assert_eq!(json["steps"][1]["read_count"], 0);
+    assert_eq!(json["steps"][1]["write_count"], 0);
+}
+
+/// `ikkatsu run examples/overwrite.yaml` as its comment says, with no folder of one's own:
+/// its first step makes the demo folder, the second normalises it; a second run creates
+/// nothing and finds nothing left to do.
+#[test]
+fn the_overwrite_example_runs_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/overwrite.yaml");
+    let args = ["run", job.to_str().unwrap(), "--json"];
+    let out = run(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let demo = dir.path().join("target/overwrite-demo");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["steps"][1]["write_count"], 2, "{json}");
+    assert_eq!(
+        std::fs::read_to_string(demo.join("a.csv")).unwrap(),
+        "id,name\n1,Aiko\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(demo.join("sub/b.csv")).unwrap(),
+        "id,name\n2,Ben\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(demo.join("archive/old.csv")).unwrap(),
+        "kept as it is\r\n"
+    );
+    let out = run(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["steps"][1]["read_count"], 0, "{json}");
+    assert_eq!(
+        std::fs::read_to_string(demo.join("a.csv")).unwrap(),
+        "id,name\n1,Aiko\n",
+        "an existing folder is left as it is"
+    );
 }
 
 #[test]
