@@ -141,7 +141,7 @@ fn cases() -> Vec<Case> {
             )],
             args: &["run", "job.yaml"],
             code: 2,
-            names: &["job.yaml:4", "`500`", "500ms"],
+            names: &["job.yaml:4", "`timeout`", "`500`", "500ms"],
             hidden: &[],
         },
         Case {

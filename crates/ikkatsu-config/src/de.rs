@@ -17,6 +17,8 @@ use crate::node::{Key, Node, NodeKind};
 pub(crate) struct NodeError {
     pub(crate) message: String,
     pub(crate) position: Option<Position>,
+    /// The key whose value failed (the innermost one), when a mapping value failed.
+    pub(crate) key: Option<String>,
 }
 
 impl NodeError {
@@ -24,6 +26,14 @@ impl NodeError {
     fn at(mut self, position: Position) -> Self {
         if self.position.is_none() && position.is_known() {
             self.position = Some(position);
+        }
+        self
+    }
+
+    /// Sets the key unless a deeper one is known already.
+    fn under(mut self, key: &str) -> Self {
+        if self.key.is_none() {
+            self.key = Some(key.to_string());
         }
         self
     }
@@ -42,6 +52,7 @@ impl de::Error for NodeError {
         NodeError {
             message: msg.to_string(),
             position: None,
+            key: None,
         }
     }
 }
@@ -207,7 +218,7 @@ impl<'de, 'a> SeqAccess<'de> for Seq<'a> {
 
 struct Map<'a> {
     entries: std::slice::Iter<'a, (Key, Node)>,
-    value: Option<&'a Node>,
+    value: Option<(&'a str, &'a Node)>,
 }
 
 impl<'de, 'a> MapAccess<'de> for Map<'a> {
@@ -219,7 +230,7 @@ impl<'de, 'a> MapAccess<'de> for Map<'a> {
     ) -> Result<Option<K::Value>, NodeError> {
         match self.entries.next() {
             Some((key, value)) => {
-                self.value = Some(value);
+                self.value = Some((key.name.as_str(), value));
                 let name: de::value::StrDeserializer<'_, NodeError> =
                     key.name.as_str().into_deserializer();
                 seed.deserialize(name)
@@ -232,9 +243,9 @@ impl<'de, 'a> MapAccess<'de> for Map<'a> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
         match self.value.take() {
-            Some(node) => seed
+            Some((key, node)) => seed
                 .deserialize(NodeDeserializer { node })
-                .map_err(|e| e.at(node.position)),
+                .map_err(|e| e.at(node.position).under(key)),
             None => Err(de::Error::custom(
                 "a mapping value was asked for before its key",
             )),

@@ -49,12 +49,11 @@ impl Properties {
     pub fn deserialize<T: DeserializeOwned>(&self) -> ikkatsu_core::Result<T> {
         from_node(&self.node).map_err(|err| {
             let position = err.position.unwrap_or(self.node.position());
-            ConfigError::new(
-                self.origin.as_ref(),
-                position,
-                format!("invalid {}: {}", self.what, err.message),
-            )
-            .into()
+            let message = match &err.key {
+                Some(key) => format!("invalid {}: `{key}`: {}", self.what, err.message),
+                None => format!("invalid {}: {}", self.what, err.message),
+            };
+            ConfigError::new(self.origin.as_ref(), position, message).into()
         })
     }
 

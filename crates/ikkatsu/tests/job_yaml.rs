@@ -370,7 +370,7 @@ fn bad_properties_carry_their_position() {
     let e = build_errors(&yaml, &JobParameters::new());
     assert_has(
         &e,
-        "job.yaml:7:69: invalid properties of reader `csv` in step `transform`: invalid type: sequence, expected a character",
+        "job.yaml:7:69: invalid properties of reader `csv` in step `transform`: `delimiter`: invalid type: sequence, expected a character",
     );
 }
 
