@@ -1,7 +1,7 @@
 //! Connecting to a server database: one direct connection first, so that an unreachable
 //! server, refused credentials or a missing database fail at once with the driver's own
 //! message (instead of after the pool's acquire timeout), then the pool. The TLS options of
-//! the URL are checked first (see [`crate::TlsOptions`]), and a failed TLS handshake says which
+//! the URL are checked first (see [`crate::tls::TlsOptions`]), and a failed TLS handshake says which
 //! option fixes it.
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]

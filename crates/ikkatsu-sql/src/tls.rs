@@ -180,7 +180,7 @@ impl TlsOptions {
 /// `err` is not about TLS.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn tls_error(
-    site: &crate::SqlSite,
+    site: &crate::error::SqlSite,
     dialect: Dialect,
     err: &sqlx::Error,
 ) -> Option<Error> {
