@@ -14,7 +14,7 @@ use super::error::{ascii_byte, csv_error, field_count_error, field_name};
 use super::{CsvReaderConfig, READER_COLUMNS_KEY};
 use crate::file::{ContextKeys, check_resume_offset, open_input};
 use crate::text::TextEncoding;
-use crate::text::decode::{DecodingReader, RowDecoder, locate, skip_lines};
+use crate::text::decode::{DecodingReader, RowDecoder, decode_row, locate, skip_lines};
 
 /// Bytes the CSV reader reads and the writer writes per system call (the csv crate's
 /// default is 8 KiB): a chunk of ~100-byte rows then costs one or two calls, not dozens.
@@ -293,23 +293,12 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         if !self.read_row()? {
             return Ok(None);
         }
-        let row = match self.fields.decode(&self.row) {
-            Ok(row) => row,
-            Err(field) => return Err(self.undecodable(field)),
-        };
-        match self.decoder.decode(row, &self.name, self.names.as_deref()) {
+        let (decoder, name, names) = (&mut self.decoder, &self.name, self.names.as_deref());
+        match decode_row(&mut self.fields, self.raw, &self.row, |row| {
+            decoder.decode(row, name, names)
+        })? {
             Ok(item) => Ok(Some(item)),
-            // Not UTF-8 (only UTF-8 rows reach the item decoder undecoded): say where.
-            Err(err) => match self
-                .row
-                .iter()
-                .position(|f| std::str::from_utf8(f).is_err())
-            {
-                Some(field) if self.raw.is_some_and(TextEncoding::is_utf8) => {
-                    Err(self.undecodable(field))
-                }
-                _ => Err(err),
-            },
+            Err(field) => Err(self.undecodable(field)),
         }
     }
 }

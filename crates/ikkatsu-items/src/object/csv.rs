@@ -14,7 +14,7 @@ use crate::csv::{
     field_count_error, field_name,
 };
 use crate::text::TextEncoding;
-use crate::text::decode::{RowDecoder, locate};
+use crate::text::decode::{RowDecoder, decode_row, locate};
 use crate::text::encode::{encode_text, unencodable};
 
 use super::format::{Object, PartEncoder, Position, RecordCursor, RecordDecoder};
@@ -357,23 +357,12 @@ impl RecordCursor for CsvCursor {
             let n = self.names.len() + 1;
             self.names.push(format!("column{n}"));
         }
-        let row = match self.fields.decode(&self.row) {
-            Ok(row) => row,
-            Err(field) => return Err(self.undecodable(field)),
-        };
-        match self.decoder.decode(row, &self.name, Some(&self.names)) {
+        let (decoder, name, names) = (&mut self.decoder, &self.name, &self.names);
+        match decode_row(&mut self.fields, self.raw, &self.row, |row| {
+            decoder.decode(row, name, Some(names))
+        })? {
             Ok(record) => Ok(Some(record)),
-            // Not UTF-8 (only UTF-8 rows reach the record decoder undecoded): say where.
-            Err(err) => match self
-                .row
-                .iter()
-                .position(|f| std::str::from_utf8(f).is_err())
-            {
-                Some(field) if self.raw.is_some_and(TextEncoding::is_utf8) => {
-                    Err(self.undecodable(field))
-                }
-                _ => Err(err),
-            },
+            Err(field) => Err(self.undecodable(field)),
         }
     }
 

@@ -88,6 +88,29 @@ pub(crate) struct RowDecoder {
     out: csv::ByteRecord,
 }
 
+/// What `row` becomes: its fields decoded by `fields`, then made an item by `decode`.
+/// `Ok(Err(field))`: field `field` does not decode, in the file's encoding, or as UTF-8 when
+/// `decode` refused a row of UTF-8 input (`raw`) that is not UTF-8 (only UTF-8 rows reach
+/// the item decoder undecoded); `Err`: any other failure of `decode`.
+pub(crate) fn decode_row<T>(
+    fields: &mut RowDecoder,
+    raw: Option<TextEncoding>,
+    row: &csv::ByteRecord,
+    decode: impl FnOnce(&csv::ByteRecord) -> ikkatsu_core::Result<T>,
+) -> ikkatsu_core::Result<std::result::Result<T, usize>> {
+    let decoded = match fields.decode(row) {
+        Ok(decoded) => decoded,
+        Err(field) => return Ok(Err(field)),
+    };
+    match decode(decoded) {
+        Ok(item) => Ok(Ok(item)),
+        Err(err) => match row.iter().position(|f| std::str::from_utf8(f).is_err()) {
+            Some(field) if raw.is_some_and(TextEncoding::is_utf8) => Ok(Err(field)),
+            _ => Err(err),
+        },
+    }
+}
+
 impl RowDecoder {
     pub(crate) fn new(encoding: TextEncoding) -> Self {
         RowDecoder {
