@@ -393,3 +393,59 @@ fn the_overwrite_step_dry_run_writes_nothing_but_its_records() {
         "{json}"
     );
 }
+
+/// The embedded store is one process's at a time, even to read: a dry run while a real run
+/// has it open is refused with exit code 4, naming the store, and lists nothing.
+#[test]
+fn a_dry_run_while_a_run_holds_the_embedded_store_is_refused_with_exit_code_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    tree(dir);
+    let mut run = Command::new(BIN)
+        .args([
+            "overwrite",
+            "data",
+            "--include",
+            "*.txt",
+            "--exec",
+            "sleep 2 && cat {in} > {out}",
+            "--shell",
+            "--concurrency",
+            "1",
+            "--no-progress",
+        ])
+        .current_dir(dir)
+        .env_remove("IKKATSU_REPOSITORY")
+        .env_remove("IKKATSU_CONFIG")
+        .env_remove("IKKATSU_STATUS_STORE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let holder = dir.join("ikkatsu-status.redb.holder");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !holder.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not open its store"
+        );
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = ikkatsu(dir, &["--include", "*.txt", "--dry-run"]);
+    let still_running = run.try_wait().unwrap().is_none();
+    let _ = run.kill();
+    run.wait().unwrap();
+    assert!(
+        still_running,
+        "the run was still running during the dry run"
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("already running") && message.contains("ikkatsu-status.redb"),
+        "{message}"
+    );
+    assert!(out.stdout.is_empty(), "nothing listed");
+}

@@ -2,13 +2,13 @@
 //! [`JsonLinesItemWriter`] for [`Record`]s, and the generic [`TypedJsonLinesItemReader`] /
 //! [`TypedJsonLinesItemWriter`] they are aliases of, for any serde type.
 //!
-//! Restart works like the CSV components: readers save the byte offset and line number of
-//! the next line, writers save the number of bytes written and flushed; a restarted writer
-//! truncates the file to that size and continues.
+//! Restart works like the CSV components: readers save the byte offset (in the decompressed
+//! text) and line number of the next line, writers save the number of bytes written and
+//! flushed; a restarted writer truncates the file to that size and continues. Both take
+//! `compression` (see [`crate::compress`]).
 
 use std::any::{Any, TypeId};
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
@@ -22,7 +22,8 @@ use ikkatsu_core::{
     Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, ItemWriter, Record, Result,
 };
 
-use crate::file::{ContextKeys, check_resume_offset, open_input, open_output, write_error};
+use crate::compress::{Compression, InputFile, OutputFile};
+use crate::file::{ContextKeys, open_input, open_output, write_error};
 
 /// Properties of a JSON Lines reader (`jsonl-reader` in job YAML).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -30,12 +31,19 @@ use crate::file::{ContextKeys, check_resume_offset, open_input, open_output, wri
 pub struct JsonLinesReaderConfig {
     /// The file to read: one JSON object per line; blank lines are skipped.
     pub path: PathBuf,
+    /// How the file is compressed (default `auto`: by the name's extension, `.gz` gzip,
+    /// `.zst` Zstandard; or `none`, `gzip`, `zstd`).
+    #[serde(default)]
+    pub compression: Compression,
 }
 
 impl JsonLinesReaderConfig {
     /// A configuration reading `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        JsonLinesReaderConfig { path: path.into() }
+        JsonLinesReaderConfig {
+            path: path.into(),
+            compression: Compression::Auto,
+        }
     }
 }
 
@@ -51,6 +59,11 @@ pub struct JsonLinesWriterConfig {
     /// Also `fsync` the file at every chunk commit (default `false`).
     #[serde(default)]
     pub sync: bool,
+    /// How to compress the file (default `auto`: by the name's extension, `.gz` gzip,
+    /// `.zst` Zstandard; or `none`, `gzip`, `zstd`). Every committed chunk is one gzip
+    /// member or Zstandard frame.
+    #[serde(default)]
+    pub compression: Compression,
 }
 
 impl JsonLinesWriterConfig {
@@ -60,6 +73,7 @@ impl JsonLinesWriterConfig {
             path: path.into(),
             append: false,
             sync: false,
+            compression: Compression::Auto,
         }
     }
 }
@@ -77,7 +91,7 @@ pub type JsonLinesItemWriter = TypedJsonLinesItemWriter<Record>;
 pub struct TypedJsonLinesItemReader<T> {
     config: JsonLinesReaderConfig,
     keys: ContextKeys,
-    reader: Option<BufReader<File>>,
+    reader: Option<BufReader<InputFile>>,
     buffer: Vec<u8>,
     /// Byte offset of the next line.
     offset: u64,
@@ -163,17 +177,14 @@ pub(crate) fn json_error(at: &str, err: &serde_json::Error, text: &[u8]) -> Erro
 #[async_trait]
 impl<T> ItemStream for TypedJsonLinesItemReader<T> {
     async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
-        let mut file = open_input(&self.config.path, "JSON Lines")?;
+        let path = &self.config.path;
+        let file = open_input(path, "JSON Lines")?;
+        let codec = self.config.compression.codec_for(&path.to_string_lossy());
+        let mut file = InputFile::new(file, path, codec)?;
         self.offset = 0;
         self.line = 0;
         if let Some(offset) = self.keys.get_u64(context, "offset")? {
-            check_resume_offset(&file, &self.config.path, offset)?;
-            file.seek(SeekFrom::Start(offset)).map_err(|err| {
-                Error::io(
-                    format_args!("cannot seek `{}`", self.config.path.display()),
-                    err,
-                )
-            })?;
+            file.resume_at(offset)?;
             self.offset = offset;
             self.line = self.keys.get_u64(context, "line")?.unwrap_or(0);
         }
@@ -266,10 +277,8 @@ impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemR
 pub struct TypedJsonLinesItemWriter<T> {
     config: JsonLinesWriterConfig,
     keys: ContextKeys,
-    writer: Option<BufWriter<File>>,
+    writer: Option<BufWriter<OutputFile>>,
     buffer: Vec<u8>,
-    /// Bytes written (into the buffer or the file) so far.
-    offset: u64,
     _item: PhantomData<fn(T)>,
 }
 
@@ -281,7 +290,6 @@ impl<T> TypedJsonLinesItemWriter<T> {
             keys: ContextKeys::new("jsonl.writer"),
             writer: None,
             buffer: Vec::with_capacity(1024),
-            offset: 0,
             _item: PhantomData,
         })
     }
@@ -293,21 +301,22 @@ impl<T> TypedJsonLinesItemWriter<T> {
         self
     }
 
-    fn flush(&mut self) -> Result<bool> {
+    /// Flushes (closing a compressed member; with `sync`, fsyncs) and returns the size of
+    /// the file written so far.
+    fn flush(&mut self) -> Result<Option<u64>> {
         let Some(writer) = self.writer.as_mut() else {
-            return Ok(false);
+            return Ok(None);
         };
         let path = &self.config.path;
-        writer
-            .flush()
-            .map_err(|err| write_error(path, "JSON Lines", err))?;
+        let error = |err| write_error(path, "JSON Lines", err);
+        writer.flush().map_err(error)?;
+        let Some(mut file) = writer.get_ref().file() else {
+            return Err(error(std::io::Error::other("the file was lost")));
+        };
         if self.config.sync {
-            writer
-                .get_ref()
-                .sync_data()
-                .map_err(|err| write_error(path, "JSON Lines", err))?;
+            file.sync_data().map_err(error)?;
         }
-        Ok(true)
+        file.stream_position().map(Some).map_err(error)
     }
 }
 
@@ -315,15 +324,17 @@ impl<T> TypedJsonLinesItemWriter<T> {
 impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
     async fn open(&mut self, context: &ExecutionContext) -> Result<()> {
         let saved = self.keys.get_u64(context, "offset")?;
-        let opened = open_output(&self.config.path, self.config.append, saved, "JSON Lines")?;
-        self.offset = opened.offset;
-        self.writer = Some(BufWriter::with_capacity(64 * 1024, opened.file));
+        let path = &self.config.path;
+        let opened = open_output(path, self.config.append, saved, "JSON Lines")?;
+        let codec = self.config.compression.codec_for(&path.to_string_lossy());
+        let file = OutputFile::new(opened.file, codec);
+        self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
         Ok(())
     }
 
     async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
-        if self.flush()? {
-            context.put(self.keys.key("offset"), self.offset);
+        if let Some(offset) = self.flush()? {
+            context.put(self.keys.key("offset"), offset);
         }
         Ok(())
     }
@@ -360,7 +371,6 @@ impl<T: Serialize + Sync> ItemWriter<T> for TypedJsonLinesItemWriter<T> {
             writer
                 .write_all(&self.buffer)
                 .map_err(|err| write_error(path, "JSON Lines", err))?;
-            self.offset += self.buffer.len() as u64;
         }
         Ok(())
     }

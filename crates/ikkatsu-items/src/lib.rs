@@ -68,6 +68,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod compress;
 pub mod csv;
 pub use ikkatsu_core::duration;
 mod file;

@@ -1,4 +1,5 @@
-//! Object readers and writers on `memory:` and `file://` storages, for every format: round
+//! Object readers and writers on `memory:` and `file://` storages (and the S3 test server),
+//! for every format, plain and compressed: round
 //! trips, multi-object globs read in order and restarted anywhere, writers restarted after
 //! failures and kills without duplicates or losses, and errors that name the object and
 //! the line, row or field.
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futures::TryStreamExt;
 use ikkatsu_core::prelude::*;
 use ikkatsu_core::{ErrorKind, ExecutionContext, Record};
+use ikkatsu_items::compress::Compression;
 use ikkatsu_items::object::{
     CsvObjectReaderConfig, CsvObjectWriterConfig, ObjectItemReader, ObjectItemWriter,
     ObjectReaderConfig, ObjectWriterConfig,
@@ -21,6 +23,11 @@ enum Format {
     Csv,
     JsonLines,
     Json,
+    /// The text formats again, compressed (`compression: gzip|zstd` on the writers, found
+    /// by the extension on the readers).
+    CsvGzip,
+    JsonLinesZstd,
+    JsonGzip,
     #[cfg(feature = "parquet")]
     Parquet,
 }
@@ -29,6 +36,9 @@ const FORMATS: &[Format] = &[
     Format::Csv,
     Format::JsonLines,
     Format::Json,
+    Format::CsvGzip,
+    Format::JsonLinesZstd,
+    Format::JsonGzip,
     #[cfg(feature = "parquet")]
     Format::Parquet,
 ];
@@ -39,18 +49,33 @@ impl Format {
             Format::Csv => "csv",
             Format::JsonLines => "jsonl",
             Format::Json => "json",
+            Format::CsvGzip => "csv.gz",
+            Format::JsonLinesZstd => "jsonl.zst",
+            Format::JsonGzip => "json.gz",
             #[cfg(feature = "parquet")]
             Format::Parquet => "parquet",
         }
     }
 
+    fn compression(self) -> Compression {
+        match self {
+            Format::CsvGzip | Format::JsonGzip => Compression::Gzip,
+            Format::JsonLinesZstd => Compression::Zstd,
+            _ => Compression::Auto,
+        }
+    }
+
     fn reader(self, storage: &str, path: &str) -> ObjectItemReader {
         match self {
-            Format::Csv => ObjectItemReader::csv(CsvObjectReaderConfig::new(storage, path)),
-            Format::JsonLines => {
+            Format::Csv | Format::CsvGzip => {
+                ObjectItemReader::csv(CsvObjectReaderConfig::new(storage, path))
+            }
+            Format::JsonLines | Format::JsonLinesZstd => {
                 ObjectItemReader::json_lines(ObjectReaderConfig::new(storage, path))
             }
-            Format::Json => ObjectItemReader::json(ObjectReaderConfig::new(storage, path)),
+            Format::Json | Format::JsonGzip => {
+                ObjectItemReader::json(ObjectReaderConfig::new(storage, path))
+            }
             #[cfg(feature = "parquet")]
             Format::Parquet => {
                 let mut config = ikkatsu_items::object::ParquetReaderConfig::new(storage, path);
@@ -63,15 +88,17 @@ impl Format {
 
     fn writer(self, storage: &str, dir: &str, part_records: Option<u64>) -> ObjectItemWriter {
         match self {
-            Format::Csv => {
+            Format::Csv | Format::CsvGzip => {
                 let mut config = CsvObjectWriterConfig::new(storage, dir);
                 config.part_records = part_records;
+                config.compression = self.compression();
                 ObjectItemWriter::csv(config)
             }
-            Format::JsonLines | Format::Json => {
+            Format::JsonLines | Format::Json | Format::JsonLinesZstd | Format::JsonGzip => {
                 let mut config = ObjectWriterConfig::new(storage, dir);
                 config.part_records = part_records;
-                if self == Format::Json {
+                config.compression = self.compression();
+                if matches!(self, Format::Json | Format::JsonGzip) {
                     ObjectItemWriter::json(config)
                 } else {
                     ObjectItemWriter::json_lines(config)

@@ -364,7 +364,7 @@ fn bad_properties_carry_their_position() {
     assert_eq!(e.len(), 1, "{e}");
     assert_has(
         &e,
-        "job.yaml:7:58: invalid properties of reader `csv` in step `transform`: unknown field `has-headr`, expected one of `path`, `delimiter`, `quote`, `encoding`, `has-header`, `header`, `columns`, `headers`, `lines-to-skip`, `trim`",
+        "job.yaml:7:58: invalid properties of reader `csv` in step `transform`: unknown field `has-headr`, expected one of `path`, `delimiter`, `quote`, `encoding`, `compression`, `has-header`, `header`, `columns`, `headers`, `lines-to-skip`, `trim`",
     );
     let yaml = BASE.replace("{ path: in.csv }", "{ path: in.csv, delimiter: [1] }");
     let e = build_errors(&yaml, &JobParameters::new());

@@ -1,5 +1,5 @@
 //! The properties of the CSV readers and writers, local and on a storage. The CSV dialect
-//! properties (`delimiter`, `quote`, `encoding`, and `has-header`, `columns`,
+//! properties (`delimiter`, `quote`, `encoding`, `compression`, and `has-header`, `columns`,
 //! `lines-to-skip`, `trim` of readers or `header`, `columns` of writers) are declared once here, by [`csv_config!`], for all four
 //! configurations; each adds where its input or output is.
 
@@ -47,6 +47,12 @@ macro_rules! csv_config {
             /// character the encoding cannot represent is an error.
             #[serde(default)]
             pub encoding: Option<String>,
+            /// How the file is compressed: `auto` (the default: by the name's extension,
+            /// `.gz` gzip, `.zst` Zstandard), `none`, `gzip` or `zstd`. On a storage,
+            /// writers compress every part with `gzip` or `zstd` and add the extension to
+            /// its name (`auto` writes plain parts).
+            #[serde(default)]
+            pub compression: crate::compress::Compression,
             $($role)*
             $($after)*
         }
@@ -59,6 +65,7 @@ macro_rules! csv_config {
                     delimiter: crate::csv::config::default_delimiter(),
                     quote: crate::csv::config::default_quote(),
                     encoding: None,
+                    compression: crate::compress::Compression::Auto,
                     $($role_init)*
                 }
             }

@@ -12,6 +12,7 @@ use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, R
 use super::decode::CsvItemDecoder;
 use super::error::{ascii_byte, csv_error, field_count_error, field_name};
 use super::{CsvReaderConfig, READER_COLUMNS_KEY};
+use crate::compress::InputFile;
 use crate::file::{ContextKeys, check_resume_offset, open_input};
 use crate::text::TextEncoding;
 use crate::text::decode::{DecodingReader, RowDecoder, decode_row, locate, skip_lines};
@@ -20,11 +21,12 @@ use crate::text::decode::{DecodingReader, RowDecoder, decode_row, locate, skip_l
 /// default is 8 KiB): a chunk of ~100-byte rows then costs one or two calls, not dozens.
 pub(super) const IO_BUFFER: usize = 128 * 1024;
 
-/// What the CSV parser reads: the file itself (UTF-8 and the encodings parsed in their
-/// raw bytes), or its text decoded to UTF-8 (see [`TextEncoding::parses_raw`]).
+/// What the CSV parser reads: the file's (decompressed) bytes (UTF-8 and the encodings
+/// parsed in their raw bytes), or its text decoded to UTF-8 (see
+/// [`TextEncoding::parses_raw`]).
 enum CsvInput {
-    File(File),
-    Decoded(DecodingReader<File>),
+    File(InputFile),
+    Decoded(DecodingReader<InputFile>),
 }
 
 impl Read for CsvInput {
@@ -128,7 +130,9 @@ impl<D: CsvItemDecoder> CsvReader<D> {
     }
 
     fn open_file(&mut self, context: &ExecutionContext) -> Result<()> {
-        let mut file = open_input(self.path(), "CSV")?;
+        let file = open_input(self.path(), "CSV")?;
+        let codec = self.config.compression.codec_for(&self.name);
+        let mut file = InputFile::new(file, self.path(), codec)?;
         let offset = self.keys.get_u64(context, "offset")?;
         let line = self.keys.get_u64(context, "line")?;
         let record = self.keys.get_u64(context, "record")?;
@@ -148,11 +152,12 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         file.seek(SeekFrom::Start(bom as u64))
             .map_err(|err| self.io_error(err))?;
         let (input, start, skipped) = if raw {
-            if let Some(offset) = offset {
-                check_resume_offset(&file, self.path(), offset)?;
+            if let (Some(offset), Some(plain)) = (offset, file.plain()) {
+                check_resume_offset(plain, self.path(), offset)?;
             }
-            let (bytes, lines) = skip_lines(&mut BufReader::new(&file), self.config.lines_to_skip)
-                .map_err(|err| self.io_error(err))?;
+            let (bytes, lines) =
+                skip_lines(&mut BufReader::new(&mut file), self.config.lines_to_skip)
+                    .map_err(|err| self.io_error(err))?;
             (CsvInput::File(file), bom as u64 + bytes, lines)
         } else {
             let mut text = DecodingReader::new(file, encoding);
@@ -269,7 +274,9 @@ impl<D: CsvItemDecoder> CsvReader<D> {
                 let (start, end) = (start.byte(), reader.position().byte());
                 let mut raw = vec![0; end.saturating_sub(start) as usize];
                 let read = match reader.get_ref() {
-                    CsvInput::File(file) => read_exact_at(file, &mut raw, start).is_ok(),
+                    CsvInput::File(file) => file
+                        .plain()
+                        .is_some_and(|file| read_exact_at(file, &mut raw, start).is_ok()),
                     CsvInput::Decoded(_) => false,
                 };
                 read.then(|| locate(encoding, &raw, line)).flatten()

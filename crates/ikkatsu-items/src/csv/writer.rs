@@ -15,21 +15,23 @@ use super::encode::CsvItemEncoder;
 use super::error::{ascii_byte, field_name};
 use super::reader::IO_BUFFER;
 use super::{CsvWriterConfig, reader_columns};
+use crate::compress::OutputFile;
 use crate::file::{ContextKeys, open_output, write_error};
 use crate::text::TextEncoding;
 use crate::text::encode::{EncodingWriter, unencodable};
 
-/// Where the CSV writer's UTF-8 text goes: the file itself (UTF-8), or an encoder into it.
+/// Where the CSV writer's UTF-8 text goes: the file itself (UTF-8), or an encoder into it;
+/// the file compresses what it is given when `compression` says so.
 enum CsvOutput {
-    File(File),
-    Encoded(EncodingWriter<File>),
+    File(OutputFile),
+    Encoded(EncodingWriter<OutputFile>),
 }
 
 impl CsvOutput {
-    fn file(&self) -> &File {
+    fn file(&self) -> Option<&File> {
         match self {
-            CsvOutput::File(file) => file,
-            CsvOutput::Encoded(encoded) => encoded.get_ref(),
+            CsvOutput::File(file) => file.file(),
+            CsvOutput::Encoded(encoded) => encoded.get_ref().file(),
         }
     }
 }
@@ -91,22 +93,25 @@ impl CsvSink {
     /// structs itself.
     fn open(&mut self, context: &ExecutionContext, auto_header: bool) -> Result<()> {
         let saved = self.keys.get_u64(context, "offset")?;
-        let mut opened = open_output(self.path(), self.config.append, saved, "CSV")?;
+        let opened = open_output(self.path(), self.config.append, saved, "CSV")?;
         self.rows = match saved {
             Some(_) => self.keys.get_u64(context, "rows")?.unwrap_or(0),
             None => 0,
         };
+        let codec = self
+            .config
+            .compression
+            .codec_for(&self.config.path.to_string_lossy());
+        let mut file = OutputFile::new(opened.file, codec);
         // UTF-16 output starts with its byte order mark.
         if opened.offset == 0 && !self.encoding.bom().is_empty() {
-            opened
-                .file
-                .write_all(self.encoding.bom())
+            file.write_all(self.encoding.bom())
                 .map_err(|err| write_error(&self.config.path, "CSV", err))?;
         }
         let output = if self.encoding.is_utf8() {
-            CsvOutput::File(opened.file)
+            CsvOutput::File(file)
         } else {
-            CsvOutput::Encoded(EncodingWriter::new(opened.file, self.encoding))
+            CsvOutput::Encoded(EncodingWriter::new(file, self.encoding))
         };
         self.header_pending = match saved {
             Some(offset) => {
@@ -168,7 +173,13 @@ impl CsvSink {
         writer
             .flush()
             .map_err(|err| write_error(&path, "CSV", err))?;
-        let mut file: &File = writer.get_ref().file();
+        let Some(mut file) = writer.get_ref().file() else {
+            return Err(write_error(
+                &path,
+                "CSV",
+                std::io::Error::other("the file was lost"),
+            ));
+        };
         if sync {
             file.sync_data()
                 .map_err(|err| write_error(&path, "CSV", err))?;

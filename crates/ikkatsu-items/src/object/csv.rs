@@ -583,6 +583,7 @@ impl ObjectItemReader {
             config.storage.as_deref(),
             &config.path,
             config.exclude,
+            config.compression,
             Box::new(decoder),
         )
     }
@@ -600,6 +601,7 @@ impl ObjectItemWriter {
                 prefix: &config.prefix,
                 part_records: config.part_records,
                 part_bytes: config.part_bytes,
+                compression: config.compression,
             },
             Box::new(encoder),
         )

@@ -11,6 +11,8 @@ use ikkatsu_storage::{FileInfo, Storage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::compress::Codec;
+
 /// Where a reader is within one object: what a cursor reports after every record and what
 /// a restart resumes from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +31,8 @@ pub(crate) struct Object<'a> {
     pub file: &'a FileInfo,
     /// The object as named in messages (storage URL and path).
     pub name: String,
+    /// How the object is compressed, if it is.
+    pub codec: Option<Codec>,
 }
 
 /// Reads the records of one object, from a position.

@@ -264,6 +264,7 @@ impl ObjectItemReader {
             config.storage.as_deref(),
             &config.path,
             config.exclude,
+            config.compression,
             Box::new(JsonArrayDecoder),
         )
     }

@@ -164,6 +164,7 @@ impl ObjectItemReader {
             config.storage.as_deref(),
             &config.path,
             config.exclude,
+            config.compression,
             Box::new(JsonLinesDecoder),
         )
     }

@@ -93,6 +93,8 @@ mod writer;
 
 use serde::Deserialize;
 
+use crate::compress::Compression;
+
 use location::{Location, ObjectStorage, is_glob, literal_prefix, object_name, storage_builders};
 
 pub use self::csv::{CsvObjectReaderConfig, CsvObjectWriterConfig};
@@ -120,6 +122,10 @@ pub struct ObjectReaderConfig {
     /// Globs of objects not to read, even though `path` matches them.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// How the objects are compressed (default `auto`: by each object's extension, `.gz`
+    /// gzip, `.zst` Zstandard; or `none`, `gzip`, `zstd` for all).
+    #[serde(default)]
+    pub compression: Compression,
 }
 
 impl ObjectReaderConfig {
@@ -129,6 +135,7 @@ impl ObjectReaderConfig {
             storage: Some(storage.into()),
             path: path.into(),
             exclude: Vec::new(),
+            compression: Compression::Auto,
         }
     }
 }
@@ -159,6 +166,10 @@ pub struct ObjectWriterConfig {
     /// Close a part once about this many bytes are encoded (default 128 MiB).
     #[serde(default)]
     pub part_bytes: Option<u64>,
+    /// `gzip` or `zstd` compresses every part and adds `.gz` or `.zst` to its name
+    /// (`part-00000.jsonl.gz`); `auto` (the default) and `none` write plain parts.
+    #[serde(default)]
+    pub compression: Compression,
 }
 
 impl ObjectWriterConfig {
@@ -170,6 +181,7 @@ impl ObjectWriterConfig {
             prefix: default_prefix(),
             part_records: None,
             part_bytes: None,
+            compression: Compression::Auto,
         }
     }
 }

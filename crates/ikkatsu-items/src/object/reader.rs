@@ -8,6 +8,7 @@ use ikkatsu_storage::{FileInfo, PathGlobs, Storage};
 
 use super::format::{Object, Position, RecordCursor, RecordDecoder};
 use super::{Location, ObjectStorage, is_glob, literal_prefix, object_name, storage_builders};
+use crate::compress::Compression;
 use crate::file::ContextKeys;
 
 /// Reads [`Record`]s from objects on a [`Storage`]: one object, or every object matching a
@@ -24,6 +25,7 @@ use crate::file::ContextKeys;
 pub struct ObjectItemReader {
     at: ObjectStorage,
     exclude: Vec<String>,
+    compression: Compression,
     decoder: Box<dyn RecordDecoder>,
     keys: ContextKeys,
     files: Vec<FileInfo>,
@@ -54,6 +56,7 @@ impl ObjectItemReader {
         storage: Option<&str>,
         path: &str,
         exclude: Vec<String>,
+        compression: Compression,
         decoder: Box<dyn RecordDecoder>,
     ) -> Result<Self> {
         let location = Location::new(storage, path, decoder.format())?;
@@ -70,6 +73,7 @@ impl ObjectItemReader {
         Ok(ObjectItemReader {
             at: ObjectStorage::new(location, decoder.format(), "reader", "read"),
             exclude,
+            compression,
             decoder,
             keys: ContextKeys::new("object.reader"),
             files: Vec::new(),
@@ -154,6 +158,7 @@ impl ObjectItemReader {
                     storage: &storage,
                     file,
                     name: object_name(&storage, &file.path),
+                    codec: self.compression.codec_for(&file.path),
                 };
                 match self.decoder.open(object, resume).await {
                     Ok(cursor) => {

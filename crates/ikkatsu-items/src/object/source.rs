@@ -7,6 +7,7 @@ use futures::stream::BoxStream;
 use ikkatsu_core::{Error, ErrorKind, Result};
 
 use super::format::Object;
+use crate::compress::decompress_stream;
 use crate::text::TextEncoding;
 use crate::text::decode::StreamDecoder;
 
@@ -22,6 +23,33 @@ impl ByteSource {
     /// Opens `object` from byte `offset` on, refusing to resume past the end of an object
     /// that has shrunk since the offset was saved.
     pub(crate) async fn open(object: &Object<'_>, offset: u64) -> Result<Self> {
+        if let Some(codec) = object.codec {
+            // Compressed: decompressed from the start, up to the offset.
+            let stream = object.storage.reader_from(&object.file.path, 0).await?;
+            let mut source = ByteSource::new(decompress_stream(stream, codec, object.name.clone()));
+            let mut left = offset;
+            while left > 0 {
+                if !source.fill().await? {
+                    return Err(Error::new(
+                        ErrorKind::InvalidState,
+                        format!(
+                            "cannot resume `{}` at byte {offset} of its decompressed text: it \
+                             has only {} bytes; it was replaced or truncated since the last \
+                             run (restore it, or start a new job instance)",
+                            object.name,
+                            offset - left
+                        ),
+                    ));
+                }
+                let n = source
+                    .available()
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                source.consume(n);
+                left -= n as u64;
+            }
+            return Ok(source);
+        }
         if offset > object.file.size {
             return Err(Error::new(
                 ErrorKind::InvalidState,

@@ -2,12 +2,14 @@
 //! appending.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::TryStreamExt;
 use ikkatsu_core::{Error, ExecutionContext, ItemStream, ItemWriter, Record, Result};
 use ikkatsu_storage::Storage;
 
 use super::format::PartEncoder;
 use super::{Location, ObjectStorage, ObjectWriterConfig, object_name, storage_builders};
+use crate::compress::{Codec, Compression, compress_part};
 use crate::file::ContextKeys;
 
 /// A part is closed once about this many bytes are encoded, unless configured otherwise.
@@ -65,6 +67,8 @@ impl PartNames {
 pub struct ObjectItemWriter {
     at: ObjectStorage,
     names: PartNames,
+    /// How every part is compressed, if it is.
+    codec: Option<Codec>,
     part_records: u64,
     part_bytes: u64,
     encoder: Box<dyn PartEncoder>,
@@ -97,6 +101,7 @@ pub(crate) struct PartOptions<'a> {
     pub prefix: &'a str,
     pub part_records: Option<u64>,
     pub part_bytes: Option<u64>,
+    pub compression: Compression,
 }
 
 impl<'a> From<&'a ObjectWriterConfig> for PartOptions<'a> {
@@ -107,6 +112,7 @@ impl<'a> From<&'a ObjectWriterConfig> for PartOptions<'a> {
             prefix: &config.prefix,
             part_records: config.part_records,
             part_bytes: config.part_bytes,
+            compression: config.compression,
         }
     }
 }
@@ -135,12 +141,18 @@ impl ObjectItemWriter {
         };
         let part_records = positive(options.part_records, "part-records", u64::MAX)?;
         let part_bytes = positive(options.part_bytes, "part-bytes", DEFAULT_PART_BYTES)?;
+        let codec = options.compression.codec_for_parts();
+        let extension = match codec {
+            Some(codec) => format!("{}.{}", encoder.extension(), codec.extension()),
+            None => encoder.extension().to_string(),
+        };
         Ok(ObjectItemWriter {
             names: PartNames {
                 dir: location.path.clone(),
                 prefix: options.prefix.to_string(),
-                extension: encoder.extension().to_string(),
+                extension,
             },
+            codec,
             at: ObjectStorage::new(location, format, "writer", "written"),
             part_records,
             part_bytes,
@@ -179,6 +191,22 @@ impl ObjectItemWriter {
         Ok(parts.len() as u64)
     }
 
+    /// Writes one part object, compressed if so configured; its size.
+    async fn put(
+        codec: Option<Codec>,
+        storage: &Storage,
+        path: &str,
+        bytes: Bytes,
+    ) -> Result<usize> {
+        let bytes = match codec {
+            Some(codec) => compress_part(codec, bytes, object_name(storage, path)).await?,
+            None => bytes,
+        };
+        let size = bytes.len();
+        storage.write(path, bytes).await?;
+        Ok(size)
+    }
+
     /// Encodes the current part and uploads it.
     async fn upload_part(&mut self) -> Result<()> {
         let records = self.encoder.records();
@@ -192,8 +220,7 @@ impl ObjectItemWriter {
             err.context(format!("cannot encode {name}"))
         })?;
         let storage = self.at.get()?.clone();
-        let size = bytes.len();
-        storage.write(&path, bytes).await?;
+        let size = ObjectItemWriter::put(self.codec, &storage, &path, bytes).await?;
         tracing::debug!(
             object = %object_name(&storage, &path),
             records,
@@ -265,7 +292,7 @@ impl ItemStream for ObjectItemWriter {
             if let Some(bytes) = self.encoder.empty_output(columns.as_deref())? {
                 let path = self.names.path(0);
                 let storage = self.at.get()?.clone();
-                storage.write(&path, bytes).await?;
+                ObjectItemWriter::put(self.codec, &storage, &path, bytes).await?;
                 tracing::debug!(
                     object = %object_name(&storage, &path),
                     "part written without records (the header only)"

@@ -614,6 +614,7 @@ impl ObjectItemReader {
             config.storage.as_deref(),
             &config.path,
             config.exclude,
+            crate::compress::Compression::None,
             Box::new(decoder),
         )
     }
@@ -631,6 +632,7 @@ impl ObjectItemWriter {
                 prefix: &config.prefix,
                 part_records: config.part_records,
                 part_bytes: config.part_bytes,
+                compression: crate::compress::Compression::None,
             },
             Box::new(encoder),
         )
