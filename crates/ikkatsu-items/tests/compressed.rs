@@ -150,6 +150,20 @@ async fn writers_close_one_member_per_chunk_and_readers_read_them_back() {
             );
         }
         assert_eq!(reader.read_back().await, records, "{name}");
+        // The command-line tools read every member too.
+        let tool = if gzip { "gzip" } else { "zstd" };
+        let out = std::process::Command::new(tool)
+            .arg("-dc")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|err| panic!("{tool} (scripts/test-servers installs it): {err}"));
+        assert!(out.status.success(), "{tool} -dc {name}");
+        let decoded = if gzip { gunzip(&bytes) } else { unzstd(&bytes) };
+        assert!(out.stdout == decoded, "{tool} -dc {name}");
+        assert!(
+            utf16 || String::from_utf8(decoded).unwrap().contains("名前 10, ｱ"),
+            "{name}"
+        );
     }
 }
 
@@ -308,4 +322,23 @@ async fn objects_that_are_truncated_or_not_compressed_are_errors_naming_them() {
     config.compression = Compression::None;
     let mut reader = ObjectItemReader::json_lines(config).unwrap();
     assert_eq!(read_all(&mut reader).await.len(), 1);
+}
+
+#[tokio::test]
+async fn append_adds_members_to_an_existing_compressed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl.gz");
+    for run_records in [people(2), people(3)] {
+        let mut config = JsonLinesWriterConfig::new(&path);
+        config.append = true;
+        let operator = JobOperator::new(Arc::new(MemoryJobRepository::new()));
+        let job = write_job(run_records, JsonLinesItemWriter::new(config).unwrap());
+        assert_eq!(run(&job, &operator).await, BatchStatus::Completed);
+    }
+    // One chunk (member) per run.
+    assert_eq!(gzip_members(&std::fs::read(&path).unwrap()), 2);
+    let mut reader = JsonLinesItemReader::new(JsonLinesReaderConfig::new(&path)).unwrap();
+    let mut expected = people(2);
+    expected.extend(people(3));
+    assert_eq!(read_all(&mut reader).await, expected);
 }
