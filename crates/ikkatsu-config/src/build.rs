@@ -9,7 +9,7 @@ use ikkatsu_core::job::RunIdIncrementer;
 use ikkatsu_core::listener::ChunkListener;
 use ikkatsu_core::step::{RetryPolicy, SkipPolicy};
 use ikkatsu_core::{
-    ChunkStep, Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity, Step,
+    ChunkStep, Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity,
     TaskletStep, Transition,
 };
 
@@ -17,7 +17,8 @@ use crate::error::{ConfigError, ConfigErrors, Position};
 use crate::interpolate::{Scope, interpolate};
 use crate::model::element::ElementBuilder;
 use crate::model::{
-    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, JobDefinition,
+    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, FlowDefinition,
+    JobDefinition, SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 use crate::parameters::{Settled, resolve_references, settle};
@@ -215,19 +216,7 @@ impl JobDefinition {
             }
         }
 
-        let mut elements = HashMap::new();
-        for element in &self.flow.elements {
-            let builder = StepBuilder {
-                definition: self,
-                registry,
-                parameters: &merged,
-                validating,
-                step: &element.name.value,
-            };
-            if let Some(flow_element) = builder.element(element, &mut errors) {
-                elements.insert(element.name.value.clone(), flow_element);
-            }
-        }
+        let elements = self.build_elements(&self.flow, registry, &merged, validating, &mut errors);
         if !errors.is_empty() {
             errors.normalize();
             return Err(errors);
@@ -254,6 +243,33 @@ impl JobDefinition {
             job = job.with_listener(listener);
         }
         Ok(job)
+    }
+}
+
+impl JobDefinition {
+    /// The elements of `flow` (the job's, or one of a split), built.
+    fn build_elements(
+        &self,
+        flow: &FlowDefinition,
+        registry: &ComponentRegistry,
+        parameters: &JobParameters,
+        validating: bool,
+        errors: &mut ConfigErrors,
+    ) -> HashMap<String, FlowElement> {
+        let mut elements = HashMap::new();
+        for element in &flow.elements {
+            let builder = StepBuilder {
+                definition: self,
+                registry,
+                parameters,
+                validating,
+                step: &element.name.value,
+            };
+            if let Some(flow_element) = builder.element(element, errors) {
+                elements.insert(element.name.value.clone(), flow_element);
+            }
+        }
+        elements
     }
 }
 
@@ -321,21 +337,23 @@ impl StepBuilder<'_> {
             chunk_listeners,
             errors,
         };
-        let step = element.kind.build(self, input)?;
-        Some(FlowElement::Step {
-            step,
-            transitions: element
-                .transitions
-                .iter()
-                .map(|t| Transition {
-                    on: t.on.value.clone(),
-                    target: t.target.clone(),
-                })
-                .collect(),
-            next: element.next.as_ref().map(|n| n.value.clone()),
-            promote_keys: element.promote_keys.clone(),
-            listeners: step_listeners,
-        })
+        let built = element.kind.build(self, input)?;
+        Some(
+            built
+                .with_transitions(
+                    element
+                        .transitions
+                        .iter()
+                        .map(|t| Transition {
+                            on: t.on.value.clone(),
+                            target: t.target.clone(),
+                        })
+                        .collect(),
+                )
+                .with_next(element.next.as_ref().map(|n| n.value.clone()))
+                .with_promote_keys(element.promote_keys.clone())
+                .with_listeners(step_listeners),
+        )
     }
 
     fn chunk(
@@ -485,9 +503,11 @@ impl StepBuilder<'_> {
     }
 }
 
-/// The step of each element kind, for the table in `model/element.rs`.
+/// The flow element of each element kind, for the table in `model/element.rs` (its
+/// transitions, next element, promoted keys and step listeners are added by
+/// [`StepBuilder::element`]).
 impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
-    type Output = Option<Arc<dyn Step>>;
+    type Output = Option<FlowElement>;
 
     fn chunk_step(&self, chunk: &Box<ChunkDefinition>, input: ElementInput<'e>) -> Self::Output {
         let ElementInput {
@@ -504,7 +524,7 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
             builder = builder.start_limit(limit);
         }
         match builder.build() {
-            Ok(step) => Some(Arc::new(step)),
+            Ok(step) => Some(FlowElement::step(Arc::new(step))),
             Err(e) => {
                 self.err(errors, element.name.position, e.message().to_string());
                 None
@@ -533,7 +553,46 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
         for l in chunk_listeners {
             step = step.with_listener(l);
         }
-        Some(Arc::new(step))
+        Some(FlowElement::step(Arc::new(step)))
+    }
+
+    fn decision(&self, component: &ComponentDefinition, input: ElementInput<'e>) -> Self::Output {
+        let decider = self.make(
+            component,
+            ComponentKind::Decider,
+            input.errors,
+            |r, by_ref, n| r.decider(by_ref, n),
+        )?;
+        Some(FlowElement::decision(decider))
+    }
+
+    fn split(&self, split: &SplitDefinition, input: ElementInput<'e>) -> Self::Output {
+        let ElementInput {
+            element, errors, ..
+        } = input;
+        let built: Vec<Flow> = split
+            .flows
+            .iter()
+            .map(|flow| {
+                let elements = self.definition.build_elements(
+                    flow,
+                    self.registry,
+                    self.parameters,
+                    self.validating,
+                    errors,
+                );
+                Flow::new(flow.start.value.clone(), elements)
+            })
+            .collect();
+        if built.is_empty() {
+            self.err(
+                errors,
+                element.name.position,
+                "a split needs at least one flow",
+            );
+            return None;
+        }
+        Some(FlowElement::split(built))
     }
 }
 

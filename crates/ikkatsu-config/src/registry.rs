@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use ikkatsu_core::job::JobParametersIncrementer;
+use ikkatsu_core::job::{JobExecutionDecider, JobParametersIncrementer};
 use ikkatsu_core::listener::{ChunkListener, JobExecutionListener, StepExecutionListener};
 use ikkatsu_core::{ItemProcessor, ItemReader, ItemWriter, JobParameters, Record, Tasklet};
 
@@ -56,6 +56,8 @@ pub type ProcessorFactory = Factory<Arc<dyn ItemProcessor<Record, Record>>>;
 pub type WriterFactory = Factory<Box<dyn ItemWriter<Record>>>;
 /// Makes a tasklet.
 pub type TaskletFactory = Factory<Arc<dyn Tasklet>>;
+/// Makes a decider.
+pub type DeciderFactory = Factory<Arc<dyn JobExecutionDecider>>;
 
 /// The kinds of components a job file names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,16 +70,19 @@ pub enum ComponentKind {
     Writer,
     /// A tasklet.
     Tasklet,
+    /// A decider (of a `decision` element).
+    Decider,
 }
 
 impl ComponentKind {
-    /// `reader`, `processor`, `writer` or `tasklet`.
+    /// `reader`, `processor`, `writer`, `tasklet` or `decider`.
     pub fn as_str(self) -> &'static str {
         match self {
             ComponentKind::Reader => "reader",
             ComponentKind::Processor => "processor",
             ComponentKind::Writer => "writer",
             ComponentKind::Tasklet => "tasklet",
+            ComponentKind::Decider => "decider",
         }
     }
 }
@@ -136,6 +141,7 @@ pub struct ComponentRegistry {
     processors: Factories<Arc<dyn ItemProcessor<Record, Record>>>,
     writers: Factories<Box<dyn ItemWriter<Record>>>,
     tasklets: Factories<Arc<dyn Tasklet>>,
+    deciders: Factories<Arc<dyn JobExecutionDecider>>,
     job_listeners: BTreeMap<String, Arc<dyn JobExecutionListener>>,
     step_listeners: BTreeMap<String, Arc<dyn StepExecutionListener>>,
     chunk_listeners: BTreeMap<String, Arc<dyn ChunkListener>>,
@@ -160,6 +166,10 @@ impl fmt::Debug for ComponentRegistry {
             .field(
                 "tasklet_types",
                 &self.tasklets.types.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "decider_types",
+                &self.deciders.types.keys().collect::<Vec<_>>(),
             )
             .field("job_listeners", &keys(&self.job_listeners))
             .field("step_listeners", &keys(&self.step_listeners))
@@ -212,6 +222,16 @@ impl ComponentRegistry {
         processors, Arc<dyn ItemProcessor<Record, Record>>, register_processor, register_processor_ref, "processor";
         writers, Box<dyn ItemWriter<Record>>, register_writer, register_writer_ref, "writer";
         tasklets, Arc<dyn Tasklet>, register_tasklet, register_tasklet_ref, "tasklet";
+        deciders, Arc<dyn JobExecutionDecider>, register_decider, register_decider_ref, "decider";
+    }
+
+    /// Registers a shared decider instance under `name` (`decision: {ref: name}`).
+    pub fn register_decider_instance(
+        &mut self,
+        name: impl Into<String>,
+        decider: Arc<dyn JobExecutionDecider>,
+    ) -> &mut Self {
+        self.register_decider_ref(name, move |_, _| Ok(decider.clone()))
     }
 
     /// Registers a shared processor instance under `name` (`ref: name`).
@@ -286,6 +306,7 @@ impl ComponentRegistry {
             ComponentKind::Processor => keys(&self.processors.types),
             ComponentKind::Writer => keys(&self.writers.types),
             ComponentKind::Tasklet => keys(&self.tasklets.types),
+            ComponentKind::Decider => keys(&self.deciders.types),
         }
     }
 
@@ -296,6 +317,7 @@ impl ComponentRegistry {
             ComponentKind::Processor => keys(&self.processors.refs),
             ComponentKind::Writer => keys(&self.writers.refs),
             ComponentKind::Tasklet => keys(&self.tasklets.refs),
+            ComponentKind::Decider => keys(&self.deciders.refs),
         }
     }
 
@@ -313,6 +335,10 @@ impl ComponentRegistry {
 
     pub(crate) fn tasklet(&self, by_ref: bool, name: &str) -> Option<&TaskletFactory> {
         pick(&self.tasklets, by_ref, name)
+    }
+
+    pub(crate) fn decider(&self, by_ref: bool, name: &str) -> Option<&DeciderFactory> {
+        pick(&self.deciders, by_ref, name)
     }
 
     pub(crate) fn job_listener(&self, name: &str) -> Option<&Arc<dyn JobExecutionListener>> {

@@ -108,7 +108,9 @@ pub mod prelude {
         ItemProcessor, ItemReader, ItemStream, ItemWriter, PassThroughItemProcessor, Record,
         VecItemReader, VecItemWriter,
     };
-    pub use crate::job::{Flow, FlowElement, Job, RunIdIncrementer, Transition};
+    pub use crate::job::{
+        Flow, FlowElement, FnDecider, Job, JobExecutionDecider, RunIdIncrementer, Transition,
+    };
     pub use crate::launch::{JobOperator, OperatorSettings};
     pub use crate::listener::{ChunkListener, JobExecutionListener, StepExecutionListener};
     pub use crate::repository::{JobRepository, MemoryJobRepository};

@@ -70,6 +70,7 @@
 
 pub mod compress;
 pub mod csv;
+pub mod decider;
 pub use ikkatsu_core::duration;
 mod file;
 pub mod jsonl;

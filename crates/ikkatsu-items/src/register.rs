@@ -15,6 +15,7 @@
 //! | tasklet   | `shell`   | [`ShellTasklet`]                            | [`ShellTaskletConfig`] |
 //! | tasklet   | `log`     | [`LogTasklet`]                              | [`LogTaskletConfig`] |
 //! | tasklet   | `noop`    | [`LogTasklet`] without a message            | none |
+//! | decider   | `script`  | [`ScriptDecider`] (sees `params`, `context`, `exit_code`, `status`) | [`ScriptDeciderConfig`] |
 //!
 //! The `storage` of the file readers and writers may name a storage of the application
 //! config (`storage: "@inbox"`).
@@ -26,6 +27,7 @@ use ikkatsu_storage::StorageConnection;
 use serde::Deserialize;
 
 use crate::csv::{CsvItemReader, CsvItemWriter, CsvReaderConfig, CsvWriterConfig};
+use crate::decider::{ScriptDecider, ScriptDeciderConfig};
 use crate::jsonl::{
     JsonLinesItemReader, JsonLinesItemWriter, JsonLinesReaderConfig, JsonLinesWriterConfig,
 };
@@ -67,6 +69,10 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
         .register_tasklet("noop", |props, _| {
             let NoProperties {} = props.deserialize()?;
             Ok(Arc::new(LogTasklet::new(LogTaskletConfig::default())?))
+        })
+        .register_decider("script", |props, _| {
+            let config: ScriptDeciderConfig = props.deserialize()?;
+            Ok(Arc::new(ScriptDecider::new(config)?))
         });
     register_file_items(registry, app);
 }

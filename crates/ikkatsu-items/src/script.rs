@@ -20,7 +20,6 @@
 //! The script is compiled once. Each item runs with an operation limit (`max-operations`,
 //! default 1,000,000), so an endless loop fails the item instead of hanging the step.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,21 +71,21 @@ impl ScriptProcessorConfig {
     }
 }
 
-/// Runs a compiled Rhai script on every [`Record`] (see the [module docs](self)).
-pub struct ScriptItemProcessor {
-    engine: Engine,
-    ast: AST,
+/// A compiled Rhai script with its engine (operation limit, `print` and `debug` to the log):
+/// what the script processor and the script decider run.
+pub(crate) struct CompiledScript {
+    pub engine: Engine,
+    pub ast: AST,
     /// How the script is named in errors: the file path or `inline script`.
-    name: String,
-    max_operations: u64,
-    params: rhai::Map,
-    seen: AtomicU64,
+    pub name: String,
+    pub max_operations: u64,
 }
 
-impl ScriptItemProcessor {
-    /// Reads and compiles the script. A syntax error is a [`ErrorKind::Config`] error naming
-    /// the script, line and position.
-    pub fn new(config: ScriptProcessorConfig) -> Result<Self> {
+impl CompiledScript {
+    /// Reads and compiles the script of `config`; `what` names the component in messages
+    /// (`script processor`). A syntax error is a [`ErrorKind::Config`] error naming the
+    /// script, line and position.
+    pub(crate) fn compile(config: &ScriptProcessorConfig, what: &str) -> Result<Self> {
         let (name, source) = match (&config.script, &config.file) {
             (Some(source), None) => ("inline script".to_owned(), source.clone()),
             (None, Some(path)) => {
@@ -102,14 +101,14 @@ impl ScriptItemProcessor {
                 (format!("script `{}`", path.display()), source)
             }
             (Some(_), Some(_)) => {
-                return Err(Error::config(
-                    "script processor: set either `script` (inline source) or `file`, not both",
-                ));
+                return Err(Error::config(format!(
+                    "{what}: set either `script` (inline source) or `file`, not both"
+                )));
             }
             (None, None) => {
-                return Err(Error::config(
-                    "script processor: one of `script` (inline source) or `file` is required",
-                ));
+                return Err(Error::config(format!(
+                    "{what}: one of `script` (inline source) or `file` is required"
+                )));
             }
         };
         let max_operations = config.max_operations.unwrap_or(DEFAULT_MAX_OPERATIONS);
@@ -132,11 +131,58 @@ impl ScriptItemProcessor {
                 err.err_type()
             ))
         })?;
-        Ok(ScriptItemProcessor {
+        Ok(CompiledScript {
             engine,
             ast,
             name,
             max_operations,
+        })
+    }
+
+    /// The error of a run that failed; `subject` says on what (`record #3`).
+    pub(crate) fn runtime_error(&self, mut err: EvalAltResult, subject: &str) -> Error {
+        let position = err.position();
+        let hint = if matches!(err, EvalAltResult::ErrorTooManyOperations(_)) {
+            format!(
+                " (more than {} operations; is there an endless loop? raise `max-operations` if the work is legitimate)",
+                self.max_operations
+            )
+        } else {
+            String::new()
+        };
+        err.clear_position();
+        Error::new(
+            ErrorKind::Component,
+            format!(
+                "{}{}: error on {subject}: {err}{hint}",
+                self.name,
+                at(position)
+            ),
+        )
+    }
+}
+
+/// `name → text` of the job parameters as a Rhai map (what scripts see as `params`).
+pub(crate) fn parameter_map(parameters: &JobParameters) -> rhai::Map {
+    parameters
+        .iter()
+        .map(|(name, param)| (name.as_str().into(), Dynamic::from(param.value.to_text())))
+        .collect()
+}
+
+/// Runs a compiled Rhai script on every [`Record`] (see the [module docs](self)).
+pub struct ScriptItemProcessor {
+    script: CompiledScript,
+    params: rhai::Map,
+    seen: AtomicU64,
+}
+
+impl ScriptItemProcessor {
+    /// Reads and compiles the script. A syntax error is a [`ErrorKind::Config`] error naming
+    /// the script, line and position.
+    pub fn new(config: ScriptProcessorConfig) -> Result<Self> {
+        Ok(ScriptItemProcessor {
+            script: CompiledScript::compile(&config, "script processor")?,
             params: rhai::Map::new(),
             seen: AtomicU64::new(0),
         })
@@ -157,33 +203,13 @@ impl ScriptItemProcessor {
     }
 
     /// Makes the job parameters visible to the script as `params` (values as text).
-    pub fn with_job_parameters(self, parameters: &JobParameters) -> Self {
-        let params: BTreeMap<String, String> = parameters
-            .iter()
-            .map(|(name, param)| (name.clone(), param.value.to_text()))
-            .collect();
-        self.with_parameters(params)
+    pub fn with_job_parameters(mut self, parameters: &JobParameters) -> Self {
+        self.params = parameter_map(parameters);
+        self
     }
 
-    fn runtime_error(&self, mut err: EvalAltResult, number: u64) -> Error {
-        let position = err.position();
-        let hint = if matches!(err, EvalAltResult::ErrorTooManyOperations(_)) {
-            format!(
-                " (more than {} operations; is there an endless loop? raise `max-operations` if the work is legitimate)",
-                self.max_operations
-            )
-        } else {
-            String::new()
-        };
-        err.clear_position();
-        Error::new(
-            ErrorKind::Component,
-            format!(
-                "{}{}: error on record #{number}: {err}{hint}",
-                self.name,
-                at(position)
-            ),
-        )
+    fn runtime_error(&self, err: EvalAltResult, number: u64) -> Error {
+        self.script.runtime_error(err, &format!("record #{number}"))
     }
 }
 
@@ -205,8 +231,9 @@ impl ItemProcessor<Record, Record> for ScriptItemProcessor {
         scope.push("record", input);
         scope.push_constant("params", self.params.clone());
         let result = self
+            .script
             .engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.script.ast)
             .map_err(|err| self.runtime_error(*err, number))?;
         if result.is_unit() {
             return Ok(None);
@@ -219,7 +246,7 @@ impl ItemProcessor<Record, Record> for ScriptItemProcessor {
                     "{}: record #{number}: the script returned a value of type `{type_name}`; \
                      it must return the record map (end the script with `record`) or `()` to \
                      filter the record out",
-                    self.name
+                    self.script.name
                 ),
             ));
         };
@@ -233,7 +260,7 @@ impl ItemProcessor<Record, Record> for ScriptItemProcessor {
                     format!(
                         "{}: record #{number}: field `{key}` of the returned map cannot be \
                          stored in a record: {err}",
-                        self.name
+                        self.script.name
                     ),
                 )
             })

@@ -332,12 +332,12 @@ fn bad_transition_targets_and_duplicate_steps() {
 }
 
 #[test]
-fn decisions_and_splits_are_not_supported_yet() {
-    let yaml = BASE.to_string() + "    choose:\n      decision: { ref: decider }\n";
+fn partitions_are_not_supported_yet() {
+    let yaml = BASE.to_string() + "    spread:\n      partition: { grid-size: 2 }\n";
     let e = errors(&yaml);
     assert_has(
         &e,
-        "job.yaml:10:7: element `choose`: decisions are not supported yet",
+        "job.yaml:10:7: element `spread`: partitions are not supported yet",
     );
 }
 

@@ -1,15 +1,16 @@
 //! The kinds of flow elements, in one table: the key that names each kind in a job file, the
 //! [`ElementKind`] variant it parses to, the method of [`ElementParser`] that parses it and the
-//! method of [`ElementBuilder`] that builds its step. The keys of kinds not supported yet are
-//! refused with a message saying so.
+//! method of [`ElementBuilder`] that builds its flow element. The keys of kinds not supported
+//! yet are refused with a message saying so.
 //!
-//! Adding a kind (a `decision`, a `split`, a `partition`) is one row here; the compiler then
-//! asks for its parse method in the parser's `impl ElementParser` (`parse/step.rs`) and its
-//! build method in the builder's `impl ElementBuilder` (`build.rs`).
+//! Adding a kind (a `partition`) is one row here; the compiler then asks for its parse method
+//! in the parser's `impl ElementParser` (`parse/step.rs`) and its build method in the
+//! builder's `impl ElementBuilder` (`build.rs`).
 //!
 //! The table sits below the parser and the builder: they implement its traits, it knows
 //! neither of them.
 
+use super::SplitDefinition;
 use super::step::{ChunkDefinition, ComponentDefinition};
 use crate::error::Position;
 use crate::node::Node;
@@ -71,7 +72,7 @@ macro_rules! element_kinds {
                         self.report(
                             key_position,
                             format!(
-                                "{what}: {other}s are not supported yet; use steps with transitions"
+                                "{what}: {other}s are not supported yet; use steps, decisions and splits"
                             ),
                         );
                         None
@@ -80,20 +81,20 @@ macro_rules! element_kinds {
             }
         }
 
-        /// What builds the step of each supported kind: one method per row of the table.
+        /// What builds the flow element of each supported kind: one method per row of the table.
         /// `Input` is what every kind's build method gets besides the kind's definition.
         pub(crate) trait ElementBuilder<Input> {
             /// What a build method returns.
             type Output;
 
             $(
-                #[doc = concat!("Builds the step of a `", $key, "` element.")]
+                #[doc = concat!("Builds a `", $key, "` element.")]
                 fn $build(&self, definition: &$data, input: Input) -> Self::Output;
             )*
         }
 
         impl ElementKind {
-            /// Builds the step of this kind with `builder`'s method for it.
+            /// Builds the element of this kind with `builder`'s method for it.
             pub(crate) fn build<I, B: ElementBuilder<I>>(&self, builder: &B, input: I) -> B::Output {
                 match self {
                     $( ElementKind::$variant(definition) => builder.$build(definition, input), )*
@@ -111,8 +112,14 @@ element_kinds! {
         "tasklet" => Tasklet(ComponentDefinition)
             #[doc = "A tasklet step."]
             parse parse_tasklet, build tasklet_step;
+        "decision" => Decision(ComponentDefinition)
+            #[doc = "A decision: a decider (`type` or `ref`) whose status chooses the transition."]
+            parse parse_decision, build decision;
+        "split" => Split(SplitDefinition)
+            #[doc = "A split: flows run in parallel, joined before the next element."]
+            parse parse_split, build split;
     }
-    refused { "decision", "split", "partition" }
+    refused { "partition" }
 }
 
 /// The keys an element may have: its kind, then the keys common to every kind.

@@ -65,6 +65,13 @@ pub struct FlowDefinition {
     pub elements: Vec<ElementDefinition>,
 }
 
+/// `split: {flows: [...]}`: flows run in parallel.
+#[derive(Debug, Clone)]
+pub struct SplitDefinition {
+    /// The flows, each in the shape of a job's `steps` or `flow`.
+    pub flows: Vec<FlowDefinition>,
+}
+
 /// An element of the flow with the keys common to all elements.
 #[derive(Debug, Clone)]
 pub struct ElementDefinition {

@@ -24,6 +24,8 @@ const JOB_KEYS: &[&str] = &[
     "steps",
 ];
 const FLOW_KEYS: &[&str] = &["start-element", "elements"];
+const SPLIT_KEYS: &[&str] = &["flows"];
+const SPLIT_FLOW_KEYS: &[&str] = &["steps", "start-element", "elements"];
 const PARAM_KEYS: &[&str] = &["value", "type", "identifying"];
 const LISTENER_KEYS: &[&str] = &["ref"];
 
@@ -200,14 +202,61 @@ impl Parser<'_> {
         refs
     }
 
+    /// `split: {flows: [{steps: [...]}, {start-element: X, elements: {...}}, ...]}`: each
+    /// flow in the shape of a job's `steps` or `flow`.
+    pub(crate) fn split(&mut self, node: &Node, what: &str) -> Option<Vec<FlowDefinition>> {
+        let what = format!("the split of {what}");
+        let f = self.map(node, &what, SPLIT_KEYS)?;
+        let flows_node = self.required(&f, "flows", &what)?;
+        let items = self.list(flows_node, "flows", &what)?;
+        if items.is_empty() {
+            self.error(
+                flows_node.position(),
+                format!("{what}: `flows` is empty; give at least one flow"),
+            );
+            return None;
+        }
+        let mut flows = Vec::new();
+        let mut complete = true;
+        for (i, item) in items.iter().enumerate() {
+            let what = format!("flow #{} of {what}", i + 1);
+            let Some(ff) = self.map(item, &what, SPLIT_FLOW_KEYS) else {
+                complete = false;
+                continue;
+            };
+            let flow = match ff.get("steps") {
+                Some(_) if ff.has("start-element") || ff.has("elements") => {
+                    self.error(
+                        ff.key_position("steps"),
+                        format!("{what}: give either `steps` or `start-element` and `elements`, not both"),
+                    );
+                    None
+                }
+                Some(steps) => self.steps(steps),
+                None => self.flow_in(item, &what),
+            };
+            match flow {
+                Some(flow) => {
+                    self.check_targets(&flow);
+                    flows.push(flow);
+                }
+                None => complete = false,
+            }
+        }
+        complete.then_some(flows)
+    }
+
     fn flow(&mut self, node: &Node) -> Option<FlowDefinition> {
-        let what = "`flow`";
+        self.flow_in(node, "`flow`")
+    }
+
+    fn flow_in(&mut self, node: &Node, what: &str) -> Option<FlowDefinition> {
         let f = self.map(node, what, FLOW_KEYS)?;
         let start = self
             .required(&f, "start-element", what)
             .and_then(|n| self.name(n, "start-element", what));
         let elements_node = self.required(&f, "elements", what)?;
-        let ef = self.map_any(elements_node, "`flow.elements`")?;
+        let ef = self.map_any(elements_node, &format!("`elements` of {what}"))?;
         let mut elements = Vec::new();
         for (key, value) in ef.entries {
             let name = Located::new(key.name.clone(), key.position);
@@ -223,7 +272,10 @@ impl Parser<'_> {
             }
         }
         if elements.is_empty() && ef.entries.is_empty() {
-            self.error(elements_node.position(), "`flow.elements` is empty");
+            self.error(
+                elements_node.position(),
+                format!("`elements` of {what} is empty"),
+            );
         }
         Some(FlowDefinition {
             start: start?,

@@ -12,7 +12,7 @@ use crate::error::Position;
 use crate::model::element::{ElementParser, KIND_KEYS, supported_kinds};
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, Located,
-    RetryDefinition, SkipDefinition,
+    RetryDefinition, SkipDefinition, SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 
@@ -37,6 +37,15 @@ impl ElementParser for Parser<'_> {
 
     fn parse_tasklet(&mut self, node: &Node, what: &str) -> Option<ComponentDefinition> {
         self.component(node, &format!("the tasklet of {what}"))
+    }
+
+    fn parse_decision(&mut self, node: &Node, what: &str) -> Option<ComponentDefinition> {
+        self.component(node, &format!("the decider of {what}"))
+    }
+
+    fn parse_split(&mut self, node: &Node, what: &str) -> Option<SplitDefinition> {
+        self.split(node, what)
+            .map(|flows| SplitDefinition { flows })
     }
 
     fn report(&mut self, position: Position, message: String) {

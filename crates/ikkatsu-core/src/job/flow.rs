@@ -1,8 +1,10 @@
-//! Flows: named elements joined by transitions on exit codes.
+//! Flows: named elements (steps, decisions, splits) joined by transitions on exit codes.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::JobExecutionDecider;
 use crate::error::{Error, Result};
 use crate::listener::StepExecutionListener;
 use crate::step::Step;
@@ -79,6 +81,40 @@ impl Transition {
     }
 }
 
+/// Orders two exit-code patterns from the most specific to the most generic, as Spring
+/// Batch's `DefaultStateTransitionComparator` does: a pattern without `*` before one with;
+/// more `*` before fewer; fewer `?` before more; then, for patterns with wildcards, the
+/// longer first; then alphabetically. Hence `foo` and `bar` (exact) before `fo?`, `bar??`,
+/// `foo??`, `?o?`, `???`, `*foo*`, `*f*`, `foo*`, `*`.
+pub fn pattern_specificity(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let stars = |p: &str| p.matches('*').count();
+    let marks = |p: &str| p.matches('?').count();
+    let (a_stars, b_stars) = (stars(a), stars(b));
+    match (a_stars, b_stars) {
+        (0, 1..) => return Ordering::Less,
+        (1.., 0) => return Ordering::Greater,
+        (1.., 1..) if a_stars != b_stars => return b_stars.cmp(&a_stars),
+        _ => {}
+    }
+    let (a_marks, b_marks) = (marks(a), marks(b));
+    if a_marks != b_marks {
+        return a_marks.cmp(&b_marks);
+    }
+    if a.len() != b.len() && (a_stars > 0 || a_marks > 0) {
+        return b.len().cmp(&a.len());
+    }
+    a.cmp(b)
+}
+
+/// Sorts `transitions` from the most specific pattern to the most generic (see
+/// [`pattern_specificity`]); transitions with the same pattern keep their order.
+pub fn sort_by_specificity(transitions: &mut [Transition]) {
+    transitions.sort_by(|a, b| pattern_specificity(&a.on, &b.on));
+}
+
 /// Whether `exit_code` matches `pattern` (`*` any run, `?` one character).
 pub fn exit_code_matches(pattern: &str, exit_code: &str) -> bool {
     fn go(p: &[char], s: &[char]) -> bool {
@@ -95,6 +131,17 @@ pub fn exit_code_matches(pattern: &str, exit_code: &str) -> bool {
     go(&p, &s)
 }
 
+/// Where an element goes when it is done: its transitions (most specific pattern first)
+/// and its default next element.
+#[derive(Clone, Default)]
+pub struct Routing {
+    /// Transitions, sorted by [`sort_by_specificity`]: the first whose pattern matches the
+    /// exit code wins.
+    pub transitions: Vec<Transition>,
+    /// Where to go when no transition matches and the element did not fail or stop.
+    pub next: Option<String>,
+}
+
 /// An element of a flow.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -103,14 +150,28 @@ pub enum FlowElement {
     Step {
         /// The step.
         step: Arc<dyn Step>,
-        /// Transitions, tried in order; the first whose pattern matches the exit code wins.
-        transitions: Vec<Transition>,
-        /// Where to go when no transition matches and the step did not fail.
-        next: Option<String>,
+        /// Where to go after it, on its exit code.
+        routing: Routing,
         /// Keys copied from the step's context to the job's context when the step completes.
         promote_keys: Vec<String>,
         /// Listeners called before and after the step.
         listeners: Vec<Arc<dyn StepExecutionListener>>,
+    },
+    /// A decision: the decider's status is the exit code the transitions are chosen on.
+    Decision {
+        /// Decides.
+        decider: Arc<dyn JobExecutionDecider>,
+        /// Where to go, on the decided status.
+        routing: Routing,
+    },
+    /// A split: flows run in parallel, joined before the split is left. Any flow failing
+    /// fails the split (exit code `FAILED`); else any flow stopping stops it; else it is
+    /// `COMPLETED`.
+    Split {
+        /// The flows run in parallel. Their element names are unique within the job.
+        flows: Vec<Flow>,
+        /// Where to go, on the split's exit code.
+        routing: Routing,
     },
 }
 
@@ -119,57 +180,89 @@ impl FlowElement {
     pub fn step(step: Arc<dyn Step>) -> Self {
         FlowElement::Step {
             step,
-            transitions: Vec::new(),
-            next: None,
+            routing: Routing::default(),
             promote_keys: Vec::new(),
             listeners: Vec::new(),
         }
     }
 
-    /// Sets the transitions (tried in order).
-    pub fn with_transitions(mut self, new: Vec<Transition>) -> Self {
-        let FlowElement::Step { transitions, .. } = &mut self;
-        *transitions = new;
+    /// A decision element with no transitions.
+    pub fn decision(decider: Arc<dyn JobExecutionDecider>) -> Self {
+        FlowElement::Decision {
+            decider,
+            routing: Routing::default(),
+        }
+    }
+
+    /// A split element running `flows` in parallel, with no transitions.
+    pub fn split(flows: Vec<Flow>) -> Self {
+        FlowElement::Split {
+            flows,
+            routing: Routing::default(),
+        }
+    }
+
+    /// Where the element goes when it is done.
+    pub fn routing(&self) -> &Routing {
+        match self {
+            FlowElement::Step { routing, .. }
+            | FlowElement::Decision { routing, .. }
+            | FlowElement::Split { routing, .. } => routing,
+        }
+    }
+
+    fn routing_mut(&mut self) -> &mut Routing {
+        match self {
+            FlowElement::Step { routing, .. }
+            | FlowElement::Decision { routing, .. }
+            | FlowElement::Split { routing, .. } => routing,
+        }
+    }
+
+    /// Sets the transitions; they are tried from the most specific pattern to the most
+    /// generic, whatever their order here (see [`pattern_specificity`]).
+    pub fn with_transitions(mut self, mut new: Vec<Transition>) -> Self {
+        sort_by_specificity(&mut new);
+        self.routing_mut().transitions = new;
         self
     }
 
-    /// Sets the element to go to when no transition matches and the step did not fail.
+    /// Sets the element to go to when no transition matches and the element did not fail.
     pub fn with_next(mut self, new: Option<String>) -> Self {
-        let FlowElement::Step { next, .. } = &mut self;
-        *next = new;
+        self.routing_mut().next = new;
         self
     }
 
-    /// Sets the keys promoted from the step's context to the job's context.
+    /// Sets the keys promoted from the step's context to the job's context (steps only).
     pub fn with_promote_keys(mut self, keys: Vec<String>) -> Self {
-        let FlowElement::Step { promote_keys, .. } = &mut self;
-        *promote_keys = keys;
+        if let FlowElement::Step { promote_keys, .. } = &mut self {
+            *promote_keys = keys;
+        }
         self
     }
 
-    /// Adds step listeners.
+    /// Adds step listeners (steps only).
     pub fn with_listeners(mut self, new: Vec<Arc<dyn StepExecutionListener>>) -> Self {
-        let FlowElement::Step { listeners, .. } = &mut self;
-        listeners.extend(new);
+        if let FlowElement::Step { listeners, .. } = &mut self {
+            listeners.extend(new);
+        }
         self
     }
 
     fn targets(&self) -> Vec<&str> {
-        match self {
-            FlowElement::Step {
-                transitions, next, ..
-            } => transitions
-                .iter()
-                .filter_map(|t| match &t.target {
-                    TransitionTarget::To(to) => Some(to.as_str()),
-                    TransitionTarget::Stop {
-                        restart: Some(r), ..
-                    } => Some(r.as_str()),
-                    _ => None,
-                })
-                .chain(next.as_deref())
-                .collect(),
-        }
+        let routing = self.routing();
+        routing
+            .transitions
+            .iter()
+            .filter_map(|t| match &t.target {
+                TransitionTarget::To(to) => Some(to.as_str()),
+                TransitionTarget::Stop {
+                    restart: Some(r), ..
+                } => Some(r.as_str()),
+                _ => None,
+            })
+            .chain(routing.next.as_deref())
+            .collect()
     }
 }
 
@@ -199,13 +292,7 @@ impl Flow {
         let mut elements = HashMap::new();
         for (i, step) in steps.into_iter().enumerate() {
             let name = names[i].clone();
-            let element = FlowElement::Step {
-                step,
-                transitions: Vec::new(),
-                next: names.get(i + 1).cloned(),
-                promote_keys: Vec::new(),
-                listeners: Vec::new(),
-            };
+            let element = FlowElement::step(step).with_next(names.get(i + 1).cloned());
             if elements.insert(name.clone(), element).is_some() {
                 return Err(Error::config(format!(
                     "two steps are named `{name}`: step names must be unique within a job"
@@ -232,8 +319,38 @@ impl Flow {
         names
     }
 
-    /// Checks that the start element and every transition target exist.
+    /// The names of the steps of this flow and of the flows of its splits.
+    pub fn step_names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        for name in self.element_names() {
+            match &self.elements[name] {
+                FlowElement::Step { step, .. } => names.push(step.name()),
+                FlowElement::Split { flows, .. } => {
+                    names.extend(flows.iter().flat_map(Flow::step_names));
+                }
+                FlowElement::Decision { .. } => {}
+            }
+        }
+        names
+    }
+
+    /// Checks that the start element and every transition target exist, in this flow and
+    /// the flows of its splits, and that no two steps share a name.
     pub fn validate(&self) -> Result<()> {
+        self.validate_targets()?;
+        let mut names = self.step_names();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(Error::config(format!(
+                "two steps are named `{}`: step names must be unique within a job (splits \
+                 included)",
+                pair[0]
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_targets(&self) -> Result<()> {
         let known = self.element_names().join(", ");
         if !self.elements.contains_key(&self.start) {
             return Err(Error::config(format!(
@@ -251,6 +368,15 @@ impl Flow {
                     )));
                 }
             }
+            if let FlowElement::Split { flows, .. } = &self.elements[name] {
+                if flows.is_empty() {
+                    return Err(Error::config(format!("split `{name}` has no flows")));
+                }
+                for flow in flows {
+                    flow.validate_targets()
+                        .map_err(|err| err.context(format!("in a flow of split `{name}`")))?;
+                }
+            }
         }
         Ok(())
     }
@@ -259,6 +385,31 @@ impl Flow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Spring Batch's documented order, most generic first.
+    #[test]
+    fn transitions_are_ordered_by_specificity_as_spring_batch_orders_them() {
+        let generic_first = [
+            "*", "foo*", "*f*", "*foo*", "???", "?o?", "foo??", "bar??", "fo?", "foo", "bar",
+        ];
+        for (i, a) in generic_first.iter().enumerate() {
+            for (j, b) in generic_first.iter().enumerate() {
+                assert_eq!(
+                    pattern_specificity(a, b),
+                    j.cmp(&i),
+                    "{a} vs {b}: {a} is {} generic",
+                    if i < j { "more" } else { "less" }
+                );
+            }
+        }
+        let mut transitions: Vec<Transition> = ["*", "COMPLETED*", "COMPLETED", "C?MPLETED"]
+            .into_iter()
+            .map(Transition::end)
+            .collect();
+        sort_by_specificity(&mut transitions);
+        let order: Vec<&str> = transitions.iter().map(|t| t.on.as_str()).collect();
+        assert_eq!(order, ["COMPLETED", "C?MPLETED", "COMPLETED*", "*"]);
+    }
 
     #[test]
     fn patterns() {

@@ -1,11 +1,16 @@
-//! Jobs: a [`Flow`] of elements (steps now; decisions and splits share the same shape) joined
-//! by [`Transition`]s on exit codes, plus job listeners and a parameters incrementer.
+//! Jobs: a [`Flow`] of elements (steps, decisions, splits of parallel flows) joined by
+//! [`Transition`]s on exit codes, plus job listeners and a parameters incrementer.
 
+mod decision;
 mod flow;
 
 use std::sync::Arc;
 
-pub use flow::{Flow, FlowElement, Transition, TransitionTarget, exit_code_matches};
+pub use decision::{FnDecider, JobExecutionDecider};
+pub use flow::{
+    Flow, FlowElement, Routing, Transition, TransitionTarget, exit_code_matches,
+    pattern_specificity, sort_by_specificity,
+};
 
 use crate::error::{Error, Result};
 use crate::listener::JobExecutionListener;

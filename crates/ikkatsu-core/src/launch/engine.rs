@@ -1,4 +1,5 @@
-//! Runs one job execution: heartbeat, job listeners, the flow of steps and transitions.
+//! Runs one job execution: heartbeat, job listeners, the flow (module `flow_run`) and its
+//! steps.
 
 use std::sync::Arc;
 
@@ -7,22 +8,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::JobOperator;
+use super::flow_run::{FlowEnd, FlowRun};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{JobExecution, StepExecution};
-use crate::job::{FlowElement, Job, TransitionTarget, exit_code_matches};
+use crate::job::Job;
 use crate::listener::StepExecutionListener;
 use crate::repository::JobRepository;
 use crate::status::{BatchStatus, ExitStatus};
 use crate::step::{Step, StepContext};
-
-/// Job-context key holding the element a stopped flow restarts at.
-pub(crate) const RESTART_AT_KEY: &str = "ikkatsu.flow.restart-at";
-
-/// How the flow ended.
-struct FlowEnd {
-    status: BatchStatus,
-    exit_status: ExitStatus,
-}
 
 pub(crate) async fn run(
     operator: &JobOperator,
@@ -49,19 +42,26 @@ pub(crate) async fn run(
         ));
 
         let mut end = match before_job(job, &execution).await {
-            Ok(()) => run_flow(job, &mut execution, &repository, &cancel).await,
+            Ok(()) => {
+                let run = FlowRun {
+                    repository: &repository,
+                    cancel: &cancel,
+                };
+                run.run_job_flow(job.flow(), &mut execution).await
+            }
             Err(err) => Err(err),
         }
         .unwrap_or_else(|err| {
             tracing::error!(error = %err, "job failed");
-            FlowEnd {
-                status: if err.kind() == ErrorKind::Cancelled {
-                    BatchStatus::Stopped
-                } else {
-                    BatchStatus::Failed
-                },
-                exit_status: ExitStatus::failed().with_description(err.report()),
-            }
+            let status = if err.kind() == ErrorKind::Cancelled {
+                BatchStatus::Stopped
+            } else {
+                BatchStatus::Failed
+            };
+            FlowEnd::new(
+                status,
+                ExitStatus::failed().with_description(err.report()),
+            )
         });
         heartbeat_done.cancel();
         let _ = heartbeat.await;
@@ -121,142 +121,7 @@ async fn heartbeat_loop(
     }
 }
 
-async fn run_flow(
-    job: &Job,
-    execution: &mut JobExecution,
-    repository: &Arc<dyn JobRepository>,
-    cancel: &CancellationToken,
-) -> Result<FlowEnd> {
-    let flow = job.flow();
-    let mut current: String = match execution.execution_context.remove(RESTART_AT_KEY) {
-        Some(serde_json::Value::String(at)) if flow.element(&at).is_some() => at,
-        _ => flow.start().to_string(),
-    };
-    loop {
-        if cancel.is_cancelled() {
-            let exit = ExitStatus::stopped()
-                .with_description(format!("stopped on request before `{current}`"));
-            return stop_flow(execution, repository, Some(&current), exit).await;
-        }
-        let element = flow
-            .element(&current)
-            .ok_or_else(|| Error::config(format!("flow element `{current}` does not exist")))?;
-        let FlowElement::Step {
-            step,
-            transitions,
-            next,
-            promote_keys,
-            listeners,
-        } = element;
-        let step_execution =
-            run_step(step.as_ref(), listeners, execution, repository, cancel).await?;
-        let status = step_execution.status;
-        let exit = step_execution.exit_status.clone();
-        if status == BatchStatus::Completed && !promote_keys.is_empty() {
-            execution
-                .execution_context
-                .promote_from(&step_execution.execution_context, promote_keys);
-            repository.update_job_execution(execution).await?;
-        }
-        let matched = transitions
-            .iter()
-            .find(|t| exit_code_matches(&t.on, &exit.exit_code));
-        match matched.map(|t| &t.target) {
-            Some(TransitionTarget::To(to)) => current = to.clone(),
-            Some(TransitionTarget::End { exit_code }) => {
-                return Ok(FlowEnd {
-                    status: BatchStatus::Completed,
-                    exit_status: ExitStatus::new(
-                        exit_code
-                            .clone()
-                            .unwrap_or_else(|| ExitStatus::COMPLETED.into()),
-                    ),
-                });
-            }
-            Some(TransitionTarget::Fail { exit_code }) => {
-                return Ok(FlowEnd {
-                    status: BatchStatus::Failed,
-                    exit_status: ExitStatus::new(
-                        exit_code
-                            .clone()
-                            .unwrap_or_else(|| ExitStatus::FAILED.into()),
-                    )
-                    .with_description(format!(
-                        "step `{current}` ended with exit code {}{}",
-                        exit.exit_code,
-                        if exit.description.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", exit.description)
-                        }
-                    )),
-                });
-            }
-            Some(TransitionTarget::Stop { restart, exit_code }) => {
-                let exit = ExitStatus::new(
-                    exit_code
-                        .clone()
-                        .unwrap_or_else(|| ExitStatus::STOPPED.into()),
-                )
-                .with_description(format!("stopped by a transition after `{current}`"));
-                return stop_flow(execution, repository, restart.as_deref(), exit).await;
-            }
-            None => match status {
-                BatchStatus::Failed => {
-                    return Ok(FlowEnd {
-                        status: BatchStatus::Failed,
-                        exit_status: ExitStatus::failed().with_description(format!(
-                            "step `{current}` failed: {}",
-                            exit.description
-                        )),
-                    });
-                }
-                BatchStatus::Stopped => {
-                    let exit = ExitStatus::stopped()
-                        .with_description(format!("stopped in step `{current}`"));
-                    return stop_flow(execution, repository, Some(&current), exit).await;
-                }
-                _ => match next {
-                    Some(next) => current = next.clone(),
-                    None if transitions.is_empty() => {
-                        return Ok(FlowEnd {
-                            status: BatchStatus::Completed,
-                            exit_status: exit,
-                        });
-                    }
-                    None => {
-                        return Ok(FlowEnd {
-                            status: BatchStatus::Failed,
-                            exit_status: ExitStatus::failed().with_description(format!(
-                                "no transition of step `{current}` matches its exit code `{}`; add `on: \"*\"` or a pattern for it",
-                                exit.exit_code
-                            )),
-                        });
-                    }
-                },
-            },
-        }
-    }
-}
-
-/// Ends the flow STOPPED; a restart begins at `restart_at` (saved in the job context).
-async fn stop_flow(
-    execution: &mut JobExecution,
-    repository: &Arc<dyn JobRepository>,
-    restart_at: Option<&str>,
-    exit_status: ExitStatus,
-) -> Result<FlowEnd> {
-    if let Some(at) = restart_at {
-        execution.execution_context.put(RESTART_AT_KEY, at);
-        repository.update_job_execution(execution).await?;
-    }
-    Ok(FlowEnd {
-        status: BatchStatus::Stopped,
-        exit_status,
-    })
-}
-
-async fn run_step(
+pub(super) async fn run_step(
     step: &dyn Step,
     listeners: &[Arc<dyn StepExecutionListener>],
     execution: &JobExecution,

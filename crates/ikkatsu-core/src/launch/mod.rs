@@ -2,6 +2,7 @@
 //! and the flow engine that runs a job execution.
 
 mod engine;
+mod flow_run;
 mod owner;
 
 use std::sync::Arc;
