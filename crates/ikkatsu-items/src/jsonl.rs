@@ -4,7 +4,8 @@
 //!
 //! Restart works like the CSV components: readers save the byte offset and line number of
 //! the next line, writers save the number of bytes written and flushed; a restarted writer
-//! truncates the file to that size and continues.
+//! truncates the file to that size and continues. A failed write or update drops what was
+//! written since the last commit, so a failed run leaves the committed lines only.
 
 use std::any::{Any, TypeId};
 use std::fs::File;
@@ -22,7 +23,9 @@ use ikkatsu_core::{
     Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, ItemWriter, Record, Result,
 };
 
-use crate::file::{ContextKeys, check_resume_offset, open_input, open_output, write_error};
+use crate::file::{
+    ContextKeys, check_resume_offset, cut_back, open_input, open_output, write_error,
+};
 
 /// Properties of a JSON Lines reader (`jsonl-reader` in job YAML).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -262,7 +265,8 @@ impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemR
 
 /// Writes values of `T` as JSON Lines with serde. Restart-safe: at every chunk commit the
 /// output is flushed and its size saved under `jsonl.writer.offset`; a restarted step
-/// truncates the file to that size and continues.
+/// truncates the file to that size and continues. A failed write or update drops what was
+/// written since the last commit (a retry writes the chunk once).
 pub struct TypedJsonLinesItemWriter<T> {
     config: JsonLinesWriterConfig,
     keys: ContextKeys,
@@ -270,6 +274,8 @@ pub struct TypedJsonLinesItemWriter<T> {
     buffer: Vec<u8>,
     /// Bytes written (into the buffer or the file) so far.
     offset: u64,
+    /// The file's size at the last chunk commit (or when it was opened).
+    committed: u64,
     _item: PhantomData<fn(T)>,
 }
 
@@ -282,6 +288,7 @@ impl<T> TypedJsonLinesItemWriter<T> {
             writer: None,
             buffer: Vec::with_capacity(1024),
             offset: 0,
+            committed: 0,
             _item: PhantomData,
         })
     }
@@ -309,7 +316,26 @@ impl<T> TypedJsonLinesItemWriter<T> {
         }
         Ok(true)
     }
+
+    /// After a failed write or update: drops what was written since the last commit (the
+    /// chunk in progress) and goes on from there; returns `err`.
+    fn discard_uncommitted(&mut self, err: Error) -> Error {
+        let Some(writer) = self.writer.take() else {
+            return err;
+        };
+        // The buffered bytes are dropped unwritten.
+        let (file, _buffered) = writer.into_parts();
+        let path = &self.config.path;
+        if let Some(file) = cut_back(Ok(file), self.committed, path, "JSON Lines") {
+            self.offset = self.committed;
+            self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, file));
+        }
+        err
+    }
 }
+
+/// The JSON Lines writer's buffer.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 #[async_trait]
 impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
@@ -317,13 +343,15 @@ impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
         let saved = self.keys.get_u64(context, "offset")?;
         let opened = open_output(&self.config.path, self.config.append, saved, "JSON Lines")?;
         self.offset = opened.offset;
-        self.writer = Some(BufWriter::with_capacity(64 * 1024, opened.file));
+        self.committed = opened.offset;
+        self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, opened.file));
         Ok(())
     }
 
     async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
-        if self.flush()? {
+        if self.flush().map_err(|err| self.discard_uncommitted(err))? {
             context.put(self.keys.key("offset"), self.offset);
+            self.committed = self.offset;
         }
         Ok(())
     }
@@ -337,7 +365,16 @@ impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
 
 #[async_trait]
 impl<T: Serialize + Sync> ItemWriter<T> for TypedJsonLinesItemWriter<T> {
+    /// Writes `items` one line each; on an error, none of the lines written since the last
+    /// commit stay.
     async fn write(&mut self, items: &[T]) -> Result<()> {
+        self.write_lines(items)
+            .map_err(|err| self.discard_uncommitted(err))
+    }
+}
+
+impl<T: Serialize> TypedJsonLinesItemWriter<T> {
+    fn write_lines(&mut self, items: &[T]) -> Result<()> {
         let path = &self.config.path;
         let Some(writer) = self.writer.as_mut() else {
             return Err(Error::new(

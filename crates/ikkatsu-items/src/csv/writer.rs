@@ -15,7 +15,7 @@ use super::encode::CsvItemEncoder;
 use super::error::{ascii_byte, field_name};
 use super::reader::IO_BUFFER;
 use super::{CsvWriterConfig, reader_columns};
-use crate::file::{ContextKeys, open_output, write_error};
+use crate::file::{ContextKeys, cut_back, open_output, write_error};
 use crate::text::TextEncoding;
 use crate::text::encode::{EncodingWriter, unencodable};
 
@@ -63,6 +63,19 @@ struct CsvSink {
     header_pending: bool,
     /// Rows written to the file by this step (for messages), restored on restart.
     rows: u64,
+    /// Whether the csv writer writes the header of serialized structs itself.
+    auto_header: bool,
+    /// Where the last chunk commit (or `open`) left the file: what a failed write or update
+    /// goes back to.
+    committed: Committed,
+}
+
+/// The state of a [`CsvSink`] at the last chunk commit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Committed {
+    offset: u64,
+    rows: u64,
+    header_pending: bool,
 }
 
 impl CsvSink {
@@ -80,6 +93,8 @@ impl CsvSink {
             writer: None,
             header_pending: false,
             rows: 0,
+            auto_header: false,
+            committed: Committed::default(),
         })
     }
 
@@ -96,18 +111,15 @@ impl CsvSink {
             Some(_) => self.keys.get_u64(context, "rows")?.unwrap_or(0),
             None => 0,
         };
+        let mut offset = opened.offset;
         // UTF-16 output starts with its byte order mark.
         if opened.offset == 0 && !self.encoding.bom().is_empty() {
             opened
                 .file
                 .write_all(self.encoding.bom())
                 .map_err(|err| write_error(&self.config.path, "CSV", err))?;
+            offset += self.encoding.bom().len() as u64;
         }
-        let output = if self.encoding.is_utf8() {
-            CsvOutput::File(opened.file)
-        } else {
-            CsvOutput::Encoded(EncodingWriter::new(opened.file, self.encoding))
-        };
         self.header_pending = match saved {
             Some(offset) => {
                 let written = context
@@ -117,16 +129,49 @@ impl CsvSink {
             }
             None => self.config.header && opened.empty,
         };
-        self.writer = Some(
-            csv::WriterBuilder::new()
-                .buffer_capacity(IO_BUFFER)
-                .delimiter(self.delimiter)
-                .quote(self.quote)
-                .has_headers(auto_header && self.header_pending)
-                .flexible(true)
-                .from_writer(output),
-        );
+        self.auto_header = auto_header;
+        self.committed = Committed {
+            offset,
+            rows: self.rows,
+            header_pending: self.header_pending,
+        };
+        self.writer = Some(self.csv_writer(opened.file));
         Ok(())
+    }
+
+    /// The csv writer writing to `file` from its current position.
+    fn csv_writer(&self, file: File) -> csv::Writer<CsvOutput> {
+        let output = if self.encoding.is_utf8() {
+            CsvOutput::File(file)
+        } else {
+            CsvOutput::Encoded(EncodingWriter::new(file, self.encoding))
+        };
+        csv::WriterBuilder::new()
+            .buffer_capacity(IO_BUFFER)
+            .delimiter(self.delimiter)
+            .quote(self.quote)
+            .has_headers(self.auto_header && self.header_pending)
+            .flexible(true)
+            .from_writer(output)
+    }
+
+    /// After a failed write or update: drops what was written since the last commit (the
+    /// chunk in progress) and goes on from there; returns `err`.
+    fn discard_uncommitted(&mut self, err: Error) -> Error {
+        let Some(writer) = self.writer.take() else {
+            return err;
+        };
+        let file = writer.get_ref().file().try_clone();
+        // Dropping the csv writer flushes what it still buffers (or fails to, on a full
+        // disk); the cut removes it either way.
+        drop(writer);
+        let committed = self.committed;
+        if let Some(file) = cut_back(file, committed.offset, self.path(), "CSV") {
+            self.rows = committed.rows;
+            self.header_pending = committed.header_pending;
+            self.writer = Some(self.csv_writer(file));
+        }
+        err
     }
 
     fn writer(&mut self) -> Result<&mut csv::Writer<CsvOutput>> {
@@ -180,10 +225,16 @@ impl CsvSink {
     }
 
     fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
-        if let Some(offset) = self.flush()? {
+        let flushed = self.flush().map_err(|err| self.discard_uncommitted(err))?;
+        if let Some(offset) = flushed {
             context.put(self.keys.key("offset"), offset);
             context.put(self.keys.key("header-written"), !self.header_pending);
             context.put(self.keys.key("rows"), self.rows);
+            self.committed = Committed {
+                offset,
+                rows: self.rows,
+                header_pending: self.header_pending,
+            };
         }
         Ok(())
     }
@@ -235,7 +286,9 @@ fn not_open(path: &Path) -> Error {
 ///
 /// Restart-safe: at every chunk commit the output is flushed and its size saved under
 /// `csv.writer.offset` (with `csv.writer.columns` and `csv.writer.header-written`); a
-/// restarted step truncates the file to that size and continues.
+/// restarted step truncates the file to that size and continues. A failed write or update
+/// drops what was written since the last commit, so a failed run leaves the committed rows
+/// only.
 pub struct CsvWriter<E> {
     sink: CsvSink,
     /// The header row's names (from `columns`, the saved context, or the first item).
@@ -314,7 +367,8 @@ impl<E: CsvItemEncoder> ItemStream for CsvWriter<E> {
         // No item written yet: the header is the reader's columns.
         if self.sink.header_pending && self.columns.is_none() && self.sink.writer.is_some() {
             self.columns = reader_columns(context)?;
-            self.write_header_if_pending()?;
+            self.write_header_if_pending()
+                .map_err(|err| self.sink.discard_uncommitted(err))?;
         }
         self.sink.update(context)?;
         if let Some(columns) = &self.columns {
@@ -330,7 +384,16 @@ impl<E: CsvItemEncoder> ItemStream for CsvWriter<E> {
 
 #[async_trait]
 impl<E: CsvItemEncoder> ItemWriter<E::Item> for CsvWriter<E> {
+    /// Writes the rows of `items`; on an error, none of the rows written since the last
+    /// commit stay (a retry writes the chunk once, a failed run leaves committed rows only).
     async fn write(&mut self, items: &[E::Item]) -> Result<()> {
+        self.write_rows(items)
+            .map_err(|err| self.sink.discard_uncommitted(err))
+    }
+}
+
+impl<E: CsvItemEncoder> CsvWriter<E> {
+    fn write_rows(&mut self, items: &[E::Item]) -> Result<()> {
         if self.columns.is_none()
             && let Some(first) = items.first()
         {
@@ -423,6 +486,10 @@ impl<T: Serialize + Sync> ItemWriter<T> for TypedCsvItemWriter<T> {
             // The csv writer writes the header with the first row.
             self.sink.header_pending = false;
         }
-        result.map_err(|err| self.sink.error(err))
+        // On an error, none of the rows written since the last commit stay.
+        result.map_err(|err| {
+            let err = self.sink.error(err);
+            self.sink.discard_uncommitted(err)
+        })
     }
 }
