@@ -241,6 +241,48 @@ fn cases() -> Vec<Case> {
             hidden: &[],
         },
         Case {
+            name: "CSV row with too many fields after two committed chunks",
+            files: &[
+                (
+                    "job.yaml",
+                    "id: x\nsteps:\n  - name: a\n    chunk:\n      chunk-size: 2\n      reader: { type: csv, properties: { path: in.csv } }\n      writer: { type: csv, properties: { path: out.csv } }\n",
+                ),
+                ("in.csv", "id,name\n1,a\n2,b\n3,c\n4,d\n5,e,extra\n6,f\n"),
+            ],
+            args: &["run", "job.yaml"],
+            code: 1,
+            names: &["in.csv:6"],
+            hidden: &[],
+        },
+        Case {
+            name: "CSV row with too many fields after a committed chunk, to JSON Lines",
+            files: &[
+                (
+                    "job.yaml",
+                    "id: x\nsteps:\n  - name: a\n    chunk:\n      chunk-size: 2\n      reader: { type: csv, properties: { path: in.csv } }\n      writer: { type: jsonl, properties: { path: out.jsonl } }\n",
+                ),
+                ("in.csv", "id,name\n1,a\n2,b\n3,c,extra\n"),
+            ],
+            args: &["run", "job.yaml"],
+            code: 1,
+            names: &["in.csv:4"],
+            hidden: &[],
+        },
+        Case {
+            name: "a character the output encoding cannot represent, mid-chunk",
+            files: &[
+                (
+                    "job.yaml",
+                    "id: x\nsteps:\n  - name: a\n    chunk:\n      chunk-size: 2\n      reader: { type: csv, properties: { path: in.csv } }\n      writer: { type: csv, properties: { path: out.csv, encoding: ISO-8859-1 } }\n",
+                ),
+                ("in.csv", "id,name\n1,a\n2,b\n3,c\n4,日本\n"),
+            ],
+            args: &["run", "job.yaml"],
+            code: 1,
+            names: &["out.csv", "row 4", "`name`", "日"],
+            hidden: &[],
+        },
+        Case {
             name: "unknown encoding",
             files: &[
                 (
@@ -517,11 +559,35 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Cases of jobs that fail mid-way, the file each writes and exactly what it holds after the
+/// failed run: the chunks committed before the failure, intact.
+const COMMITTED_OUTPUT: &[(&str, &str, &str)] = &[
+    ("CSV row with too many fields", "out.csv", ""),
+    (
+        "CSV row with too many fields after two committed chunks",
+        "out.csv",
+        "id,name\n1,a\n2,b\n3,c\n4,d\n",
+    ),
+    (
+        "a character the output encoding cannot represent, mid-chunk",
+        "out.csv",
+        "id,name\n1,a\n2,b\n",
+    ),
+    (
+        "CSV row with too many fields after a committed chunk, to JSON Lines",
+        "out.jsonl",
+        "{\"id\":\"1\",\"name\":\"a\"}\n{\"id\":\"2\",\"name\":\"b\"}\n",
+    ),
+];
+
 #[test]
 fn bad_inputs_get_their_exit_code_and_a_message_naming_the_fault() {
     let mut failures = Vec::new();
     let cases = cases();
     assert!(cases.len() >= 40, "{} cases", cases.len());
+    for (name, _, _) in COMMITTED_OUTPUT {
+        assert!(cases.iter().any(|c| c.name == *name), "no case `{name}`");
+    }
     for case in &cases {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in case.files {
@@ -558,6 +624,13 @@ fn bad_inputs_get_their_exit_code_and_a_message_naming_the_fault() {
         for secret in case.hidden {
             if all.contains(secret) {
                 wrong.push(format!("the secret `{secret}` shows"));
+            }
+        }
+        for (_, file, committed) in COMMITTED_OUTPUT.iter().filter(|c| c.0 == case.name) {
+            match std::fs::read_to_string(dir.path().join(file)) {
+                Ok(text) if text == *committed => {}
+                Ok(text) => wrong.push(format!("{file} holds {text:?}, not {committed:?}")),
+                Err(err) => wrong.push(format!("{file}: {err}")),
             }
         }
         if !wrong.is_empty() {

@@ -301,47 +301,6 @@ fn overwrite_step_in_a_yaml_job() {
     assert_eq!(json["steps"][1]["write_count"], 0);
 }
 
-/// `ikkatsu run examples/overwrite.yaml` as its comment says, with no folder of one's own:
-/// its first step makes the demo folder, the second normalises it; a second run creates
-/// nothing and finds nothing left to do.
-#[test]
-fn the_overwrite_example_runs_as_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/overwrite.yaml");
-    let args = ["run", job.to_str().unwrap(), "--json"];
-    let out = run(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let demo = dir.path().join("target/overwrite-demo");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["steps"][1]["write_count"], 2, "{json}");
-    assert_eq!(
-        std::fs::read_to_string(demo.join("a.csv")).unwrap(),
-        "id,name\n1,Aiko\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(demo.join("sub/b.csv")).unwrap(),
-        "id,name\n2,Ben\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(demo.join("archive/old.csv")).unwrap(),
-        "kept as it is\r\n"
-    );
-    let out = run(dir.path(), &args);
-    assert_eq!(out.status.code(), Some(0));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["steps"][1]["read_count"], 0, "{json}");
-    assert_eq!(
-        std::fs::read_to_string(demo.join("a.csv")).unwrap(),
-        "id,name\n1,Aiko\n",
-        "an existing folder is left as it is"
-    );
-}
-
 #[test]
 fn named_storages_and_status_stores_from_the_application_config() {
     let dir = tempfile::tempdir().unwrap();

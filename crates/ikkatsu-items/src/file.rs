@@ -140,10 +140,48 @@ pub(crate) fn open_output(
 
 /// Maps a failed write/flush on an open output file.
 pub(crate) fn write_error(path: &Path, what: &str, err: std::io::Error) -> Error {
+    let hint = match err.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "; free space on its device, then restart the job (it continues after the last \
+             committed chunk)"
+        }
+        _ => "",
+    };
     Error::io(
-        format_args!("cannot write {what} output `{}`", path.display()),
+        format_args!("cannot write {what} output `{}`{hint}", path.display()),
         err,
     )
+}
+
+/// Cuts an output file back to `offset`, its size at the last chunk commit, and positions
+/// it there, after a failed write or update: what the chunk in progress had written goes
+/// (on a full disk, with the space it took), so a retry writes the chunk once and a failed
+/// run leaves only committed output. `file` is the output's handle (or the error of getting
+/// it). A failure is logged rather than returned: the error that caused the cut is the one
+/// to report, and a restart cuts the file back as well.
+pub(crate) fn cut_back(
+    file: std::io::Result<File>,
+    offset: u64,
+    path: &Path,
+    what: &str,
+) -> Option<File> {
+    let cut = file.and_then(|mut file| {
+        file.set_len(offset)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(file)
+    });
+    match cut {
+        Ok(file) => Some(file),
+        Err(err) => {
+            tracing::warn!(
+                path = %path.display(),
+                offset,
+                error = %err,
+                "cannot cut the {what} output back to its last committed chunk; a restart does"
+            );
+            None
+        }
+    }
 }
 
 /// The execution-context keys of one component, under a prefix.

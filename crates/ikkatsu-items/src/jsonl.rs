@@ -4,8 +4,9 @@
 //!
 //! Restart works like the CSV components: readers save the byte offset (in the decompressed
 //! text) and line number of the next line, writers save the number of bytes written and
-//! flushed; a restarted writer truncates the file to that size and continues. Both take
-//! `compression` (see [`crate::compress`]).
+//! flushed; a restarted writer truncates the file to that size and continues. A failed write
+//! or update drops what was written since the last commit, so a failed run leaves the
+//! committed lines only. Both take `compression` (see [`crate::compress`]).
 
 use std::any::{Any, TypeId};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
@@ -23,7 +24,7 @@ use ikkatsu_core::{
 };
 
 use crate::compress::{Compression, InputFile, OutputFile};
-use crate::file::{ContextKeys, open_input, open_output, write_error};
+use crate::file::{ContextKeys, cut_back, open_input, open_output, write_error};
 
 /// Properties of a JSON Lines reader (`jsonl-reader` in job YAML).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -273,12 +274,15 @@ impl<T: DeserializeOwned + Send + 'static> ItemReader<T> for TypedJsonLinesItemR
 
 /// Writes values of `T` as JSON Lines with serde. Restart-safe: at every chunk commit the
 /// output is flushed and its size saved under `jsonl.writer.offset`; a restarted step
-/// truncates the file to that size and continues.
+/// truncates the file to that size and continues. A failed write or update drops what was
+/// written since the last commit (a retry writes the chunk once).
 pub struct TypedJsonLinesItemWriter<T> {
     config: JsonLinesWriterConfig,
     keys: ContextKeys,
     writer: Option<BufWriter<OutputFile>>,
     buffer: Vec<u8>,
+    /// The file's size at the last chunk commit (or when it was opened).
+    committed: u64,
     _item: PhantomData<fn(T)>,
 }
 
@@ -290,6 +294,7 @@ impl<T> TypedJsonLinesItemWriter<T> {
             keys: ContextKeys::new("jsonl.writer"),
             writer: None,
             buffer: Vec::with_capacity(1024),
+            committed: 0,
             _item: PhantomData,
         })
     }
@@ -318,7 +323,27 @@ impl<T> TypedJsonLinesItemWriter<T> {
         }
         file.stream_position().map(Some).map_err(error)
     }
+
+    /// After a failed write or update: drops what was written since the last commit (the
+    /// chunk in progress) and goes on from there; returns `err`.
+    fn discard_uncommitted(&mut self, err: Error) -> Error {
+        let Some(writer) = self.writer.take() else {
+            return err;
+        };
+        // The buffered bytes are dropped unwritten, and so is an open compressed member.
+        let (output, _buffered) = writer.into_parts();
+        let path = &self.config.path;
+        let codec = output.codec();
+        if let Some(file) = cut_back(output.abandon(), self.committed, path, "JSON Lines") {
+            let output = OutputFile::new(file, codec);
+            self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, output));
+        }
+        err
+    }
 }
+
+/// The JSON Lines writer's buffer.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 #[async_trait]
 impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
@@ -326,15 +351,17 @@ impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
         let saved = self.keys.get_u64(context, "offset")?;
         let path = &self.config.path;
         let opened = open_output(path, self.config.append, saved, "JSON Lines")?;
+        self.committed = opened.offset;
         let codec = self.config.compression.codec_for(&path.to_string_lossy());
         let file = OutputFile::new(opened.file, codec);
-        self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
+        self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, file));
         Ok(())
     }
 
     async fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
-        if let Some(offset) = self.flush()? {
+        if let Some(offset) = self.flush().map_err(|err| self.discard_uncommitted(err))? {
             context.put(self.keys.key("offset"), offset);
+            self.committed = offset;
         }
         Ok(())
     }
@@ -348,7 +375,16 @@ impl<T> ItemStream for TypedJsonLinesItemWriter<T> {
 
 #[async_trait]
 impl<T: Serialize + Sync> ItemWriter<T> for TypedJsonLinesItemWriter<T> {
+    /// Writes `items` one line each; on an error, none of the lines written since the last
+    /// commit stay.
     async fn write(&mut self, items: &[T]) -> Result<()> {
+        self.write_lines(items)
+            .map_err(|err| self.discard_uncommitted(err))
+    }
+}
+
+impl<T: Serialize> TypedJsonLinesItemWriter<T> {
+    fn write_lines(&mut self, items: &[T]) -> Result<()> {
         let path = &self.config.path;
         let Some(writer) = self.writer.as_mut() else {
             return Err(Error::new(

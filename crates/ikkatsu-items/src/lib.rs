@@ -26,7 +26,9 @@
 //!
 //! File readers and writers are restartable: readers save their position after every
 //! chunk; writers flush at every chunk and save the size of the output, which a restart
-//! truncates back to, so output after a restart has neither loss nor duplicates.
+//! truncates back to, so output after a restart has neither loss nor duplicates. A write
+//! or commit that fails drops what the chunk in progress had written, so a retry writes it
+//! once and a failed run leaves the committed output only.
 //!
 //! # Example
 //!

@@ -320,26 +320,55 @@ async fn an_unknown_encoding_is_a_config_error() {
 async fn a_character_the_encoding_cannot_represent_is_an_error_naming_row_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.csv");
-    let records = vec![
-        record(json!({"id": "1", "name": "表"})),
-        record(json!({"id": "2", "name": "snow ☃"})),
-    ];
-    let err = write_all(writer_config(&path, Some("Shift_JIS")), &records)
+    let mut writer = CsvItemWriter::new(writer_config(&path, Some("Shift_JIS"))).unwrap();
+    writer.open(&ExecutionContext::new()).await.unwrap();
+    let mut context = ExecutionContext::new();
+    writer
+        .write(&[record(json!({"id": "1", "name": "表"}))])
+        .await
+        .unwrap();
+    writer.update(&mut context).await.unwrap();
+    let err = writer
+        .write(&[
+            record(json!({"id": "2", "name": "ソ"})),
+            record(json!({"id": "3", "name": "snow ☃"})),
+        ])
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parse);
     assert_eq!(
         err.message(),
         format!(
-            "cannot write row 2 to CSV `{}`: field 2 (`name`) holds `☃` (U+2603), which \
+            "cannot write row 3 to CSV `{}`: field 2 (`name`) holds `☃` (U+2603), which \
              Shift_JIS cannot represent; choose an `encoding` that can (UTF-8 represents every \
              character), or replace the character in a processor",
             path.display()
         )
     );
-    // Nothing of the refused row reached the file, no `&#9731;`.
+    writer.close().await.unwrap();
+    // Nothing of the refused row reached the file, no `&#9731;`; nor did the row before it
+    // in the failed write: the file holds the committed rows.
     let written = std::fs::read(&path).unwrap();
     assert_eq!(written, encode(SHIFT_JIS, "id,name\n1,表\n"));
+
+    // The failed write written again, corrected, gives each row once.
+    let mut writer = CsvItemWriter::new(writer_config(&path, Some("Shift_JIS"))).unwrap();
+    writer.open(&context).await.unwrap();
+    let rows = [
+        record(json!({"id": "2", "name": "ソ"})),
+        record(json!({"id": "3", "name": "snow"})),
+    ];
+    assert!(
+        writer
+            .write(&[rows[0].clone(), record(json!({"id": "3", "name": "☃"}))])
+            .await
+            .is_err()
+    );
+    writer.write(&rows).await.unwrap();
+    writer.update(&mut context).await.unwrap();
+    writer.close().await.unwrap();
+    let written = std::fs::read(&path).unwrap();
+    assert_eq!(written, encode(SHIFT_JIS, "id,name\n1,表\n2,ソ\n3,snow\n"));
 
     let err = write_all(
         writer_config(&path, Some("windows-1252")),

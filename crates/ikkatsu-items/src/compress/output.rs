@@ -49,6 +49,24 @@ impl OutputFile {
         }
     }
 
+    /// How the file is compressed, if it is.
+    pub(crate) fn codec(&self) -> Option<Codec> {
+        self.codec
+    }
+
+    /// The file, with an open member (what was written since the last flush) abandoned:
+    /// the caller cuts the file back to its last flushed size.
+    pub(crate) fn abandon(self) -> std::io::Result<File> {
+        match self.state {
+            State::Idle(file) => Ok(file),
+            // Dropping an encoder may still write to the file (gzip finishes its member):
+            // a handle of its own survives it, and the cut removes what was written.
+            State::Gzip(encoder) => encoder.get_ref().try_clone(),
+            State::Zstd(encoder) => encoder.get_ref().try_clone(),
+            State::Failed => Err(failed()),
+        }
+    }
+
     /// The file, a member opened when compressed.
     fn writer(&mut self) -> std::io::Result<&mut dyn Write> {
         if let State::Idle(_) = self.state

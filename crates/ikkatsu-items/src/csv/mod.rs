@@ -15,7 +15,8 @@
 //! execution context after every chunk and resume exactly at the next row on restart. All
 //! writers save the number of bytes written and durable so far; on restart the file is
 //! truncated to that size and writing continues from there, so the output has neither
-//! duplicates nor gaps.
+//! duplicates nor gaps. A write or commit that fails drops what was written since the last
+//! commit: a retry writes the chunk once, a failed run leaves the committed rows only.
 //!
 //! The readers read a chunk's rows in one [`ItemReader::read_chunk`](ikkatsu_core::ItemReader::read_chunk)
 //! call, into one reused row buffer; the writers build every row in one reused buffer. A
@@ -79,7 +80,8 @@ pub type TypedCsvItemReader<T> = CsvReader<CsvTypedDecoder<T>>;
 ///
 /// Restart-safe: at every chunk commit the output is flushed and its size saved under
 /// `csv.writer.offset` (with `csv.writer.columns` and `csv.writer.header-written`); a
-/// restarted step truncates the file to that size and continues.
+/// restarted step truncates the file to that size and continues. A failed write or update
+/// drops what was written since the last commit.
 pub type CsvItemWriter = CsvWriter<CsvRecordEncoder>;
 
 /// Writes [`CsvRow`]s as CSV rows.

@@ -15,8 +15,8 @@ use super::encode::CsvItemEncoder;
 use super::error::{ascii_byte, field_name};
 use super::reader::IO_BUFFER;
 use super::{CsvWriterConfig, reader_columns};
-use crate::compress::OutputFile;
-use crate::file::{ContextKeys, open_output, write_error};
+use crate::compress::{Codec, OutputFile};
+use crate::file::{ContextKeys, cut_back, open_output, write_error};
 use crate::text::TextEncoding;
 use crate::text::encode::{EncodingWriter, unencodable};
 
@@ -28,11 +28,12 @@ enum CsvOutput {
 }
 
 impl CsvOutput {
-    fn file(&self) -> Option<&File> {
-        match self {
+    fn file(&self) -> std::io::Result<&File> {
+        let file = match self {
             CsvOutput::File(file) => file.file(),
             CsvOutput::Encoded(encoded) => encoded.get_ref().file(),
-        }
+        };
+        file.ok_or_else(|| std::io::Error::other("an earlier write to this file failed"))
     }
 }
 
@@ -59,12 +60,27 @@ struct CsvSink {
     delimiter: u8,
     quote: u8,
     encoding: TextEncoding,
+    /// How the file is compressed, if it is.
+    codec: Option<Codec>,
     keys: ContextKeys,
     writer: Option<csv::Writer<CsvOutput>>,
     /// Whether the header row still has to be written.
     header_pending: bool,
     /// Rows written to the file by this step (for messages), restored on restart.
     rows: u64,
+    /// Whether the csv writer writes the header of serialized structs itself.
+    auto_header: bool,
+    /// Where the last chunk commit (or `open`) left the file: what a failed write or update
+    /// goes back to.
+    committed: Committed,
+}
+
+/// The state of a [`CsvSink`] at the last chunk commit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Committed {
+    offset: u64,
+    rows: u64,
+    header_pending: bool,
 }
 
 impl CsvSink {
@@ -73,15 +89,19 @@ impl CsvSink {
         let delimiter = ascii_byte(config.delimiter, "delimiter", &name)?;
         let quote = ascii_byte(config.quote, "quote", &name)?;
         let encoding = TextEncoding::from_label(config.encoding.as_deref(), &name)?;
+        let codec = config.compression.codec_for(&name);
         Ok(CsvSink {
             config,
             delimiter,
             quote,
             encoding,
+            codec,
             keys: ContextKeys::new("csv.writer"),
             writer: None,
             header_pending: false,
             rows: 0,
+            auto_header: false,
+            committed: Committed::default(),
         })
     }
 
@@ -98,21 +118,17 @@ impl CsvSink {
             Some(_) => self.keys.get_u64(context, "rows")?.unwrap_or(0),
             None => 0,
         };
-        let codec = self
-            .config
-            .compression
-            .codec_for(&self.config.path.to_string_lossy());
-        let mut file = OutputFile::new(opened.file, codec);
-        // UTF-16 output starts with its byte order mark.
+        let mut offset = opened.offset;
+        let mut file = OutputFile::new(opened.file, self.codec);
+        // UTF-16 output starts with its byte order mark (a member of its own, compressed).
         if opened.offset == 0 && !self.encoding.bom().is_empty() {
-            file.write_all(self.encoding.bom())
-                .map_err(|err| write_error(&self.config.path, "CSV", err))?;
+            let error = |err| write_error(&self.config.path, "CSV", err);
+            file.write_all(self.encoding.bom()).map_err(error)?;
+            file.flush().map_err(error)?;
+            if let Some(mut written) = file.file() {
+                offset = written.stream_position().map_err(error)?;
+            }
         }
-        let output = if self.encoding.is_utf8() {
-            CsvOutput::File(file)
-        } else {
-            CsvOutput::Encoded(EncodingWriter::new(file, self.encoding))
-        };
         self.header_pending = match saved {
             Some(offset) => {
                 let written = context
@@ -122,16 +138,49 @@ impl CsvSink {
             }
             None => self.config.header && opened.empty,
         };
-        self.writer = Some(
-            csv::WriterBuilder::new()
-                .buffer_capacity(IO_BUFFER)
-                .delimiter(self.delimiter)
-                .quote(self.quote)
-                .has_headers(auto_header && self.header_pending)
-                .flexible(true)
-                .from_writer(output),
-        );
+        self.auto_header = auto_header;
+        self.committed = Committed {
+            offset,
+            rows: self.rows,
+            header_pending: self.header_pending,
+        };
+        self.writer = Some(self.csv_writer(file));
         Ok(())
+    }
+
+    /// The csv writer writing to `file` from its current position.
+    fn csv_writer(&self, file: OutputFile) -> csv::Writer<CsvOutput> {
+        let output = if self.encoding.is_utf8() {
+            CsvOutput::File(file)
+        } else {
+            CsvOutput::Encoded(EncodingWriter::new(file, self.encoding))
+        };
+        csv::WriterBuilder::new()
+            .buffer_capacity(IO_BUFFER)
+            .delimiter(self.delimiter)
+            .quote(self.quote)
+            .has_headers(self.auto_header && self.header_pending)
+            .flexible(true)
+            .from_writer(output)
+    }
+
+    /// After a failed write or update: drops what was written since the last commit (the
+    /// chunk in progress) and goes on from there; returns `err`.
+    fn discard_uncommitted(&mut self, err: Error) -> Error {
+        let Some(writer) = self.writer.take() else {
+            return err;
+        };
+        let file = writer.get_ref().file().and_then(File::try_clone);
+        // Dropping the csv writer flushes what it still buffers (or fails to, on a full
+        // disk); the cut removes it either way.
+        drop(writer);
+        let committed = self.committed;
+        if let Some(file) = cut_back(file, committed.offset, self.path(), "CSV") {
+            self.rows = committed.rows;
+            self.header_pending = committed.header_pending;
+            self.writer = Some(self.csv_writer(OutputFile::new(file, self.codec)));
+        }
+        err
     }
 
     fn writer(&mut self) -> Result<&mut csv::Writer<CsvOutput>> {
@@ -173,13 +222,10 @@ impl CsvSink {
         writer
             .flush()
             .map_err(|err| write_error(&path, "CSV", err))?;
-        let Some(mut file) = writer.get_ref().file() else {
-            return Err(write_error(
-                &path,
-                "CSV",
-                std::io::Error::other("the file was lost"),
-            ));
-        };
+        let mut file: &File = writer
+            .get_ref()
+            .file()
+            .map_err(|err| write_error(&path, "CSV", err))?;
         if sync {
             file.sync_data()
                 .map_err(|err| write_error(&path, "CSV", err))?;
@@ -191,10 +237,16 @@ impl CsvSink {
     }
 
     fn update(&mut self, context: &mut ExecutionContext) -> Result<()> {
-        if let Some(offset) = self.flush()? {
+        let flushed = self.flush().map_err(|err| self.discard_uncommitted(err))?;
+        if let Some(offset) = flushed {
             context.put(self.keys.key("offset"), offset);
             context.put(self.keys.key("header-written"), !self.header_pending);
             context.put(self.keys.key("rows"), self.rows);
+            self.committed = Committed {
+                offset,
+                rows: self.rows,
+                header_pending: self.header_pending,
+            };
         }
         Ok(())
     }
@@ -246,7 +298,9 @@ fn not_open(path: &Path) -> Error {
 ///
 /// Restart-safe: at every chunk commit the output is flushed and its size saved under
 /// `csv.writer.offset` (with `csv.writer.columns` and `csv.writer.header-written`); a
-/// restarted step truncates the file to that size and continues.
+/// restarted step truncates the file to that size and continues. A failed write or update
+/// drops what was written since the last commit, so a failed run leaves the committed rows
+/// only.
 pub struct CsvWriter<E> {
     sink: CsvSink,
     /// The header row's names (from `columns`, the saved context, or the first item).
@@ -325,7 +379,8 @@ impl<E: CsvItemEncoder> ItemStream for CsvWriter<E> {
         // No item written yet: the header is the reader's columns.
         if self.sink.header_pending && self.columns.is_none() && self.sink.writer.is_some() {
             self.columns = reader_columns(context)?;
-            self.write_header_if_pending()?;
+            self.write_header_if_pending()
+                .map_err(|err| self.sink.discard_uncommitted(err))?;
         }
         self.sink.update(context)?;
         if let Some(columns) = &self.columns {
@@ -341,7 +396,16 @@ impl<E: CsvItemEncoder> ItemStream for CsvWriter<E> {
 
 #[async_trait]
 impl<E: CsvItemEncoder> ItemWriter<E::Item> for CsvWriter<E> {
+    /// Writes the rows of `items`; on an error, none of the rows written since the last
+    /// commit stay (a retry writes the chunk once, a failed run leaves committed rows only).
     async fn write(&mut self, items: &[E::Item]) -> Result<()> {
+        self.write_rows(items)
+            .map_err(|err| self.sink.discard_uncommitted(err))
+    }
+}
+
+impl<E: CsvItemEncoder> CsvWriter<E> {
+    fn write_rows(&mut self, items: &[E::Item]) -> Result<()> {
         if self.columns.is_none()
             && let Some(first) = items.first()
         {
@@ -434,6 +498,10 @@ impl<T: Serialize + Sync> ItemWriter<T> for TypedCsvItemWriter<T> {
             // The csv writer writes the header with the first row.
             self.sink.header_pending = false;
         }
-        result.map_err(|err| self.sink.error(err))
+        // On an error, none of the rows written since the last commit stay.
+        result.map_err(|err| {
+            let err = self.sink.error(err);
+            self.sink.discard_uncommitted(err)
+        })
     }
 }
