@@ -87,3 +87,59 @@ impl JobExecutionDecider for ScriptDecider {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ikkatsu_core::{BatchStatus, ExitStatus, JobInstance, JobParameters, ParameterValue};
+
+    fn decide(script: &str, last: Option<&StepExecution>) -> Result<String> {
+        let decider = ScriptDecider::new(ScriptDeciderConfig::inline(script))?;
+        let instance = JobInstance {
+            id: 1,
+            job_name: "job".into(),
+            job_key: String::new(),
+        };
+        let parameters = JobParameters::new().with("mode", ParameterValue::String("full".into()));
+        let mut execution = JobExecution::new(&instance, parameters);
+        execution.execution_context.put("rows", 42);
+        execution.execution_context.put("source", "sftp");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|err| Error::new(ErrorKind::Unexpected, err.to_string()))?;
+        runtime.block_on(decider.decide(&execution, last))
+    }
+
+    #[test]
+    fn the_script_sees_params_context_and_the_last_step() {
+        let mut last = StepExecution::new(1, "load");
+        last.status = BatchStatus::Completed;
+        last.exit_status = ExitStatus::new("COMPLETED WITH SKIPS");
+        let script = r#"params.mode + "/" + context.source + "/" + context.rows + "/" + exit_code + "/" + status"#;
+        assert_eq!(
+            decide(script, Some(&last)).unwrap(),
+            "full/sftp/42/COMPLETED WITH SKIPS/COMPLETED"
+        );
+        assert_eq!(decide("40 + 2", None).unwrap(), "42");
+    }
+
+    #[test]
+    fn a_script_without_a_status_or_with_an_error_is_an_error() {
+        let err = decide("let x = 1;", None).unwrap_err().to_string();
+        assert!(err.contains("must return the status to decide"), "{err}");
+        let err = decide(r#"exit_code + status"#, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must return the status"), "{err}");
+        let err = decide("no_such_fn()", None).unwrap_err().to_string();
+        assert!(
+            err.contains("inline script") && err.contains("line 1"),
+            "{err}"
+        );
+        let err = ScriptDecider::new(ScriptDeciderConfig::inline("if {"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("syntax error"), "{err}");
+    }
+}

@@ -184,3 +184,34 @@ fn bad_decisions_and_splits_are_reported_with_their_position() {
         assert!(e.to_string().starts_with("job.yaml:"), "{e}");
     }
 }
+
+/// A decider registered from Rust, named by `ref`.
+#[tokio::test]
+async fn a_registered_decider_is_named_by_ref() {
+    let yaml = r#"
+id: by-ref
+steps:
+  - name: prepare
+    tasklet: { type: noop }
+  - name: choose
+    decision: { ref: weekday }
+    transitions:
+      - { on: WEEKEND, end: true, exit-code: RESTING }
+      - { on: "*", to: work }
+  - name: work
+    tasklet: { type: noop }
+"#;
+    let definition = JobDefinition::from_str(yaml, "job.yaml").unwrap();
+    let mut registry = ikkatsu::registry(AppConfig::default());
+    let decider = FnDecider(|_: &JobExecution, last: Option<&StepExecution>| {
+        Ok(match last.map(|s| s.step_name.as_str()) {
+            Some("prepare") => "WEEKEND".to_string(),
+            other => format!("{other:?}"),
+        })
+    });
+    registry.register_decider_instance("weekday", Arc::new(decider));
+    let job = definition.build(&registry, &JobParameters::new()).unwrap();
+    let (execution, steps) = run(&job, JobParameters::new()).await;
+    assert_eq!(execution.exit_status.exit_code, "RESTING");
+    assert_eq!(steps, ["prepare"]);
+}

@@ -409,6 +409,16 @@ mod tests {
         sort_by_specificity(&mut transitions);
         let order: Vec<&str> = transitions.iter().map(|t| t.on.as_str()).collect();
         assert_eq!(order, ["COMPLETED", "C?MPLETED", "COMPLETED*", "*"]);
+
+        // The same pattern twice: the first written stays first.
+        let mut same = vec![
+            Transition::to("X", "first"),
+            Transition::end("*"),
+            Transition::to("X", "second"),
+        ];
+        sort_by_specificity(&mut same);
+        assert_eq!(same[0].target, TransitionTarget::To("first".into()));
+        assert_eq!(same[1].target, TransitionTarget::To("second".into()));
     }
 
     #[test]
