@@ -69,7 +69,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   ikkatsu run examples/quickstart.yaml
   ikkatsu run job.yaml -p input=data/in.csv -p day=2026-01-31,date
-  ikkatsu run job.yaml -p id=5,java.lang.Long,true --json")]
+  ikkatsu run job.yaml -p id=5,java.lang.Long,true --json
+  ikkatsu run examples/quickstart.yaml --next")]
     Run(RunArgs),
     /// List job executions, newest first.
     #[command(after_help = "Examples:
@@ -175,6 +176,10 @@ pub struct RunArgs {
     /// date, datetime). Repeatable.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Start a new job instance through the job's incrementer (`incrementer: run-id`) even
+    /// when the last execution failed or stopped; that one is left for `ikkatsu restart`.
+    #[arg(long)]
+    pub next: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

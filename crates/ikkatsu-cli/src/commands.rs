@@ -192,7 +192,11 @@ async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
     );
     // Parameters resolved by the operator (defaults, incrementer, pending restart) may differ
     // from the given ones: rebuild the job with them so `${params.x}` sees the final values.
-    let resolved = operator.resolve_parameters(&job, &params).await?;
+    let resolved = if args.next {
+        operator.next_parameters(&job, &params).await?
+    } else {
+        operator.resolve_parameters(&job, &params).await?
+    };
     let job = if resolved != params {
         definition
             .build(&registry, &resolved)

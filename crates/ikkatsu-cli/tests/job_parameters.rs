@@ -109,3 +109,62 @@ fn a_quoted_value_keeps_its_commas() {
         serde_json::json!({ "type": "string", "value": "a \"b\", c", "identifying": false })
     );
 }
+
+fn status_and_run_ids(dir: &Path) -> Vec<(String, i64)> {
+    let out = run(dir, &["executions", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["status"].as_str().unwrap().to_string(),
+                e["parameters"]["run.id"]["value"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+/// `run --next` starts a new instance even when the last one failed (a plain `run` would
+/// restart it); a job without an incrementer refuses it.
+#[test]
+fn run_next_starts_a_new_instance_and_leaves_the_failed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        "id: flaky\nincrementer: run-id\nsteps:\n  - name: work\n    tasklet: { type: shell, properties: { command: \"${params.cmd}\" } }\n",
+    )
+    .unwrap();
+    let job = job.to_str().unwrap();
+    let out = run(dir.path(), &["run", job, "-p", "cmd=false"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status_and_run_ids(dir.path()), [("FAILED".to_string(), 1)]);
+
+    let out = run(dir.path(), &["run", job, "-p", "cmd=true", "--next"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Newest first: a second instance, the failed first one untouched.
+    assert_eq!(
+        status_and_run_ids(dir.path()),
+        [("COMPLETED".to_string(), 2), ("FAILED".to_string(), 1)]
+    );
+
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(
+        &plain,
+        "id: plain\nsteps:\n  - name: work\n    tasklet: { type: noop }\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["run", plain.to_str().unwrap(), "--next"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("job `plain` has no incrementer"),
+        "{stderr}"
+    );
+}

@@ -105,6 +105,35 @@ impl JobOperator {
         Ok(overlay(incrementer.next(&last.parameters), &params))
     }
 
+    /// The parameters of a new instance of `job` (Spring Batch's `-next`): the incrementer's
+    /// next parameters after the last execution's, whatever that execution's status (a
+    /// failed or stopped one is left for a restart), with `given` and the job's defaults
+    /// over them. A job without an incrementer is a [`ErrorKind::Config`] error.
+    pub async fn next_parameters(&self, job: &Job, given: &JobParameters) -> Result<JobParameters> {
+        let Some(incrementer) = job.incrementer() else {
+            return Err(Error::config(format!(
+                "job `{}` has no incrementer: a next instance is made by one (`incrementer: \
+                 run-id` in the job file); without it, give other identifying parameters",
+                job.name()
+            )));
+        };
+        let last = self
+            .repository
+            .find_job_executions(&ExecutionQuery {
+                job_name: Some(job.name().to_string()),
+                status: None,
+                limit: Some(1),
+            })
+            .await?
+            .into_iter()
+            .next()
+            .map(|last| last.parameters)
+            .unwrap_or_default();
+        let mut params = given.clone();
+        params.merge_defaults(job.default_parameters());
+        Ok(overlay(incrementer.next(&last), &params))
+    }
+
     /// Starts `job` (restarting its instance if the last execution failed or stopped) and runs
     /// it to the end. A running execution of the same instance whose process is gone is marked
     /// FAILED first, with a log line saying so. Returns the finished execution.
