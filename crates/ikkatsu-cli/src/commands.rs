@@ -178,6 +178,8 @@ async fn finish(
 async fn run(global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
     let params = ikkatsu_config::launch_parameters(&parse_params(&args.params)?)?;
     let definition = load_definition(&args.job)?;
+    // Declared types and required parameters: what the execution records.
+    let params = definition.typed_parameters(&params).map_err(Error::from)?;
     let registry = ikkatsu::registry(global.app.clone());
     // Check the definition before touching the repository, so a bad file records nothing.
     let job = definition.build(&registry, &params).map_err(Error::from)?;

@@ -168,3 +168,38 @@ fn run_next_starts_a_new_instance_and_leaves_the_failed_one() {
         "{stderr}"
     );
 }
+
+/// A declared, required, typed parameter: missing, it stops the run before the repository
+/// exists; given as text, it is recorded with its type.
+#[test]
+fn declared_parameters_are_checked_before_the_run_and_recorded_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        "id: daily\nparams:\n  day: { type: date, required: true }\nsteps:\n  - name: work\n    tasklet: { type: noop }\n",
+    )
+    .unwrap();
+    let job = job.to_str().unwrap();
+    let out = run(dir.path(), &["run", job]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("parameter `day` is required (a date): give it with `-p day=2026-01-31`"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("ikkatsu.db").exists(), "nothing recorded");
+
+    let out = run(dir.path(), &["run", job, "-p", "day=2026-02-03"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(dir.path(), &["executions", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let day = &json[0]["parameters"]["day"];
+    assert_eq!(day["type"], "date", "{day}");
+    assert_eq!(day["value"], "2026-02-03", "{day}");
+}

@@ -64,11 +64,84 @@ impl JobDefinition {
         errors.push(ConfigError::new(self.origin.as_ref(), position, message));
     }
 
+    /// The launch parameters `given`, checked against the job's declarations: every
+    /// required parameter is there, and a value given as text (`-p day=2026-01-31`) for a
+    /// parameter declared with a `type` becomes a value of that type. What the job is
+    /// launched with: validate and build apply it too, so a missing or mistyped parameter
+    /// fails before anything runs.
+    pub fn typed_parameters(&self, given: &JobParameters) -> Result<JobParameters, ConfigErrors> {
+        let mut errors = ConfigErrors::new();
+        let typed = self.declared(given, &mut errors);
+        errors.into_result(typed)
+    }
+
+    fn declared(&self, given: &JobParameters, errors: &mut ConfigErrors) -> JobParameters {
+        let mut typed = given.clone();
+        for param in &self.params {
+            let name = &param.name.value;
+            let declared = param
+                .type_name
+                .as_ref()
+                .and_then(|t| ikkatsu_core::parameters::canonical_type_name(&t.value));
+            let Some(value) = given.get(name) else {
+                if param.required {
+                    let example = match declared {
+                        Some("date") => "2026-01-31",
+                        Some("datetime") => "2026-01-31T12:00:00Z",
+                        Some("integer") => "42",
+                        Some("float") => "0.5",
+                        Some("bool") => "true",
+                        _ => "VALUE",
+                    };
+                    self.err(
+                        errors,
+                        param.name.position,
+                        format!(
+                            "parameter `{name}` is required{}: give it with `-p {name}={example}`",
+                            declared.map(|t| format!(" (a {t})")).unwrap_or_default()
+                        ),
+                    );
+                }
+                continue;
+            };
+            let Some(declared) = declared else { continue };
+            match &value.value {
+                ParameterValue::String(text) if declared != "string" && !value.is_secret() => {
+                    match ParameterValue::parse_typed(text, declared) {
+                        Ok(parsed) => typed.insert(name.clone(), parsed, value.identifying),
+                        Err(e) => self.err(
+                            errors,
+                            param.name.position,
+                            format!(
+                                "parameter `{name}` is declared `{declared}`: {}",
+                                e.message()
+                            ),
+                        ),
+                    }
+                }
+                other if other.type_name() != declared && !value.is_secret() => self.err(
+                    errors,
+                    param.name.position,
+                    format!(
+                        "parameter `{name}` is declared `{declared}` but was given as a {}: \
+                         give it as a {declared} (`-p {name}=...,{declared}`) or as text",
+                        other.type_name()
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        typed
+    }
+
     fn defaults(&self, errors: &mut ConfigErrors) -> JobParameters {
         let mut defaults = JobParameters::new();
         for param in &self.params {
             let name = &param.name.value;
-            let Some(raw) = param.value.scalar_text() else {
+            let Some(node) = &param.value else {
+                continue;
+            };
+            let Some(raw) = node.scalar_text() else {
                 continue;
             };
             let text = match settle(name, &raw) {
@@ -90,7 +163,7 @@ impl JobDefinition {
                     } else {
                         self.err(
                             errors,
-                            param.value.position(),
+                            node.position(),
                             format!(
                                 "parameter `{name}`: a secret (`${{file:…}}`, a secret-looking variable or name) must be a string parameter: remove its `type`"
                             ),
@@ -100,11 +173,7 @@ impl JobDefinition {
                 }
                 Err(messages) => {
                     for m in messages {
-                        self.err(
-                            errors,
-                            param.value.position(),
-                            format!("parameter `{name}`: {m}"),
-                        );
+                        self.err(errors, node.position(), format!("parameter `{name}`: {m}"));
                     }
                     continue;
                 }
@@ -120,7 +189,7 @@ impl JobDefinition {
                             {
                                 type_name.position
                             } else {
-                                param.value.position()
+                                node.position()
                             };
                             self.err(
                                 errors,
@@ -150,7 +219,9 @@ impl JobDefinition {
                 .params
                 .iter()
                 .find(|p| p.name.value == name)
-                .map_or(Position::UNKNOWN, |p| p.value.position());
+                .map_or(Position::UNKNOWN, |p| {
+                    p.value.as_ref().map_or(p.name.position, Node::position)
+                });
             self.err(errors, position, format!("parameter `{name}`: {message}"));
         }
         resolved
@@ -164,7 +235,7 @@ impl JobDefinition {
     ) -> Result<Job, ConfigErrors> {
         let mut errors = ConfigErrors::new();
         let defaults = self.defaults(&mut errors);
-        let mut merged = parameters.clone();
+        let mut merged = self.declared(parameters, &mut errors);
         merged.merge_defaults(&defaults);
         // A secret read back from the repository is filled from the job's own `params`.
         for (name, default) in defaults.iter() {

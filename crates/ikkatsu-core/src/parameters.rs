@@ -87,6 +87,12 @@ impl ParameterValue {
 
 /// The type a name stands for: ikkatsu's names, their usual aliases, and the Java class names
 /// Spring Batch 5 writes (`java.lang.Long`, `java.time.LocalDate`, ...).
+/// The canonical name (`string`, `integer`, `float`, `bool`, `date`, `datetime`) of a type
+/// name as written (`int`, `java.lang.Long`, `LocalDate`, ...), if it is one.
+pub fn canonical_type_name(name: &str) -> Option<&'static str> {
+    normalize_type(name)
+}
+
 fn normalize_type(name: &str) -> Option<&'static str> {
     let name = name.trim().to_ascii_lowercase();
     let short = name

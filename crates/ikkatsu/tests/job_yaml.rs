@@ -578,3 +578,65 @@ fn shipped_examples_are_valid() {
         .validate(&registry, &JobParameters::new())
         .unwrap();
 }
+
+const DECLARED: &str = r#"id: declared
+params:
+  day: { type: date, required: true, description: "The business day" }
+  limit: { type: integer }
+  mode: full
+steps:
+  - name: only
+    tasklet: { type: log, properties: { message: "${params.day} ${params.mode}" } }
+"#;
+
+#[test]
+fn declared_parameters_are_required_and_typed_before_anything_runs() {
+    let definition = JobDefinition::from_str(DECLARED, "job.yaml").unwrap();
+    let registry = ikkatsu::registry(AppConfig::default());
+
+    let e = definition
+        .validate(&registry, &JobParameters::new())
+        .unwrap_err();
+    assert_has(
+        &e,
+        "job.yaml:3:3: parameter `day` is required (a date): give it with `-p day=2026-01-31`",
+    );
+
+    let given = JobParameters::new()
+        .with("day", ParameterValue::String("2026-01-31".into()))
+        .with("limit", ParameterValue::String("7".into()));
+    let typed = definition.typed_parameters(&given).unwrap();
+    assert_eq!(typed.get("day").unwrap().value.type_name(), "date");
+    assert_eq!(
+        typed.get("limit").unwrap().value,
+        ParameterValue::Integer(7)
+    );
+    definition.validate(&registry, &given).unwrap();
+
+    let bad = JobParameters::new().with("day", ParameterValue::String("31/01/2026".into()));
+    let e = definition.typed_parameters(&bad).unwrap_err();
+    assert_has(
+        &e,
+        "parameter `day` is declared `date`: job parameter value `31/01/2026` is not a valid date",
+    );
+    let other = JobParameters::new().with("day", ParameterValue::Integer(5));
+    let e = definition.validate(&registry, &other).unwrap_err();
+    assert_has(
+        &e,
+        "parameter `day` is declared `date` but was given as a integer",
+    );
+}
+
+#[test]
+fn bad_parameter_declarations_are_errors_in_the_file() {
+    let e = errors(&DECLARED.replace(
+        "{ type: date, required: true, description: \"The business day\" }",
+        "{ value: \"2026-01-01\", required: true }",
+    ));
+    assert_has(
+        &e,
+        "a required parameter has no default; remove `value` or `required`",
+    );
+    let e = errors(&DECLARED.replace("{ type: integer }", "{ identifying: false }"));
+    assert_has(&e, "give a default (`value`), `required: true` or a `type`");
+}

@@ -43,13 +43,19 @@ pub struct JobDefinition {
     pub(crate) path: Option<PathBuf>,
 }
 
-/// A default job parameter: `name: value` or `name: {value, type, identifying}`.
+/// A job parameter's declaration: `name: value` (a default) or `name: {value, type,
+/// identifying, required, description}`.
 #[derive(Debug, Clone)]
 pub struct ParamDefinition {
     /// The parameter's name.
     pub name: Located<String>,
-    /// The value as written (a string; `${ENV}` and `${file:...}` are resolved at build).
-    pub value: Node,
+    /// The default value as written (a string; `${ENV}` and `${file:...}` are resolved at
+    /// build); `None` for a parameter without a default.
+    pub value: Option<Node>,
+    /// Whether the parameter must be given at launch (it then has no default).
+    pub required: bool,
+    /// What the parameter is, for people.
+    pub description: Option<String>,
     /// The type (`string`, `integer`, `float`, `bool`, `date`, `datetime`; default string).
     pub type_name: Option<Located<String>>,
     /// Whether the parameter identifies the job instance (default true).

@@ -26,7 +26,7 @@ const JOB_KEYS: &[&str] = &[
 const FLOW_KEYS: &[&str] = &["start-element", "elements"];
 const SPLIT_KEYS: &[&str] = &["flows"];
 const SPLIT_FLOW_KEYS: &[&str] = &["steps", "start-element", "elements"];
-const PARAM_KEYS: &[&str] = &["value", "type", "identifying"];
+const PARAM_KEYS: &[&str] = &["value", "type", "identifying", "required", "description"];
 const LISTENER_KEYS: &[&str] = &["ref"];
 
 impl JobDefinition {
@@ -154,10 +154,8 @@ impl Parser<'_> {
                 let Some(pf) = self.map(value, &what, PARAM_KEYS) else {
                     continue;
                 };
-                let Some(v) = self.required(&pf, "value", &what) else {
-                    continue;
-                };
-                if self.text(v, "value", &what).is_none() {
+                let v = pf.get("value");
+                if v.is_some_and(|v| self.text(v, "value", &what).is_none()) {
                     continue;
                 }
                 let type_name = pf.get("type").and_then(|n| self.name(n, "type", &what));
@@ -165,18 +163,46 @@ impl Parser<'_> {
                     .get("identifying")
                     .and_then(|n| self.boolean(n, "identifying", &what))
                     .unwrap_or(true);
+                let required = pf
+                    .get("required")
+                    .and_then(|n| self.boolean(n, "required", &what))
+                    .unwrap_or(false);
+                let description = pf
+                    .get("description")
+                    .and_then(|n| self.text(n, "description", &what))
+                    .map(|t| t.value);
+                if required && v.is_some() {
+                    self.error(
+                        pf.key_position("required"),
+                        format!(
+                            "{what}: a required parameter has no default; remove `value` or `required`"
+                        ),
+                    );
+                    continue;
+                }
+                if v.is_none() && !required && type_name.is_none() {
+                    self.error(
+                        value.position(),
+                        format!("{what}: give a default (`value`), `required: true` or a `type`"),
+                    );
+                    continue;
+                }
                 params.push(ParamDefinition {
                     name,
-                    value: v.clone(),
+                    value: v.cloned(),
                     type_name,
                     identifying,
+                    required,
+                    description,
                 });
             } else if self.text(value, "value", &what).is_some() {
                 params.push(ParamDefinition {
                     name,
-                    value: value.clone(),
+                    value: Some(value.clone()),
                     type_name: None,
                     identifying: true,
+                    required: false,
+                    description: None,
                 });
             }
         }
