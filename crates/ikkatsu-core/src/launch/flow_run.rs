@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::engine::run_step;
+use super::step_run::run_step;
 use crate::error::{Error, Result};
 use crate::execution::{JobExecution, StepExecution};
 use crate::job::{Flow, FlowElement, Routing, TransitionTarget, exit_code_matches};

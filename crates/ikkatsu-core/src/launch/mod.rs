@@ -4,6 +4,7 @@
 mod engine;
 mod flow_run;
 mod owner;
+mod step_run;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,16 +82,7 @@ impl JobOperator {
         let Some(incrementer) = job.incrementer() else {
             return Ok(params);
         };
-        let last = self
-            .repository
-            .find_job_executions(&ExecutionQuery {
-                job_name: Some(job.name().to_string()),
-                status: None,
-                limit: Some(1),
-            })
-            .await?
-            .into_iter()
-            .next();
+        let last = self.last_execution(job).await?;
         let Some(last) = last else {
             return Ok(overlay(incrementer.next(&JobParameters::new()), &params));
         };
@@ -103,6 +95,20 @@ impl JobOperator {
             }
         }
         Ok(overlay(incrementer.next(&last.parameters), &params))
+    }
+
+    /// The newest execution of `job`, if any.
+    async fn last_execution(&self, job: &Job) -> Result<Option<JobExecution>> {
+        Ok(self
+            .repository
+            .find_job_executions(&ExecutionQuery {
+                job_name: Some(job.name().to_string()),
+                status: None,
+                limit: Some(1),
+            })
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The parameters of a new instance of `job` (Spring Batch's `-next`): the incrementer's
@@ -118,15 +124,8 @@ impl JobOperator {
             )));
         };
         let last = self
-            .repository
-            .find_job_executions(&ExecutionQuery {
-                job_name: Some(job.name().to_string()),
-                status: None,
-                limit: Some(1),
-            })
+            .last_execution(job)
             .await?
-            .into_iter()
-            .next()
             .map(|last| last.parameters)
             .unwrap_or_default();
         let mut params = given.clone();
