@@ -215,3 +215,37 @@ steps:
     assert_eq!(execution.exit_status.exit_code, "RESTING");
     assert_eq!(steps, ["prepare"]);
 }
+
+/// A flow of a split may hold a split of its own.
+#[tokio::test]
+async fn splits_nest() {
+    let yaml = r#"
+id: nested
+steps:
+  - name: outer
+    split:
+      flows:
+        - steps:
+            - name: a
+              tasklet: { type: noop }
+            - name: inner
+              split:
+                flows:
+                  - steps: [ { name: b1, tasklet: { type: noop } } ]
+                  - steps: [ { name: b2, tasklet: { type: noop } } ]
+            - name: c
+              tasklet: { type: noop }
+        - steps: [ { name: d, tasklet: { type: noop } } ]
+  - name: last
+    tasklet: { type: noop }
+"#;
+    let params = JobParameters::new();
+    let (execution, steps) = run(&build(yaml, &params), params).await;
+    assert_eq!(
+        execution.status,
+        BatchStatus::Completed,
+        "{:?}",
+        execution.exit_status
+    );
+    assert_eq!(steps, ["a", "b1", "b2", "c", "d", "last"]);
+}
