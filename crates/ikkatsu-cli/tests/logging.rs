@@ -159,3 +159,39 @@ fn log_file_takes_the_logs_with_secrets_redacted() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `log` listener type writes job and step events to the log.
+#[test]
+fn the_log_listener_writes_job_and_step_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        "id: logged\nlisteners: [ { type: log } ]\nsteps:\n  - name: only\n    tasklet: { type: noop }\n    listeners: [ { type: log, properties: { level: warn, events: [step-ended] } } ]\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "job.yaml", "--no-progress"])
+        .current_dir(dir.path())
+        .env_remove("IKKATSU_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("IKKATSU_REPOSITORY")
+        .stdin(Stdio::null());
+    let (_, stderr) = run(cmd);
+    assert!(
+        stderr.contains("job `logged` started (execution 1)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("step `only` of job `logged` ended COMPLETED with exit code COMPLETED"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("job `logged` ended COMPLETED with exit code COMPLETED"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("step `only` of job `logged` started"),
+        "{stderr}"
+    );
+}

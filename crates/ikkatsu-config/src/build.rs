@@ -2,6 +2,8 @@
 //! components are made by the registry's factories, and every error found on the way is
 //! collected with its position.
 
+mod listeners;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -271,21 +273,14 @@ impl JobDefinition {
                 },
             });
 
-        let mut job_listeners = Vec::new();
-        for listener in &self.listeners {
-            match registry.job_listener(&listener.value) {
-                Some(l) => job_listeners.push(l.clone()),
-                None => self.err(
-                    &mut errors,
-                    listener.position,
-                    format!(
-                        "unknown job listener `{}` (registered: {})",
-                        listener.value,
-                        list(registry.job_listener_names())
-                    ),
-                ),
-            }
-        }
+        let job_builder = StepBuilder {
+            definition: self,
+            registry,
+            parameters: &merged,
+            validating,
+            step: "",
+        };
+        let job_listeners = job_builder.job_listeners(&self.listeners, &mut errors);
 
         let elements = self.build_elements(&self.flow, registry, &merged, validating, &mut errors);
         if !errors.is_empty() {
@@ -370,6 +365,15 @@ pub(crate) struct StepBuilder<'a> {
 }
 
 impl StepBuilder<'_> {
+    /// `step `NAME``, or `the job` for the job's own components (its listeners).
+    fn place(&self) -> String {
+        if self.step.is_empty() {
+            "the job".to_string()
+        } else {
+            format!("step `{}`", self.step)
+        }
+    }
+
     fn err(&self, errors: &mut ConfigErrors, position: Position, message: impl Into<String>) {
         self.definition.err(errors, position, message);
     }
@@ -379,30 +383,7 @@ impl StepBuilder<'_> {
         element: &ElementDefinition,
         errors: &mut ConfigErrors,
     ) -> Option<FlowElement> {
-        let mut step_listeners = Vec::new();
-        let mut chunk_listeners = Vec::new();
-        for listener in &element.listeners {
-            let step = self.registry.step_listener(&listener.value);
-            let chunk = self.registry.chunk_listener(&listener.value);
-            if let Some(l) = step {
-                step_listeners.push(l.clone());
-            }
-            if let Some(l) = chunk {
-                chunk_listeners.push(l.clone());
-            }
-            if step.is_none() && chunk.is_none() {
-                self.err(
-                    errors,
-                    listener.position,
-                    format!(
-                        "unknown step listener `{}` in step `{}` (registered: {})",
-                        listener.value,
-                        self.step,
-                        list(self.registry.step_listener_names())
-                    ),
-                );
-            }
-        }
+        let (step_listeners, chunk_listeners) = self.element_listeners(&element.listeners, errors);
         let input = ElementInput {
             element,
             chunk_listeners,
@@ -511,19 +492,16 @@ impl StepBuilder<'_> {
                 errors,
                 name.position,
                 format!(
-                    "unknown {kind} {what} `{}` in step `{}` (registered {kind} {what}s: {})",
+                    "unknown {kind} {what} `{}` in {} (registered {kind} {what}s: {})",
                     name.value,
-                    self.step,
+                    self.place(),
                     list(known)
                 ),
             );
             return None;
         };
         let properties = properties?;
-        let what = format!(
-            "properties of {kind} `{}` in step `{}`",
-            name.value, self.step
-        );
+        let what = format!("properties of {kind} `{}` in {}", name.value, self.place());
         let properties = Properties::new(properties, self.definition.origin.clone(), what);
         let ctx = BuildContext {
             job_name: &self.definition.id.value,
@@ -544,8 +522,9 @@ impl StepBuilder<'_> {
                         errors,
                         component.position,
                         format!(
-                            "cannot create {kind} `{}` of step `{}`: {err}",
-                            name.value, self.step
+                            "cannot create {kind} `{}` of {}: {err}",
+                            name.value,
+                            self.place()
                         ),
                     ),
                 }
@@ -568,7 +547,7 @@ impl StepBuilder<'_> {
             self.err(
                 errors,
                 position,
-                format!("`{key}` in step `{}`: {message}", self.step),
+                format!("`{key}` in {}: {message}", self.place()),
             );
         })
     }

@@ -58,6 +58,19 @@ pub type WriterFactory = Factory<Box<dyn ItemWriter<Record>>>;
 pub type TaskletFactory = Factory<Arc<dyn Tasklet>>;
 /// Makes a decider.
 pub type DeciderFactory = Factory<Arc<dyn JobExecutionDecider>>;
+/// Makes a listener of a type (`listeners: [{type: log}]`).
+pub type ListenerFactory = Factory<Listeners>;
+
+/// What a listener type's factory makes: the listener of each level it listens at. At the
+/// job level (`listeners` of the job) the job listener is used, in an element the step
+/// listener; a type without the one a level needs is refused there.
+#[derive(Clone, Default)]
+pub struct Listeners {
+    /// Called before and after the job.
+    pub job: Option<Arc<dyn JobExecutionListener>>,
+    /// Called before and after a step.
+    pub step: Option<Arc<dyn StepExecutionListener>>,
+}
 
 /// The kinds of components a job file names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +85,8 @@ pub enum ComponentKind {
     Tasklet,
     /// A decider (of a `decision` element).
     Decider,
+    /// A listener (`listeners: [{type: ...}]`).
+    Listener,
 }
 
 impl ComponentKind {
@@ -83,6 +98,7 @@ impl ComponentKind {
             ComponentKind::Writer => "writer",
             ComponentKind::Tasklet => "tasklet",
             ComponentKind::Decider => "decider",
+            ComponentKind::Listener => "listener",
         }
     }
 }
@@ -142,6 +158,7 @@ pub struct ComponentRegistry {
     writers: Factories<Box<dyn ItemWriter<Record>>>,
     tasklets: Factories<Arc<dyn Tasklet>>,
     deciders: Factories<Arc<dyn JobExecutionDecider>>,
+    listeners: Factories<Listeners>,
     job_listeners: BTreeMap<String, Arc<dyn JobExecutionListener>>,
     step_listeners: BTreeMap<String, Arc<dyn StepExecutionListener>>,
     chunk_listeners: BTreeMap<String, Arc<dyn ChunkListener>>,
@@ -223,6 +240,19 @@ impl ComponentRegistry {
         writers, Box<dyn ItemWriter<Record>>, register_writer, register_writer_ref, "writer";
         tasklets, Arc<dyn Tasklet>, register_tasklet, register_tasklet_ref, "tasklet";
         deciders, Arc<dyn JobExecutionDecider>, register_decider, register_decider_ref, "decider";
+    }
+
+    /// Registers the listener type `name` (`listeners: [{type: name, properties: {...}}]`
+    /// of the job or of an element); replaces any earlier one.
+    pub fn register_listener<F>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(&Properties, &BuildContext<'_>) -> ikkatsu_core::Result<Listeners>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.listeners.types.insert(name.into(), Arc::new(factory));
+        self
     }
 
     /// Registers a shared decider instance under `name` (`decision: {ref: name}`).
@@ -307,6 +337,7 @@ impl ComponentRegistry {
             ComponentKind::Writer => keys(&self.writers.types),
             ComponentKind::Tasklet => keys(&self.tasklets.types),
             ComponentKind::Decider => keys(&self.deciders.types),
+            ComponentKind::Listener => keys(&self.listeners.types),
         }
     }
 
@@ -318,6 +349,7 @@ impl ComponentRegistry {
             ComponentKind::Writer => keys(&self.writers.refs),
             ComponentKind::Tasklet => keys(&self.tasklets.refs),
             ComponentKind::Decider => keys(&self.deciders.refs),
+            ComponentKind::Listener => keys(&self.listeners.refs),
         }
     }
 
@@ -339,6 +371,10 @@ impl ComponentRegistry {
 
     pub(crate) fn decider(&self, by_ref: bool, name: &str) -> Option<&DeciderFactory> {
         pick(&self.deciders, by_ref, name)
+    }
+
+    pub(crate) fn listener(&self, by_ref: bool, name: &str) -> Option<&ListenerFactory> {
+        pick(&self.listeners, by_ref, name)
     }
 
     pub(crate) fn job_listener(&self, name: &str) -> Option<&Arc<dyn JobExecutionListener>> {

@@ -78,6 +78,7 @@ mod file;
 pub mod jsonl;
 pub mod log;
 pub mod mapping;
+pub mod notify;
 pub mod object;
 pub mod register;
 pub mod script;

@@ -15,6 +15,8 @@
 //! | tasklet   | `shell`   | [`ShellTasklet`]                            | [`ShellTaskletConfig`] |
 //! | tasklet   | `log`     | [`LogTasklet`]                              | [`LogTaskletConfig`] |
 //! | tasklet   | `noop`    | [`LogTasklet`] without a message            | none |
+//! | listener  | `log`     | [`LogListener`]: job and step events to the log | [`LogListenerConfig`] |
+//! | listener  | `command` | [`CommandListener`]: a program run on each event | [`CommandListenerConfig`] |
 //! | decider   | `script`  | [`ScriptDecider`] (sees `params`, `context`, `exit_code`, `status`) | [`ScriptDeciderConfig`] |
 //!
 //! The `storage` of the file readers and writers may name a storage of the application
@@ -33,6 +35,7 @@ use crate::jsonl::{
 };
 use crate::log::{LogTasklet, LogTaskletConfig};
 use crate::mapping::{FieldMappingConfig, FieldMappingItemProcessor};
+use crate::notify::{CommandListener, CommandListenerConfig, LogListener, LogListenerConfig};
 use crate::object::{
     CsvObjectReaderConfig, CsvObjectWriterConfig, ObjectItemReader, ObjectItemWriter,
     ObjectReaderConfig, ObjectWriterConfig,
@@ -73,6 +76,14 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
         .register_decider("script", |props, _| {
             let config: ScriptDeciderConfig = props.deserialize()?;
             Ok(Arc::new(ScriptDecider::new(config)?))
+        })
+        .register_listener("log", |props, ctx| {
+            let config: LogListenerConfig = props.deserialize()?;
+            Ok(LogListener::listeners(config, ctx.job_name))
+        })
+        .register_listener("command", |props, ctx| {
+            let config: CommandListenerConfig = props.deserialize()?;
+            CommandListener::listeners(config, ctx.job_name)
         });
     register_file_items(registry, app);
 }

@@ -35,8 +35,8 @@ pub struct JobDefinition {
     pub incrementer: Option<Located<String>>,
     /// Default parameters.
     pub params: Vec<ParamDefinition>,
-    /// Job listeners, by `ref`.
-    pub listeners: Vec<Located<String>>,
+    /// Job listeners: `{ref}` (registered from Rust) or `{type, properties}`.
+    pub listeners: Vec<ComponentDefinition>,
     /// The flow of elements.
     pub flow: FlowDefinition,
     pub(crate) origin: Arc<str>,
@@ -89,8 +89,8 @@ pub struct ElementDefinition {
     pub transitions: Vec<TransitionDefinition>,
     /// Where to go when no transition matches and the step did not fail.
     pub next: Option<Located<String>>,
-    /// Step (and chunk) listeners, by `ref`.
-    pub listeners: Vec<Located<String>>,
+    /// Step (and chunk) listeners: `{ref}` or `{type, properties}`.
+    pub listeners: Vec<ComponentDefinition>,
     /// Keys copied from the step's execution context to the job's when the step completes.
     pub promote_keys: Vec<String>,
     /// Whether a completed step runs again on restart.

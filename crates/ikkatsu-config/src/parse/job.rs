@@ -9,7 +9,7 @@ use ikkatsu_core::TransitionTarget;
 use super::Parser;
 use crate::error::{ConfigError, ConfigErrors, Position};
 use crate::model::element::element_keys;
-use crate::model::{FlowDefinition, JobDefinition, Located, ParamDefinition};
+use crate::model::{ComponentDefinition, FlowDefinition, JobDefinition, Located, ParamDefinition};
 use crate::node::{Node, parse_yaml};
 
 const JOB_KEYS: &[&str] = &[
@@ -27,7 +27,6 @@ const FLOW_KEYS: &[&str] = &["start-element", "elements"];
 const SPLIT_KEYS: &[&str] = &["flows"];
 const SPLIT_FLOW_KEYS: &[&str] = &["steps", "start-element", "elements"];
 const PARAM_KEYS: &[&str] = &["value", "type", "identifying", "required", "description"];
-const LISTENER_KEYS: &[&str] = &["ref"];
 
 impl JobDefinition {
     /// Reads and parses the job file at `path`. Errors name the path as given.
@@ -209,23 +208,16 @@ impl Parser<'_> {
         params
     }
 
-    pub(crate) fn listeners(&mut self, node: &Node, what: &str) -> Vec<Located<String>> {
+    /// `listeners: [{ref: NAME}, {type: NAME, properties: {...}}]`.
+    pub(crate) fn listeners(&mut self, node: &Node, what: &str) -> Vec<ComponentDefinition> {
         let Some(items) = self.list(node, "listeners", what) else {
             return Vec::new();
         };
         let what = format!("a listener of {what}");
-        let mut refs = Vec::new();
-        for item in items {
-            let Some(f) = self.map(item, &what, LISTENER_KEYS) else {
-                continue;
-            };
-            if let Some(r) = self.required(&f, "ref", &what)
-                && let Some(name) = self.name(r, "ref", &what)
-            {
-                refs.push(name);
-            }
-        }
-        refs
+        items
+            .iter()
+            .filter_map(|item| self.component(item, &what))
+            .collect()
     }
 
     /// `split: {flows: [{steps: [...]}, {start-element: X, elements: {...}}, ...]}`: each

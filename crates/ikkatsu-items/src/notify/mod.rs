@@ -1,0 +1,238 @@
+//! Listener types for job files, needing no Rust: `log` writes every job or step event to
+//! the log, `command` runs a program on them. Both take `events` (which events, by name)
+//! and listen at the job level (`listeners` of the job: `job-started`, `job-ended`) and at
+//! the step level (`listeners` of an element: `step-started`, `step-ended`).
+//!
+//! An event is a JSON object: `event`, `job_name`, `execution_id`, `status`, `exit_code`,
+//! `exit_description`, and for steps `step_name` and the step's counts.
+
+mod command;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use ikkatsu_config::registry::Listeners;
+use ikkatsu_core::listener::{JobExecutionListener, StepExecutionListener};
+use ikkatsu_core::{ExitStatus, JobExecution, Result, StepExecution};
+
+pub use command::{CommandListener, CommandListenerConfig};
+
+use crate::log::LogLevel;
+
+/// The events a listener type may listen to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// Before the job's first step.
+    JobStarted,
+    /// After the job, with its status.
+    JobEnded,
+    /// Before a step.
+    StepStarted,
+    /// After a step, with its status and counts.
+    StepEnded,
+}
+
+impl EventKind {
+    /// The name in job files and events (`job-ended`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::JobStarted => "job-started",
+            EventKind::JobEnded => "job-ended",
+            EventKind::StepStarted => "step-started",
+            EventKind::StepEnded => "step-ended",
+        }
+    }
+}
+
+/// One event, as listeners get it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// What happened.
+    pub event: EventKind,
+    /// The job's name.
+    pub job_name: String,
+    /// The job execution's id.
+    pub execution_id: i64,
+    /// The step's name (step events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_name: Option<String>,
+    /// The batch status (`STARTED`, then `COMPLETED`, `FAILED`, `STOPPED`).
+    pub status: String,
+    /// The exit code.
+    pub exit_code: String,
+    /// The exit description (the error of a failure).
+    pub exit_description: String,
+    /// The step's counts (`step-ended`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<serde_json::Value>,
+}
+
+impl Event {
+    fn of_job(event: EventKind, execution: &JobExecution) -> Self {
+        Event {
+            event,
+            job_name: execution.job_name.clone(),
+            execution_id: execution.id,
+            step_name: None,
+            status: execution.status.to_string(),
+            exit_code: execution.exit_status.exit_code.clone(),
+            exit_description: execution.exit_status.description.clone(),
+            counts: None,
+        }
+    }
+
+    fn of_step(event: EventKind, job_name: &str, execution: &StepExecution) -> Self {
+        Event {
+            event,
+            job_name: job_name.to_string(),
+            execution_id: execution.job_execution_id,
+            step_name: Some(execution.step_name.clone()),
+            status: execution.status.to_string(),
+            exit_code: execution.exit_status.exit_code.clone(),
+            exit_description: execution.exit_status.description.clone(),
+            counts: (event == EventKind::StepEnded)
+                .then(|| serde_json::to_value(execution.counts).ok())
+                .flatten(),
+        }
+    }
+
+    /// A one-line description for logs.
+    pub fn describe(&self) -> String {
+        let what = match &self.step_name {
+            Some(step) => format!("step `{step}` of job `{}`", self.job_name),
+            None => format!("job `{}`", self.job_name),
+        };
+        match self.event {
+            EventKind::JobStarted | EventKind::StepStarted => {
+                format!("{what} started (execution {})", self.execution_id)
+            }
+            EventKind::JobEnded | EventKind::StepEnded => format!(
+                "{what} ended {} with exit code {} (execution {})",
+                self.status, self.exit_code, self.execution_id
+            ),
+        }
+    }
+}
+
+/// Reacts to events; the built-in listener types are one each.
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    /// Handles `event`; an error fails the job (or step) only when the listener is
+    /// configured so.
+    async fn notify(&self, event: &Event) -> Result<()>;
+}
+
+/// Makes a job listener and a step listener of `sink`, for the `events` chosen (all of a
+/// level when none are given).
+pub struct EventListener<S> {
+    sink: S,
+    events: Vec<EventKind>,
+    job_name: String,
+}
+
+impl<S: EventSink> EventListener<S> {
+    /// The listeners of `sink` at both levels, for the job `job_name`.
+    pub fn listeners(sink: S, events: Option<Vec<EventKind>>, job_name: &str) -> Listeners {
+        let all = vec![
+            EventKind::JobStarted,
+            EventKind::JobEnded,
+            EventKind::StepStarted,
+            EventKind::StepEnded,
+        ];
+        let listener = Arc::new(EventListener {
+            sink,
+            events: events.unwrap_or(all),
+            job_name: job_name.to_string(),
+        });
+        Listeners {
+            job: Some(listener.clone()),
+            step: Some(listener),
+        }
+    }
+
+    async fn emit(&self, event: Event) -> Result<()> {
+        if self.events.contains(&event.event) {
+            self.sink.notify(&event).await
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl<S: EventSink> JobExecutionListener for EventListener<S> {
+    async fn before_job(&self, execution: &JobExecution) -> Result<()> {
+        self.emit(Event::of_job(EventKind::JobStarted, execution))
+            .await
+    }
+
+    async fn after_job(&self, execution: &JobExecution) -> Result<()> {
+        self.emit(Event::of_job(EventKind::JobEnded, execution))
+            .await
+    }
+}
+
+#[async_trait]
+impl<S: EventSink> StepExecutionListener for EventListener<S> {
+    async fn before_step(&self, execution: &StepExecution) -> Result<()> {
+        let job = self.job_name.as_str();
+        self.emit(Event::of_step(EventKind::StepStarted, job, execution))
+            .await
+    }
+
+    async fn after_step(&self, execution: &StepExecution) -> Result<Option<ExitStatus>> {
+        let job = self.job_name.as_str();
+        self.emit(Event::of_step(EventKind::StepEnded, job, execution))
+            .await?;
+        Ok(None)
+    }
+}
+
+/// Properties of the `log` listener type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogListenerConfig {
+    /// The level: `trace`, `debug`, `info` (default), `warn` or `error`.
+    #[serde(default)]
+    pub level: LogLevel,
+    /// The events to log (default: all of the level the listener is given at).
+    #[serde(default)]
+    pub events: Option<Vec<EventKind>>,
+}
+
+/// Writes events to the log.
+pub struct LogListener {
+    level: LogLevel,
+}
+
+impl LogListener {
+    /// The listeners of `config`, for the job `job_name`.
+    pub fn listeners(config: LogListenerConfig, job_name: &str) -> Listeners {
+        EventListener::listeners(
+            LogListener {
+                level: config.level,
+            },
+            config.events,
+            job_name,
+        )
+    }
+}
+
+#[async_trait]
+impl EventSink for LogListener {
+    async fn notify(&self, event: &Event) -> Result<()> {
+        let text = event.describe();
+        let name = event.event.name();
+        match self.level {
+            LogLevel::Trace => tracing::trace!(event = name, "{text}"),
+            LogLevel::Debug => tracing::debug!(event = name, "{text}"),
+            LogLevel::Info => tracing::info!(event = name, "{text}"),
+            LogLevel::Warn => tracing::warn!(event = name, "{text}"),
+            LogLevel::Error => tracing::error!(event = name, "{text}"),
+        }
+        Ok(())
+    }
+}
