@@ -194,4 +194,10 @@ fn the_log_listener_writes_job_and_step_events() {
         !stderr.contains("step `only` of job `logged` started"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("ms of CPU,")
+            && stderr.contains("MiB resident,")
+            && stderr.contains("open files)"),
+        "{stderr}"
+    );
 }

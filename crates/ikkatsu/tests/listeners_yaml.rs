@@ -25,10 +25,11 @@ steps:
       - type: command
         properties:
           command: sh
-          args: ["-c", 'echo "$IKKATSU_EVENT $IKKATSU_STEP_NAME $IKKATSU_STATUS" >> {log}']
+          args: ["-c", 'echo "$IKKATSU_EVENT $IKKATSU_STEP_NAME $IKKATSU_STATUS" >> {log}; echo "$IKKATSU_EVENT_JSON" > {json}']
           events: [step-ended]
 {extra}"#,
-        log = log.display()
+        log = log.display(),
+        json = dir.join("step-ended.json").display()
     )
 }
 
@@ -57,6 +58,16 @@ async fn a_command_listener_runs_on_job_and_step_events() {
             "job-ended noticed COMPLETED COMPLETED",
         ]
     );
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("step-ended.json")).unwrap())
+            .unwrap();
+    assert_eq!(event["event"], "step-ended");
+    assert_eq!(event["step_name"], "first");
+    assert_eq!(event["counts"]["commit_count"], 1, "{event}");
+    let resources = &event["resources"];
+    assert!(resources["cpu_time_ms"].is_u64(), "{event}");
+    assert!(resources["rss_bytes"].as_u64().unwrap() > 0, "{event}");
+    assert!(resources["open_files"].as_u64().unwrap() > 0, "{event}");
 }
 
 /// A failing command is a warning, unless `fail-job: true`.

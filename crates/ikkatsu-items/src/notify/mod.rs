@@ -4,9 +4,11 @@
 //! the step level (`listeners` of an element: `step-started`, `step-ended`).
 //!
 //! An event is a JSON object: `event`, `job_name`, `execution_id`, `status`, `exit_code`,
-//! `exit_description`, and for steps `step_name` and the step's counts.
+//! `exit_description`, and for steps `step_name`, and for `step-ended` the step's `counts`
+//! and `resources` (CPU time, resident memory, open files: see [`StepResources`]).
 
 mod command;
+mod usage;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use ikkatsu_core::listener::{JobExecutionListener, StepExecutionListener};
 use ikkatsu_core::{ExitStatus, JobExecution, Result, StepExecution};
 
 pub use command::{CommandListener, CommandListenerConfig};
+pub use usage::StepResources;
 
 use crate::log::LogLevel;
 
@@ -68,6 +71,9 @@ pub struct Event {
     /// The step's counts (`step-ended`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<serde_json::Value>,
+    /// What the process used during the step (`step-ended`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<StepResources>,
 }
 
 impl Event {
@@ -81,6 +87,7 @@ impl Event {
             exit_code: execution.exit_status.exit_code.clone(),
             exit_description: execution.exit_status.description.clone(),
             counts: None,
+            resources: None,
         }
     }
 
@@ -96,6 +103,7 @@ impl Event {
             counts: (event == EventKind::StepEnded)
                 .then(|| serde_json::to_value(execution.counts).ok())
                 .flatten(),
+            resources: None,
         }
     }
 
@@ -109,10 +117,20 @@ impl Event {
             EventKind::JobStarted | EventKind::StepStarted => {
                 format!("{what} started (execution {})", self.execution_id)
             }
-            EventKind::JobEnded | EventKind::StepEnded => format!(
-                "{what} ended {} with exit code {} (execution {})",
-                self.status, self.exit_code, self.execution_id
-            ),
+            EventKind::JobEnded | EventKind::StepEnded => {
+                let used = self.resources.map_or(String::new(), |r| {
+                    format!(
+                        "; {} ms of CPU, {} MiB resident, {} open files",
+                        r.cpu_time_ms,
+                        r.rss_bytes / (1024 * 1024),
+                        r.open_files
+                    )
+                });
+                format!(
+                    "{what} ended {} with exit code {} (execution {}{used})",
+                    self.status, self.exit_code, self.execution_id
+                )
+            }
         }
     }
 }
@@ -131,6 +149,8 @@ pub struct EventListener<S> {
     sink: S,
     events: Vec<EventKind>,
     job_name: String,
+    /// What the process used when each running step (by step execution id) started.
+    started: std::sync::Mutex<std::collections::HashMap<i64, usage::Sample>>,
 }
 
 impl<S: EventSink> EventListener<S> {
@@ -146,6 +166,7 @@ impl<S: EventSink> EventListener<S> {
             sink,
             events: events.unwrap_or(all),
             job_name: job_name.to_string(),
+            started: std::sync::Mutex::default(),
         });
         Listeners {
             job: Some(listener.clone()),
@@ -178,6 +199,9 @@ impl<S: EventSink> JobExecutionListener for EventListener<S> {
 #[async_trait]
 impl<S: EventSink> StepExecutionListener for EventListener<S> {
     async fn before_step(&self, execution: &StepExecution) -> Result<()> {
+        if let Ok(mut started) = self.started.lock() {
+            started.insert(execution.id, usage::sample());
+        }
         let job = self.job_name.as_str();
         self.emit(Event::of_step(EventKind::StepStarted, job, execution))
             .await
@@ -185,8 +209,14 @@ impl<S: EventSink> StepExecutionListener for EventListener<S> {
 
     async fn after_step(&self, execution: &StepExecution) -> Result<Option<ExitStatus>> {
         let job = self.job_name.as_str();
-        self.emit(Event::of_step(EventKind::StepEnded, job, execution))
-            .await?;
+        let mut event = Event::of_step(EventKind::StepEnded, job, execution);
+        let start = self
+            .started
+            .lock()
+            .ok()
+            .and_then(|mut started| started.remove(&execution.id));
+        event.resources = start.map(usage::since);
+        self.emit(event).await?;
         Ok(None)
     }
 }
