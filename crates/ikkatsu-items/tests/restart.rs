@@ -65,3 +65,68 @@ async fn failed_job_restarts_from_the_last_commit() {
     let all: String = (1..=10).map(|i| format!("{{\"id\":\"{i}\"}}\n")).collect();
     assert_eq!(std::fs::read_to_string(&output).unwrap(), all);
 }
+
+/// Found by the `csv_restart` fuzz target (`scripts/fuzz`): a saved line and record number
+/// that no file can have before the saved offset (`u64::MAX`, from an edited or corrupt
+/// execution context) made the CSV parser overflow counting on from them. They are refused.
+#[tokio::test]
+async fn an_impossible_saved_position_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut csv = vec![0xff; 62];
+    csv.extend_from_slice(b"\0\0\x03");
+    csv.extend_from_slice(&[0; 21]);
+    csv.extend_from_slice(b"7\0\0\0\0\0\xe0\xa5 \t b \n c\t d\n");
+    std::fs::write(&input, &csv).unwrap();
+    let mut config = CsvReaderConfig::new(&input);
+    config.has_header = false;
+    config.trim = true;
+    config.delimiter = '\t';
+    config.quote = '\u{7f}';
+    let mut context = ExecutionContext::new();
+    context.put("csv.reader.offset", 91u64);
+    context.put("csv.reader.line", u64::MAX);
+    context.put("csv.reader.record", u64::MAX);
+
+    let mut reader = CsvItemReader::new(config.clone()).unwrap();
+    let err = reader.open(&context).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidState);
+    assert!(err.message().contains("in.csv"), "{}", err.message());
+    assert!(
+        err.message().contains("line 18446744073709551615"),
+        "{}",
+        err.message()
+    );
+
+    // The most lines and records there can be before byte 91 are accepted, and counted on
+    // from: the row there is not UTF-8, on line 92.
+    context.put("csv.reader.line", 92u64);
+    context.put("csv.reader.record", 92u64);
+    let mut reader = CsvItemReader::new(config).unwrap();
+    reader.open(&context).await.unwrap();
+    let err = reader.read().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parse);
+    assert!(err.message().contains("in.csv:92:"), "{}", err.message());
+}
+
+/// Found by the `csv_restart` fuzz target: a saved line number 0 (line numbers start at 1)
+/// made the csv crate's `Position::set_line` panic, in release builds too. The reader resumes
+/// at the saved offset and numbers lines from 1.
+#[tokio::test]
+async fn a_saved_line_zero_resumes_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,name\n1,a\n2,b\n").unwrap();
+    let mut context = ExecutionContext::new();
+    context.put("csv.reader.offset", 12u64);
+    context.put("csv.reader.line", 0u64);
+    context.put("csv.reader.record", 0u64);
+    let mut reader = CsvItemReader::new(CsvReaderConfig::new(&input)).unwrap();
+    reader.open(&context).await.unwrap();
+    let record = reader.read().await.unwrap().expect("the row at byte 12");
+    assert_eq!(record["id"], "2");
+    assert_eq!(record["name"], "b");
+    assert!(reader.read().await.unwrap().is_none());
+    reader.update(&mut context).await.unwrap();
+    assert_eq!(context.get_u64("csv.reader.line"), Some(2));
+}

@@ -12,7 +12,7 @@ use ikkatsu_core::{Error, ErrorKind, ExecutionContext, ItemReader, ItemStream, R
 use super::decode::CsvItemDecoder;
 use super::error::{ascii_byte, csv_error, field_count_error, field_name};
 use super::{CsvReaderConfig, READER_COLUMNS_KEY};
-use crate::file::{ContextKeys, check_resume_offset, open_input};
+use crate::file::{ContextKeys, check_resume_offset, check_resume_position, open_input};
 use crate::text::TextEncoding;
 use crate::text::decode::{DecodingReader, RowDecoder, decode_row, locate, skip_lines};
 
@@ -150,6 +150,7 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         let (input, start, skipped) = if raw {
             if let Some(offset) = offset {
                 check_resume_offset(&file, self.path(), offset)?;
+                check_resume_position(&self.name, offset, line.unwrap_or(1), record.unwrap_or(0))?;
             }
             let (bytes, lines) = skip_lines(&mut BufReader::new(&file), self.config.lines_to_skip)
                 .map_err(|err| self.io_error(err))?;
@@ -210,9 +211,11 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         match (offset, record) {
             (Some(offset), _) if raw => {
                 let mut position = csv::Position::new();
+                // Lines are numbered from 1 (the csv crate asserts it); a saved 0 was not
+                // saved by this reader, and line numbers only serve messages: it counts as 1.
                 position
                     .set_byte(offset)
-                    .set_line(line.unwrap_or(1))
+                    .set_line(line.unwrap_or(1).max(1))
                     .set_record(record.unwrap_or(0));
                 if let Some(reader) = self.reader.as_mut() {
                     reader

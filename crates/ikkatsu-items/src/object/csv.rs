@@ -13,6 +13,7 @@ use crate::csv::{
     CsvItemDecoder, CsvItemEncoder, CsvRecordDecoder, CsvRecordEncoder, ascii_byte,
     field_count_error, field_name,
 };
+use crate::file::check_resume_position;
 use crate::text::TextEncoding;
 use crate::text::decode::{RowDecoder, decode_row, locate};
 use crate::text::encode::{encode_text, unencodable};
@@ -147,6 +148,7 @@ impl RecordDecoder for CsvDecoder {
             cursor.read_header().await?;
         }
         if cursor.raw.is_some() {
+            check_resume_position(&cursor.name, resume.offset, resume.line, resume.record)?;
             cursor.source = TextSource::Raw(ByteSource::open(&object, resume.offset).await?);
             cursor.core = self.core();
             cursor.core.set_line(resume.line.max(1));
