@@ -210,12 +210,13 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         self.names = names;
         match (offset, record) {
             (Some(offset), _) if raw => {
-                let mut position = csv::Position::new();
                 // Lines are numbered from 1 (the csv crate asserts it); a saved 0 was not
                 // saved by this reader, and line numbers only serve messages: it counts as 1.
+                let (byte, line) = self.resume_point(offset, line.unwrap_or(1).max(1));
+                let mut position = csv::Position::new();
                 position
-                    .set_byte(offset)
-                    .set_line(line.unwrap_or(1).max(1))
+                    .set_byte(byte)
+                    .set_line(line)
                     .set_record(record.unwrap_or(0));
                 if let Some(reader) = self.reader.as_mut() {
                     reader
@@ -235,6 +236,28 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         }
         self.decoder.start(self.names.as_deref());
         Ok(())
+    }
+
+    /// Where the parser resumes for the saved `offset` and `line`. The csv crate drops a
+    /// UTF-8 byte order mark at the start of what it parses after a seek, taking it for the
+    /// file's; a row at `offset` may begin with those bytes (files joined with `cat`). Then
+    /// the parser starts at the line break before it, an empty line that makes no row.
+    fn resume_point(&self, offset: u64, line: u64) -> (u64, u64) {
+        let mut bytes = [0u8; 4];
+        let Some(CsvInput::File(file)) = self.reader.as_ref().map(csv::Reader::get_ref) else {
+            return (offset, line);
+        };
+        if offset == 0
+            || read_exact_at(file, &mut bytes, offset - 1).is_err()
+            || bytes[1..] != *b"\xef\xbb\xbf"
+        {
+            return (offset, line);
+        }
+        match bytes[0] {
+            b'\n' => (offset - 1, line.saturating_sub(1).max(1)),
+            b'\r' => (offset - 1, line),
+            _ => (offset, line),
+        }
     }
 
     /// Reads the next row into `self.row`: `false` at the end of the input. Read errors
