@@ -16,6 +16,8 @@
 //!   `***` instead.
 
 use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 use std::sync::RwLock;
 
 /// What a secret shows as.
@@ -26,7 +28,10 @@ pub const MASK: &str = "***";
 /// to be secrets (parameters, URLs).
 pub const MIN_REDACTED_LEN: usize = 4;
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// The recorded secrets in the order [`redact`] replaces them: longest first, so that a
+/// secret containing another is replaced whole. A set, so that recording one is cheap however
+/// many there are (a long-lived process may parse very many URLs).
+static SECRETS: RwLock<BTreeSet<(Reverse<usize>, String)>> = RwLock::new(BTreeSet::new());
 
 /// `key` lowercased, with `_`, `.` and spaces as `-`.
 pub fn normalize_key(key: &str) -> String {
@@ -73,12 +78,8 @@ pub fn register(value: &str) {
     };
     let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
     for form in [value.to_string(), percent_encode(value), escaped] {
-        if !secrets.contains(&form) {
-            secrets.push(form);
-        }
+        secrets.insert((Reverse(form.len()), form));
     }
-    // Longest first, so a secret containing another is replaced whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
 /// Records the secrets of `url`: the password of `user:password@host` and the values of
@@ -132,7 +133,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     };
     let mut out = Cow::Borrowed(text);
-    for secret in secrets.iter() {
+    for (_, secret) in secrets.iter() {
         if out.contains(secret.as_str()) {
             out = Cow::Owned(out.replace(secret.as_str(), MASK));
         }

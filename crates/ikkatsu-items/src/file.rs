@@ -42,6 +42,26 @@ pub(crate) fn check_resume_offset(file: &File, path: &Path, offset: u64) -> Resu
     Ok(())
 }
 
+/// Checks a saved text position before resuming at it: `line` and `record` count lines and
+/// rows that lie before byte `offset`, so neither can exceed `offset + 1`. A larger one was
+/// not saved by a reader of this file (an edited or corrupt execution context), and
+/// counting on from it would overflow.
+pub(crate) fn check_resume_position(name: &str, offset: u64, line: u64, record: u64) -> Result<()> {
+    let most = offset.saturating_add(1);
+    if line > most || record > most {
+        return Err(Error::new(
+            ErrorKind::InvalidState,
+            format!(
+                "cannot resume `{name}` at byte {offset}, line {line}, record {record}: no \
+                 file has that many lines or records before that byte; the saved position is \
+                 not one this reader saved (restore the step's execution context, or start a \
+                 new job instance)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// An output file positioned where writing continues.
 pub(crate) struct OpenedOutput {
     /// The file, positioned at `offset`.

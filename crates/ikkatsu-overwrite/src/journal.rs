@@ -104,7 +104,7 @@ impl Journal {
         for entry in std::fs::read_dir(&dir).map_err(|err| dir_error(&dir, err))? {
             let entry = entry.map_err(|err| dir_error(&dir, err))?;
             if let Some(id) = segment_id(&entry.path()) {
-                next_id = next_id.max(id + 1);
+                next_id = next_id.max(next_segment_id(&dir, id)?);
             }
         }
         Ok(Journal {
@@ -180,13 +180,14 @@ impl Journal {
             remove_if_done(state, old);
         }
         let id = state.next_id;
+        let next_id = next_segment_id(&self.dir, id)?;
         let path = self.dir.join(format!("{id:020}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|err| entry_error(&path, err))?;
-        state.next_id += 1;
+        state.next_id = next_id;
         state.segments.insert(
             id,
             Segment {
@@ -479,6 +480,22 @@ fn segment_id(path: &Path) -> Option<u64> {
     (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
         .then(|| stem.parse().ok())
         .flatten()
+}
+
+/// The id of the segment after segment `id`; an error for the largest id (which only a
+/// file put there by hand can have: ids count up from 0, one per 4 MiB of journal).
+fn next_segment_id(dir: &Path, id: u64) -> Result<u64> {
+    id.checked_add(1).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Parse,
+            format!(
+                "journal directory `{}`: the segment `{id:020}.log` has the largest possible \
+                 number, so no segment can follow it; it was not written by ikkatsu: move it \
+                 away after checking the files it names",
+                dir.display()
+            ),
+        )
+    })
 }
 
 #[cfg(unix)]

@@ -72,15 +72,13 @@ impl SqlUrl {
                 url: trimmed.to_string(),
             }));
         }
-        if lower.starts_with("mysql://") {
-            return Ok(Some(SqlUrl::MySql {
-                url: trimmed.to_string(),
-            }));
-        }
-        if lower.starts_with("mariadb://") {
-            return Ok(Some(SqlUrl::MySql {
-                url: format!("mysql://{}", &trimmed["mariadb://".len()..]),
-            }));
+        // The scheme in any case (`MySQL://`) is written `mysql://`, as the variant says.
+        for scheme in ["mysql://", "mariadb://"] {
+            if lower.starts_with(scheme) {
+                return Ok(Some(SqlUrl::MySql {
+                    url: format!("mysql://{}", &trimmed[scheme.len()..]),
+                }));
+            }
         }
         Ok(None)
     }
@@ -147,6 +145,24 @@ mod tests {
         assert_eq!(
             parse("sqlite::memory:").map(|u| u.feature()),
             Some("sqlite")
+        );
+    }
+
+    /// Found by the `sql_url` fuzz target (`scripts/fuzz`): `mYsql://…` kept its scheme as
+    /// written, though a MySQL URL is documented to have the `mysql://` scheme.
+    #[test]
+    fn a_mysql_url_has_the_mysql_scheme_in_lower_case() {
+        assert_eq!(
+            parse("mYsql://\u{2026}"),
+            Some(SqlUrl::MySql {
+                url: "mysql://\u{2026}".into()
+            })
+        );
+        assert_eq!(
+            parse("MYSQL://u:p@h/db"),
+            Some(SqlUrl::MySql {
+                url: "mysql://u:p@h/db".into()
+            })
         );
     }
 

@@ -13,7 +13,7 @@ use super::decode::CsvItemDecoder;
 use super::error::{ascii_byte, csv_error, field_count_error, field_name};
 use super::{CsvReaderConfig, READER_COLUMNS_KEY};
 use crate::compress::InputFile;
-use crate::file::{ContextKeys, check_resume_offset, open_input};
+use crate::file::{ContextKeys, check_resume_offset, check_resume_position, open_input};
 use crate::text::TextEncoding;
 use crate::text::decode::{DecodingReader, RowDecoder, decode_row, locate, skip_lines};
 
@@ -152,8 +152,11 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         file.seek(SeekFrom::Start(bom as u64))
             .map_err(|err| self.io_error(err))?;
         let (input, start, skipped) = if raw {
-            if let (Some(offset), Some(plain)) = (offset, file.plain()) {
-                check_resume_offset(plain, self.path(), offset)?;
+            if let Some(offset) = offset {
+                if let Some(plain) = file.plain() {
+                    check_resume_offset(plain, self.path(), offset)?;
+                }
+                check_resume_position(&self.name, offset, line.unwrap_or(1), record.unwrap_or(0))?;
             }
             let (bytes, lines) =
                 skip_lines(&mut BufReader::new(&mut file), self.config.lines_to_skip)
@@ -214,10 +217,13 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         self.names = names;
         match (offset, record) {
             (Some(offset), _) if raw => {
+                // Lines are numbered from 1 (the csv crate asserts it); a saved 0 was not
+                // saved by this reader, and line numbers only serve messages: it counts as 1.
+                let (byte, line) = self.resume_point(offset, line.unwrap_or(1).max(1));
                 let mut position = csv::Position::new();
                 position
-                    .set_byte(offset)
-                    .set_line(line.unwrap_or(1))
+                    .set_byte(byte)
+                    .set_line(line)
                     .set_record(record.unwrap_or(0));
                 if let Some(reader) = self.reader.as_mut() {
                     reader
@@ -237,6 +243,28 @@ impl<D: CsvItemDecoder> CsvReader<D> {
         }
         self.decoder.start(self.names.as_deref());
         Ok(())
+    }
+
+    /// Where the parser resumes for the saved `offset` and `line`. The csv crate drops a
+    /// UTF-8 byte order mark at the start of what it parses after a seek, taking it for the
+    /// file's; a row at `offset` may begin with those bytes (files joined with `cat`). Then
+    /// the parser starts at the line break before it, an empty line that makes no row.
+    fn resume_point(&self, offset: u64, line: u64) -> (u64, u64) {
+        let mut bytes = [0u8; 4];
+        let Some(CsvInput::File(file)) = self.reader.as_ref().map(csv::Reader::get_ref) else {
+            return (offset, line);
+        };
+        if offset == 0
+            || read_exact_at(file, &mut bytes, offset - 1).is_err()
+            || bytes[1..] != *b"\xef\xbb\xbf"
+        {
+            return (offset, line);
+        }
+        match bytes[0] {
+            b'\n' => (offset - 1, line.saturating_sub(1).max(1)),
+            b'\r' => (offset - 1, line),
+            _ => (offset, line),
+        }
     }
 
     /// Reads the next row into `self.row`: `false` at the end of the input. Read errors

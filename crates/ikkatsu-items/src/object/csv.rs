@@ -13,6 +13,7 @@ use crate::csv::{
     CsvItemDecoder, CsvItemEncoder, CsvRecordDecoder, CsvRecordEncoder, ascii_byte,
     field_count_error, field_name,
 };
+use crate::file::check_resume_position;
 use crate::text::TextEncoding;
 use crate::text::decode::{RowDecoder, decode_row, locate};
 use crate::text::encode::{encode_text, unencodable};
@@ -147,8 +148,14 @@ impl RecordDecoder for CsvDecoder {
             cursor.read_header().await?;
         }
         if cursor.raw.is_some() {
+            check_resume_position(&cursor.name, resume.offset, resume.line, resume.record)?;
             cursor.source = TextSource::Raw(ByteSource::open(&object, resume.offset).await?);
             cursor.core = self.core();
+            // csv-core drops a UTF-8 byte order mark at the start of the first input it
+            // parses, taking it for the file's; the row at the saved offset may begin with
+            // those bytes (files joined with `cat`). An empty line parsed first keeps them.
+            let (mut field, mut ends) = ([0u8; 1], [0usize; 1]);
+            cursor.core.read_record(b"\n", &mut field, &mut ends);
             cursor.core.set_line(resume.line.max(1));
             cursor.offset = resume.offset;
             cursor.record = resume.record;
