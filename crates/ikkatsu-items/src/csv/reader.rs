@@ -251,7 +251,11 @@ impl<D: CsvItemDecoder> CsvReader<D> {
     /// the parser starts at the line break before it, an empty line that makes no row.
     fn resume_point(&self, offset: u64, line: u64) -> (u64, u64) {
         let mut bytes = [0u8; 4];
-        let Some(CsvInput::File(file)) = self.reader.as_ref().map(csv::Reader::get_ref) else {
+        let Some(CsvInput::File(input)) = self.reader.as_ref().map(csv::Reader::get_ref) else {
+            return (offset, line);
+        };
+        // Compressed input cannot be read at a position without decompressing to it.
+        let Some(file) = input.plain() else {
             return (offset, line);
         };
         if offset == 0
