@@ -10,8 +10,8 @@ mod chunk;
 use ikkatsu_core::job::RunIdIncrementer;
 use ikkatsu_core::listener::{ChunkListener, RetryListener, SkipListener};
 use ikkatsu_core::{
-    Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity, Step,
-    TaskletStep, Transition,
+    Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity, Step, TaskletStep,
+    Transition,
 };
 
 use crate::error::{ConfigError, ConfigErrors, Position};

@@ -356,7 +356,10 @@ impl ComponentRegistry {
         self.chunk_listeners.get(name)
     }
 
-    pub(crate) fn skip_listener(&self, name: &str) -> Option<&Arc<dyn SkipListener<Record, Record>>> {
+    pub(crate) fn skip_listener(
+        &self,
+        name: &str,
+    ) -> Option<&Arc<dyn SkipListener<Record, Record>>> {
         self.skip_listeners.get(name)
     }
 

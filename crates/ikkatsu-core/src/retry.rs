@@ -255,7 +255,10 @@ mod tests {
         };
         for (attempt, millis) in [(1, 10), (2, 30), (3, 90), (4, 270)] {
             let delay = policy.backoff(attempt).as_secs_f64() * 1000.0;
-            assert!((delay - f64::from(millis)).abs() < 0.001, "{attempt}: {delay}");
+            assert!(
+                (delay - f64::from(millis)).abs() < 0.001,
+                "{attempt}: {delay}"
+            );
         }
         let jittered = RetryPolicy {
             jitter: 1.0,

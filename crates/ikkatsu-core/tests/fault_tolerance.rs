@@ -191,7 +191,10 @@ async fn a_scan_isolates_the_bad_item_of_a_chunk_of_ten() {
         letters(&dead),
         [json!({"step": "scan", "phase": "write", "item": 7, "kind": "parse", "record": 7})]
     );
-    assert_eq!(dead.items()[0]["message"], json!("item 7 cannot be encoded"));
+    assert_eq!(
+        dead.items()[0]["message"],
+        json!("item 7 cannot be encoded")
+    );
 }
 
 #[tokio::test]

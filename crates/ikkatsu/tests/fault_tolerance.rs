@@ -168,7 +168,10 @@ async fn skips_go_to_the_dead_letter_file_and_a_restart_after_the_limit_stays_ex
             json!({"id": id.to_string(), "name": format!("name{id}")})
         );
         let message = letter["message"].as_str().unwrap();
-        assert!(message.contains(&format!("id {id} is refused")), "{message}");
+        assert!(
+            message.contains(&format!("id {id} is refused")),
+            "{message}"
+        );
     }
     assert_eq!(
         journal.lines(),
@@ -240,7 +243,10 @@ async fn a_flaky_writer_is_retried_and_an_appended_file_is_exact() {
     {
         let failures = failures.clone();
         registry.register_writer_ref("flaky", move |props, _| {
-            let path = props.get("path").and_then(|p| p.as_str()).unwrap_or_default();
+            let path = props
+                .get("path")
+                .and_then(|p| p.as_str())
+                .unwrap_or_default();
             let mut config = JsonLinesWriterConfig::new(path);
             config.append = true;
             Ok(Box::new(FlakyWriter {
@@ -280,7 +286,11 @@ async fn a_write_scan_over_a_csv_file_writes_the_nine_good_rows_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut csv = String::from("id,name\n");
     for id in 1..=10 {
-        let name = if id == 4 { "日本".to_string() } else { format!("name{id}") };
+        let name = if id == 4 {
+            "日本".to_string()
+        } else {
+            format!("name{id}")
+        };
         csv.push_str(&format!("{id},{name}\n"));
     }
     std::fs::write(dir.path().join("in.csv"), csv).unwrap();
@@ -323,7 +333,10 @@ flow:
     assert_eq!(dead[0]["item"], 4);
     assert_eq!(dead[0]["record"], json!({"id": "4", "name": "日本"}));
     assert!(
-        dead[0]["message"].as_str().unwrap().contains("windows-1252"),
+        dead[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("windows-1252"),
         "{}",
         dead[0]["message"]
     );
@@ -413,12 +426,30 @@ fn bad_fault_tolerance_keys_are_errors_naming_the_key() {
         "{CHUNK}        retry:\n          limit: 2\n          max-backoff: 1s\n          backoff: {{ initial: 10, max: 2s, multiplier: 0.5, jitter: 2, cap: 1 }}\n        dead-letter: {{ path: dead.jsonl }}\n"
     ));
     assert_has(&e, "`initial` in `backoff` of `retry` of element `load`");
-    assert_has(&e, "`max-backoff` is an alias of `max` in `backoff` of `retry`");
-    assert_has(&e, "`multiplier` in `backoff` of `retry` of element `load` must be at least 1");
-    assert_has(&e, "`jitter` in `backoff` of `retry` of element `load` must be between 0 and 1");
-    assert_has(&e, "unknown key `cap` in `backoff` of `retry` of element `load`");
-    assert_has(&e, "unknown key `path` in `dead-letter` of element `load` (expected one of: writer)");
-    assert_has(&e, "missing key `writer` in `dead-letter` of element `load`");
+    assert_has(
+        &e,
+        "`max-backoff` is an alias of `max` in `backoff` of `retry`",
+    );
+    assert_has(
+        &e,
+        "`multiplier` in `backoff` of `retry` of element `load` must be at least 1",
+    );
+    assert_has(
+        &e,
+        "`jitter` in `backoff` of `retry` of element `load` must be between 0 and 1",
+    );
+    assert_has(
+        &e,
+        "unknown key `cap` in `backoff` of `retry` of element `load`",
+    );
+    assert_has(
+        &e,
+        "unknown key `path` in `dead-letter` of element `load` (expected one of: writer)",
+    );
+    assert_has(
+        &e,
+        "missing key `writer` in `dead-letter` of element `load`",
+    );
 }
 
 #[test]
@@ -432,7 +463,10 @@ fn a_dead_letter_writer_of_an_unknown_type_and_a_skip_listener_on_a_tasklet_are_
         .build(&registry, &JobParameters::new())
         .err()
         .unwrap();
-    assert_has(&e, "job.yaml:9:40: unknown writer type `jsonnl` in step `load`");
+    assert_has(
+        &e,
+        "job.yaml:9:40: unknown writer type `jsonnl` in step `load`",
+    );
     assert_has(
         &e,
         "job.yaml:13:27: listener `journal` in step `after` is a skip or retry listener: those listen to chunk steps, and this step is a tasklet",

@@ -42,9 +42,7 @@ impl Parser<'_> {
             .aliased(f, "retry", "item-retry", what)
             .and_then(|(key, n)| self.retry(n, key, step));
         let no_rollback = self.kinds(f.get("no-rollback"), "no-rollback", what);
-        let dead_letter = f
-            .get("dead-letter")
-            .and_then(|n| self.dead_letter(n, step));
+        let dead_letter = f.get("dead-letter").and_then(|n| self.dead_letter(n, step));
         FaultDefinitions {
             skip,
             retry,
@@ -215,7 +213,10 @@ impl Parser<'_> {
             _ => {
                 self.error(
                     node.position(),
-                    format!("`{key}` in {what} must be a number, found {}", node.type_name()),
+                    format!(
+                        "`{key}` in {what} must be a number, found {}",
+                        node.type_name()
+                    ),
                 );
                 None
             }

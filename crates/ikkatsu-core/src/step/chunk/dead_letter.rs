@@ -91,6 +91,7 @@ fn own_context(context: &ExecutionContext) -> ExecutionContext {
 
 /// Describes a serializable item as JSON (or says why it cannot be).
 pub(super) fn describe<T: serde::Serialize>(item: &T) -> Value {
-    serde_json::to_value(item)
-        .unwrap_or_else(|err| Value::String(format!("(the item is not representable as JSON: {err})")))
+    serde_json::to_value(item).unwrap_or_else(|err| {
+        Value::String(format!("(the item is not representable as JSON: {err})"))
+    })
 }

@@ -130,7 +130,10 @@ where
             consumed: 0,
         };
         let mut position = match output.dead_letter {
-            Some(_) => execution.execution_context.get_u64(POSITION_KEY).unwrap_or(0),
+            Some(_) => execution
+                .execution_context
+                .get_u64(POSITION_KEY)
+                .unwrap_or(0),
             None => 0,
         };
         let mut chunk_no = 0u64;

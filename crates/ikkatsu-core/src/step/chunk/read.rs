@@ -90,7 +90,9 @@ pub(super) async fn read_into<I: Send>(
                 }
                 if faults.retries(Phase::Read, &err, attempt) {
                     attempt += 1;
-                    faults.before_retry(Phase::Read, attempt, &err, cancel).await?;
+                    faults
+                        .before_retry(Phase::Read, attempt, &err, cancel)
+                        .await?;
                     continue;
                 }
                 attempt = 0;
@@ -131,7 +133,16 @@ pub(super) async fn read_ahead<I: Send + 'static>(
             failed: None,
         };
         let items = Vec::with_capacity(chunk_size);
-        match read_into(reader.as_mut(), chunk_size, &faults, &cancel, skipped, items).await {
+        match read_into(
+            reader.as_mut(),
+            chunk_size,
+            &faults,
+            &cancel,
+            skipped,
+            items,
+        )
+        .await
+        {
             Ok(read) => chunk.read = read,
             Err(err) => chunk.failed = Some(err),
         }
@@ -156,7 +167,11 @@ pub(super) async fn read_ahead<I: Send + 'static>(
 
 /// The input positions (1-based over the step's input, after `base` items consumed before
 /// this chunk) of a chunk's items and of its read errors, which take a position each.
-pub(super) fn positions(base: u64, items: usize, errors: &[(usize, Error)]) -> (Vec<u64>, Vec<u64>) {
+pub(super) fn positions(
+    base: u64,
+    items: usize,
+    errors: &[(usize, Error)],
+) -> (Vec<u64>, Vec<u64>) {
     let mut item_positions = Vec::with_capacity(items);
     let mut error_positions = Vec::with_capacity(errors.len());
     let mut next = base;

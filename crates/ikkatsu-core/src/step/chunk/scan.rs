@@ -66,17 +66,13 @@ where
         output: &mut Output<'_, I, O>,
         error: &Error,
     ) -> Result<()> {
-        output
-            .writer
-            .rollback(&output.point)
-            .await
-            .map_err(|err| {
-                err.context(format!(
-                    "step `{}`: cannot roll back the writer after a failed write ({})",
-                    self.name,
-                    error.report()
-                ))
-            })?;
+        output.writer.rollback(&output.point).await.map_err(|err| {
+            err.context(format!(
+                "step `{}`: cannot roll back the writer after a failed write ({})",
+                self.name,
+                error.report()
+            ))
+        })?;
         execution.counts.rollback_count += 1;
         Ok(())
     }
@@ -98,7 +94,10 @@ where
             "a chunk write failed with a skippable error: writing its items one at a time"
         );
         let keep = self.records_skips();
-        let items = chunk.outputs.drain(..).zip(chunk.output_positions.drain(..));
+        let items = chunk
+            .outputs
+            .drain(..)
+            .zip(chunk.output_positions.drain(..));
         for (item, position) in items {
             match output.writer.write(std::slice::from_ref(&item)).await {
                 Ok(()) => {
