@@ -1,6 +1,6 @@
 //! Steps: the [`Step`] trait, chunk-oriented steps ([`ChunkStep`]) and tasklet steps
 //! ([`TaskletStep`]), with their retry and skip policies (fault tolerance: see
-//! [`ChunkStep`]'s module, `step::chunk`).
+//! [`ChunkStep`]).
 
 mod chunk;
 mod policy;

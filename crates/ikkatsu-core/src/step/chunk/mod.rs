@@ -1,30 +1,7 @@
 //! The chunk-oriented step: read up to `chunk_size` items, process them, write them, save
 //! the reader/writer positions and commit the step execution, until the reader is exhausted;
-//! fault tolerant in the way of Spring Batch's `FaultTolerantChunkProcessor`.
-//!
-//! # Fault tolerance
-//!
-//! * **Read**: a temporary error is retried (the reader has not moved past the item); any
-//!   read error of a skippable kind is then skipped (`read_skip_count`). Reads are never
-//!   rolled back.
-//! * **Process**: a failed item is retried on its own (temporary errors and the retry
-//!   policy's kinds; the results of the items before it are kept, as with Spring Batch's
-//!   `processorNonTransactional`), then skipped if its kind is skippable
-//!   (`process_skip_count`). An error of a **no-rollback** kind is not retried: the item is
-//!   skipped at once and the rest of the chunk goes on.
-//! * **Write**: a failed chunk write is rolled back ([`ItemWriter::rollback`]) and retried;
-//!   when the retries are spent (or the error is not retryable) and its kind is skippable,
-//!   the chunk is **scanned**: each item is written alone and made durable on its own
-//!   (`update`), a failing item is rolled back (kept, for a no-rollback kind) and skipped
-//!   (`write_skip_count`), so that every good item is written exactly once. The chunk's
-//!   positions and counts are committed to the job repository once, after the scan: a
-//!   crash during a scan redoes the whole chunk on restart, from the committed positions.
-//!
-//! Skips are limited per step execution by [`SkipPolicy::limit`] (read, process and write
-//! together); the skip after the limit fails the step with `skip limit N exceeded in
-//! <phase>: <error>`. Skipped items go to the skip listeners and the dead-letter writer
-//! when their chunk commits: a chunk that fails reports none of its skips (a restart skips
-//! them again).
+//! fault tolerant in the way of Spring Batch's `FaultTolerantChunkProcessor` (see
+//! [`ChunkStep`]).
 
 mod builder;
 mod dead_letter;
@@ -52,7 +29,30 @@ use crate::listener::{ChunkListener, SkipListener};
 
 /// A chunk-oriented step over items read as `I` and written as `O`.
 ///
-/// [`SkipPolicy`]: crate::step::SkipPolicy
+/// # Fault tolerance
+///
+/// * **Read**: a temporary error is retried (the reader has not moved past the item); any
+///   read error of a skippable kind is then skipped (`read_skip_count`). Reads are never
+///   rolled back.
+/// * **Process**: a failed item is retried on its own (temporary errors and the retry
+///   policy's kinds; the results of the items before it are kept, as with Spring Batch's
+///   `processorNonTransactional`), then skipped if its kind is skippable
+///   (`process_skip_count`). An error of a **no-rollback** kind is not retried: the item is
+///   skipped at once and the rest of the chunk goes on.
+/// * **Write**: a failed chunk write is rolled back ([`ItemWriter::rollback`]) and retried;
+///   when the retries are spent (or the error is not retryable) and its kind is skippable,
+///   the chunk is **scanned**: each item is written alone and made durable on its own
+///   (`update`), a failing item is rolled back (kept, for a no-rollback kind) and skipped
+///   (`write_skip_count`), so that every good item is written exactly once. The chunk's
+///   positions and counts are committed to the job repository once, after the scan: a
+///   crash during a scan redoes the whole chunk on restart, from the committed positions.
+///
+/// Skips are limited per step execution by [`SkipPolicy::limit`](crate::step::SkipPolicy::limit) (read, process and write
+/// together); the skip after the limit fails the step with `skip limit N exceeded in
+/// <phase>: <error>`. Skipped items go to the skip listeners and the dead-letter writer
+/// when their chunk commits: a chunk that fails reports none of its skips (a restart skips
+/// them again).///
+/// Built with [`ChunkStep::builder`]; in job files, see `docs/fault-tolerance.md`.
 pub struct ChunkStep<I, O> {
     name: String,
     chunk_size: usize,
