@@ -343,6 +343,78 @@ flow:
 }
 
 #[tokio::test]
+async fn a_step_failing_in_a_scan_restarts_from_the_last_commit_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,name\n");
+    for id in 1..=9 {
+        let name = if id == 5 || id == 6 {
+            format!("名{id}")
+        } else {
+            format!("name{id}")
+        };
+        csv.push_str(&format!("{id},{name}\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let job = |limit: u32| {
+        format!(
+            r#"
+id: scan-restart
+flow:
+  start-element: load
+  elements:
+    load:
+      chunk:
+        reader: {{ type: csv, properties: {{ path: "${{params.dir}}/in.csv" }} }}
+        writer:
+          type: csv
+          properties: {{ path: "${{params.dir}}/out.csv", encoding: windows-1252 }}
+        chunk-size: 3
+        skip: {{ limit: {limit}, on: [parse] }}
+        dead-letter:
+          writer: {{ type: jsonl, properties: {{ path: "${{params.dir}}/dead.jsonl" }} }}
+"#
+        )
+    };
+    let registry = ikkatsu::registry(AppConfig::default());
+    let params = params(dir.path());
+    let operator = JobOperator::new(Arc::new(MemoryJobRepository::new()));
+    let out = dir.path().join("out.csv");
+
+    // 1-3 committed; the scan of 4-6 makes 4 durable, skips 5 and fails on 6.
+    let (execution, step) = start(&operator, &job(1), &registry, &params).await;
+    assert_eq!(execution.status, BatchStatus::Failed);
+    assert!(
+        step.exit_status
+            .description
+            .starts_with("skip limit 1 exceeded in write: cannot write row 5 to CSV"),
+        "{}",
+        step.exit_status.description
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "id,name\n1,name1\n2,name2\n3,name3\n4,name4\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap(),
+        ""
+    );
+
+    // The restart truncates to the commit after 3 and scans 4-6 again.
+    let (execution, step) = start(&operator, &job(5), &registry, &params).await;
+    assert_eq!(execution.status, BatchStatus::Completed);
+    assert_eq!(step.counts.write_skip_count, 2);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "id,name\n1,name1\n2,name2\n3,name3\n4,name4\n7,name7\n8,name8\n9,name9\n"
+    );
+    let dead: Vec<Value> = lines(&dir.path().join("dead.jsonl"))
+        .iter()
+        .map(|l| l["item"].clone())
+        .collect();
+    assert_eq!(dead, [json!(5), json!(6)]);
+}
+
+#[tokio::test]
 async fn a_bad_line_skipped_on_read_is_a_dead_letter_without_a_record() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), "id,name\n1,a\n2,b,extra\n3,c\n").unwrap();
