@@ -7,12 +7,13 @@ mod listeners;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod chunk;
+
 use ikkatsu_core::job::RunIdIncrementer;
-use ikkatsu_core::listener::ChunkListener;
-use ikkatsu_core::step::{RetryPolicy, SkipPolicy};
+use ikkatsu_core::listener::{ChunkListener, RetryListener, SkipListener};
 use ikkatsu_core::{
-    ChunkStep, Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity,
-    TaskletStep, Transition,
+    Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity, TaskletStep,
+    Transition,
 };
 
 use crate::error::{ConfigError, ConfigErrors, Position};
@@ -20,7 +21,7 @@ use crate::interpolate::{Scope, interpolate};
 use crate::model::element::ElementBuilder;
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, FlowDefinition,
-    JobDefinition, SplitDefinition,
+    JobDefinition, Located, SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 use crate::parameters::{Settled, resolve_references, settle};
@@ -352,7 +353,33 @@ fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 struct ElementInput<'e> {
     element: &'e ElementDefinition,
     chunk_listeners: Vec<Arc<dyn ChunkListener>>,
+    fault_listeners: FaultListeners,
     errors: &'e mut ConfigErrors,
+}
+
+/// The skip and retry listeners an element names.
+#[derive(Default)]
+struct FaultListeners {
+    skip: Vec<Arc<dyn SkipListener<Record, Record>>>,
+    retry: Vec<Arc<dyn RetryListener>>,
+    /// The names registered only as skip or retry listeners.
+    only_fault: Vec<Located<String>>,
+}
+
+impl FaultListeners {
+    /// Adds the skip and retry listeners registered as `name`; whether there is one.
+    fn add(&mut self, registry: &ComponentRegistry, name: &Located<String>) -> bool {
+        let skip = registry.skip_listener(&name.value);
+        let retry = registry.retry_listener(&name.value);
+        self.skip.extend(skip.cloned());
+        self.retry.extend(retry.cloned());
+        let other = registry.step_listener(&name.value).is_some()
+            || registry.chunk_listener(&name.value).is_some();
+        if !other && (skip.is_some() || retry.is_some()) {
+            self.only_fault.push(name.clone());
+        }
+        skip.is_some() || retry.is_some()
+    }
 }
 
 /// Builds the step of one element of a job definition.
@@ -383,10 +410,12 @@ impl StepBuilder<'_> {
         element: &ElementDefinition,
         errors: &mut ConfigErrors,
     ) -> Option<FlowElement> {
-        let (step_listeners, chunk_listeners) = self.element_listeners(&element.listeners, errors);
+        let (step_listeners, chunk_listeners, fault_listeners) =
+            self.element_listeners(&element.listeners, errors);
         let input = ElementInput {
             element,
             chunk_listeners,
+            fault_listeners,
             errors,
         };
         let built = element.kind.build(self, input)?;
@@ -406,66 +435,6 @@ impl StepBuilder<'_> {
                 .with_promote_keys(element.promote_keys.clone())
                 .with_listeners(step_listeners),
         )
-    }
-
-    fn chunk(
-        &self,
-        chunk: &ChunkDefinition,
-        errors: &mut ConfigErrors,
-    ) -> Option<ikkatsu_core::step::ChunkStepBuilder<Record, Record>> {
-        let reader = self.make(
-            &chunk.reader,
-            ComponentKind::Reader,
-            errors,
-            |r, by_ref, n| r.reader(by_ref, n),
-        );
-        let processor = chunk.processor.as_ref().map(|p| {
-            self.make(p, ComponentKind::Processor, errors, |r, by_ref, n| {
-                r.processor(by_ref, n)
-            })
-        });
-        let writer = self.make(
-            &chunk.writer,
-            ComponentKind::Writer,
-            errors,
-            |r, by_ref, n| r.writer(by_ref, n),
-        );
-        let (reader, writer) = (reader?, writer?);
-        let mut builder = ChunkStep::<Record, Record>::builder(self.step)
-            .boxed_reader(reader)
-            .boxed_writer(writer);
-        match processor {
-            Some(Some(p)) => builder = builder.shared_processor(p),
-            Some(None) => return None,
-            None => {}
-        }
-        if let Some(size) = &chunk.chunk_size {
-            match usize::try_from(size.value) {
-                Ok(n) => builder = builder.chunk_size(n),
-                Err(_) => {
-                    self.err(errors, size.position, "`chunk-size` is too large");
-                    return None;
-                }
-            }
-        }
-        if let Some(read_ahead) = chunk.read_ahead {
-            builder = builder.read_ahead(read_ahead);
-        }
-        if let Some(skip) = &chunk.skip {
-            builder = builder.skip_policy(SkipPolicy::new(skip.limit, skip.kinds.clone()));
-        }
-        if let Some(retry) = &chunk.retry {
-            let mut policy = RetryPolicy::new(retry.limit);
-            policy.kinds = retry.kinds.clone();
-            if let Some(b) = retry.backoff {
-                policy.initial_backoff = b;
-            }
-            if let Some(b) = retry.max_backoff {
-                policy.max_backoff = b;
-            }
-            builder = builder.retry_policy(policy);
-        }
-        Some(builder)
     }
 
     /// Finds the factory of `component`, interpolates its properties and calls it.
@@ -563,9 +532,10 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
         let ElementInput {
             element,
             chunk_listeners,
+            fault_listeners,
             errors,
         } = input;
-        let mut builder = self.chunk(chunk, errors)?;
+        let mut builder = self.chunk(chunk, fault_listeners, errors)?;
         for l in chunk_listeners {
             builder = builder.listener(l);
         }
@@ -590,8 +560,19 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
         let ElementInput {
             element,
             chunk_listeners,
+            fault_listeners,
             errors,
         } = input;
+        for name in &fault_listeners.only_fault {
+            self.err(
+                errors,
+                name.position,
+                format!(
+                    "listener `{}` in step `{}` is a skip or retry listener: those listen to chunk steps, and this step is a tasklet",
+                    name.value, self.step
+                ),
+            );
+        }
         let tasklet = self.make(component, ComponentKind::Tasklet, errors, |r, by_ref, n| {
             r.tasklet(by_ref, n)
         })?;

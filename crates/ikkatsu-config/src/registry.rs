@@ -14,7 +14,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use ikkatsu_core::job::{JobExecutionDecider, JobParametersIncrementer};
-use ikkatsu_core::listener::{ChunkListener, JobExecutionListener, StepExecutionListener};
+use ikkatsu_core::listener::{
+    ChunkListener, JobExecutionListener, RetryListener, SkipListener, StepExecutionListener,
+};
 use ikkatsu_core::{ItemProcessor, ItemReader, ItemWriter, JobParameters, Record, Tasklet};
 
 use crate::properties::Properties;
@@ -162,6 +164,8 @@ pub struct ComponentRegistry {
     job_listeners: BTreeMap<String, Arc<dyn JobExecutionListener>>,
     step_listeners: BTreeMap<String, Arc<dyn StepExecutionListener>>,
     chunk_listeners: BTreeMap<String, Arc<dyn ChunkListener>>,
+    skip_listeners: BTreeMap<String, Arc<dyn SkipListener<Record, Record>>>,
+    retry_listeners: BTreeMap<String, Arc<dyn RetryListener>>,
     incrementers: BTreeMap<String, Arc<dyn JobParametersIncrementer>>,
 }
 
@@ -191,6 +195,8 @@ impl fmt::Debug for ComponentRegistry {
             .field("job_listeners", &keys(&self.job_listeners))
             .field("step_listeners", &keys(&self.step_listeners))
             .field("chunk_listeners", &keys(&self.chunk_listeners))
+            .field("skip_listeners", &keys(&self.skip_listeners))
+            .field("retry_listeners", &keys(&self.retry_listeners))
             .finish_non_exhaustive()
     }
 }
@@ -314,6 +320,29 @@ impl ComponentRegistry {
         self
     }
 
+    /// Registers a skip listener (`listeners: [{ref: name}]` in a chunk element), told of
+    /// every item the step skips, when its chunk commits. A name may also be registered as
+    /// another kind of listener; the step then gets each.
+    pub fn register_skip_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn SkipListener<Record, Record>>,
+    ) -> &mut Self {
+        self.skip_listeners.insert(name.into(), listener);
+        self
+    }
+
+    /// Registers a retry listener (`listeners: [{ref: name}]` in a chunk element), told of
+    /// every retry of a read, a processing or a write.
+    pub fn register_retry_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn RetryListener>,
+    ) -> &mut Self {
+        self.retry_listeners.insert(name.into(), listener);
+        self
+    }
+
     /// Registers a parameters incrementer (`incrementer: name`). `run-id` is always known.
     pub fn register_incrementer(
         &mut self,
@@ -389,6 +418,17 @@ impl ComponentRegistry {
         self.chunk_listeners.get(name)
     }
 
+    pub(crate) fn skip_listener(
+        &self,
+        name: &str,
+    ) -> Option<&Arc<dyn SkipListener<Record, Record>>> {
+        self.skip_listeners.get(name)
+    }
+
+    pub(crate) fn retry_listener(&self, name: &str) -> Option<&Arc<dyn RetryListener>> {
+        self.retry_listeners.get(name)
+    }
+
     pub(crate) fn incrementer(&self, name: &str) -> Option<&Arc<dyn JobParametersIncrementer>> {
         self.incrementers.get(name)
     }
@@ -401,6 +441,8 @@ impl ComponentRegistry {
         keys(&self.step_listeners)
             .into_iter()
             .chain(keys(&self.chunk_listeners))
+            .chain(keys(&self.skip_listeners))
+            .chain(keys(&self.retry_listeners))
             .collect()
     }
 

@@ -133,6 +133,22 @@ pub trait ItemProcessor<I, O>: Send + Sync {
 pub trait ItemWriter<T>: ItemStream {
     /// Writes the items of one chunk.
     async fn write(&mut self, items: &[T]) -> Result<()>;
+
+    /// Undoes a failed [`write`](ItemWriter::write), so that its items can be written again
+    /// (a retry) or one at a time (the scan of a chunk step that skips write errors). Called
+    /// right after `write` returned an error, with no successful `write` since the last
+    /// [`update`](ItemStream::update); `committed` holds what that `update` saved (before the
+    /// first one: what the writer was opened with, updated once).
+    ///
+    /// The default closes the writer and opens it again with `committed`: exact for writers
+    /// that resume at their saved position on open, as the restart-safe file writers do
+    /// (they truncate to the saved size). A writer whose failed write undoes itself may
+    /// return `Ok(())`; one whose writes cannot be undone (a message sent) should return an
+    /// error, and the step then fails rather than write items twice.
+    async fn rollback(&mut self, committed: &ExecutionContext) -> Result<()> {
+        self.close().await?;
+        self.open(committed).await
+    }
 }
 
 /// A processor that passes items through unchanged.
@@ -202,36 +218,61 @@ impl<T: Clone + Send + Sync> ItemReader<T> for VecItemReader<T> {
     }
 }
 
-/// Collects written items into a shared vector (for tests).
+/// Collects written items into a shared vector (for tests). Items of a failed write are
+/// dropped on [`ItemWriter::rollback`] (back to what the last [`ItemStream::update`] saw).
 #[derive(Debug, Clone, Default)]
 pub struct VecItemWriter<T> {
-    items: std::sync::Arc<std::sync::Mutex<Vec<T>>>,
+    items: std::sync::Arc<std::sync::Mutex<Written<T>>>,
+}
+
+/// The items of a [`VecItemWriter`] and how many of them the last `update` saw.
+#[derive(Debug, Default)]
+struct Written<T> {
+    items: Vec<T>,
+    committed: usize,
 }
 
 impl<T: Clone> VecItemWriter<T> {
     /// A writer with an empty shared vector.
     pub fn new() -> Self {
         VecItemWriter {
-            items: Default::default(),
+            items: std::sync::Arc::new(std::sync::Mutex::new(Written {
+                items: Vec::new(),
+                committed: 0,
+            })),
         }
     }
 
     /// A copy of everything written so far.
     pub fn items(&self) -> Vec<T> {
-        self.items.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.written().items.clone()
+    }
+
+    fn written(&self) -> std::sync::MutexGuard<'_, Written<T>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[async_trait]
-impl<T: Send> ItemStream for VecItemWriter<T> {}
+impl<T: Clone + Send> ItemStream for VecItemWriter<T> {
+    async fn update(&mut self, _context: &mut ExecutionContext) -> Result<()> {
+        let mut written = self.written();
+        written.committed = written.items.len();
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl<T: Clone + Send + Sync> ItemWriter<T> for VecItemWriter<T> {
     async fn write(&mut self, items: &[T]) -> Result<()> {
-        self.items
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(items);
+        self.written().items.extend_from_slice(items);
+        Ok(())
+    }
+
+    async fn rollback(&mut self, _committed: &ExecutionContext) -> Result<()> {
+        let mut written = self.written();
+        let committed = written.committed;
+        written.items.truncate(committed);
         Ok(())
     }
 }

@@ -112,10 +112,14 @@ pub mod prelude {
         Flow, FlowElement, FnDecider, Job, JobExecutionDecider, RunIdIncrementer, Transition,
     };
     pub use crate::launch::{JobOperator, OperatorSettings};
-    pub use crate::listener::{ChunkListener, JobExecutionListener, StepExecutionListener};
+    pub use crate::listener::{
+        ChunkListener, JobExecutionListener, RetryEvent, RetryListener, SkipListener,
+        StepExecutionListener,
+    };
     pub use crate::repository::{JobRepository, MemoryJobRepository};
     pub use crate::step::{
-        ChunkStep, RepeatStatus, RetryPolicy, SkipPolicy, Step, StepContext, Tasklet, TaskletStep,
+        ChunkStep, Phase, RepeatStatus, RetryPolicy, SkipPolicy, Step, StepContext, Tasklet,
+        TaskletStep,
     };
     pub use crate::{
         BatchStatus, CancellationToken, Error, ErrorKind, ExecutionContext, ExitStatus,

@@ -1,10 +1,14 @@
-//! Listeners: hooks before and after jobs, steps and chunks.
+//! Listeners: hooks before and after jobs, steps and chunks, and on the skips and retries
+//! of chunk steps.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::execution::{JobExecution, StepExecution};
 use crate::status::ExitStatus;
+use crate::step::Phase;
 
 /// Called before a job execution starts and after it ends (on every outcome).
 #[async_trait]
@@ -58,4 +62,59 @@ pub trait ChunkListener: Send + Sync {
         let _ = (execution, error);
         Ok(())
     }
+}
+
+/// Told of every item a chunk step skips (Spring Batch's `SkipListener`): `I` is the item
+/// as read, `O` as processed.
+///
+/// Called once per skipped item, when the chunk it was skipped in commits (before the
+/// commit, so an error fails the chunk): a chunk that fails and is rolled back reports
+/// nothing, and a restart that skips the same item again reports it once. A write skip is
+/// reported after the scan of its chunk (see [`ChunkStep`](crate::ChunkStep)).
+#[async_trait]
+pub trait SkipListener<I: Sync, O: Sync>: Send + Sync {
+    /// A read failed with `error` and was skipped (there is no item).
+    async fn on_skip_in_read(&self, error: &Error) -> Result<()> {
+        let _ = error;
+        Ok(())
+    }
+
+    /// Processing `item` failed with `error`; the item was skipped.
+    async fn on_skip_in_process(&self, item: &I, error: &Error) -> Result<()> {
+        let _ = (item, error);
+        Ok(())
+    }
+
+    /// Writing `item` failed with `error`; the item was skipped.
+    async fn on_skip_in_write(&self, item: &O, error: &Error) -> Result<()> {
+        let _ = (item, error);
+        Ok(())
+    }
+}
+
+/// A failed attempt that a chunk step is about to retry.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RetryEvent<'a> {
+    /// The step's name.
+    pub step: &'a str,
+    /// What failed: reading an item, processing one, or writing a chunk (or, in a scan,
+    /// one item).
+    pub phase: Phase,
+    /// The number of the retry about to be made (1 for the first retry).
+    pub attempt: u32,
+    /// The most retries allowed.
+    pub limit: u32,
+    /// How long the step waits before the retry.
+    pub delay: Duration,
+    /// The error of the failed attempt.
+    pub error: &'a Error,
+}
+
+/// Told of each retry of a chunk step, after an attempt failed and before the step waits to
+/// try again. An error fails the chunk.
+#[async_trait]
+pub trait RetryListener: Send + Sync {
+    /// The attempt described by `event` failed and is retried.
+    async fn on_retry(&self, event: &RetryEvent<'_>) -> Result<()>;
 }

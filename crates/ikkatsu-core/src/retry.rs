@@ -1,7 +1,7 @@
 //! [`RetryPolicy`]: the one retry policy of ikkatsu, built on [`backon`]. Only temporary
 //! errors (and, if listed, errors of extra kinds) are retried, a bounded number of times,
-//! after exponentially growing delays with random jitter (up to a quarter of the delay, so
-//! that many workers failing together do not retry together).
+//! after exponentially growing delays with random jitter (by default up to a quarter of the
+//! delay, so that many workers failing together do not retry together).
 //!
 //! It retries a chunk step's failed processing and writing, the overwrite flow's user
 //! function, and (with the same numbers, through OpenDAL's `RetryLayer`, which is backon
@@ -34,8 +34,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The largest share of a delay added at random.
-const JITTER: f64 = 0.25;
+/// The largest share of a delay added at random, unless set.
+pub const DEFAULT_JITTER: f64 = 0.25;
+
+/// How much each delay grows over the one before, unless set.
+pub const DEFAULT_MULTIPLIER: f64 = 2.0;
 
 /// How failed processing or writing is retried: only temporary errors (and, if listed,
 /// errors of extra kinds), with exponential backoff and jitter, bounded attempts.
@@ -45,10 +48,14 @@ pub struct RetryPolicy {
     pub limit: u32,
     /// Kinds retried even when the error is not marked temporary.
     pub kinds: Vec<ErrorKind>,
-    /// Delay before the first retry; doubles each time.
+    /// Delay before the first retry; multiplied by `multiplier` each time.
     pub initial_backoff: Duration,
     /// Longest delay between two attempts.
     pub max_backoff: Duration,
+    /// How much each delay grows over the one before (at least 1; default 2).
+    pub multiplier: f64,
+    /// The largest share of a delay added at random (0 to 1; default 0.25).
+    pub jitter: f64,
 }
 
 impl Default for RetryPolicy {
@@ -58,6 +65,8 @@ impl Default for RetryPolicy {
             kinds: Vec::new(),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
+            multiplier: DEFAULT_MULTIPLIER,
+            jitter: DEFAULT_JITTER,
         }
     }
 }
@@ -76,17 +85,22 @@ impl RetryPolicy {
         error.is_temporary() || self.kinds.contains(&error.kind())
     }
 
-    /// The delay before retry number `attempt` (1-based): exponential from
-    /// `initial_backoff`, capped at `max_backoff`, plus a random jitter of up to 25%.
+    /// The delay before retry number `attempt` (1-based): `initial_backoff` multiplied by
+    /// `multiplier` for each retry before, capped at `max_backoff`, plus a random jitter of
+    /// up to `jitter` of it.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial_backoff
-            .saturating_mul(
-                1u32.checked_shl(attempt.saturating_sub(1))
-                    .unwrap_or(u32::MAX),
-            )
-            .min(self.max_backoff);
-        base + base.mul_f64(fastrand::f64() * JITTER)
+        let factor = self
+            .multiplier
+            .max(1.0)
+            .powi(i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX));
+        let max = self.max_backoff.as_secs_f64();
+        let base = if factor.is_finite() {
+            (self.initial_backoff.as_secs_f64() * factor).min(max)
+        } else {
+            max
+        };
+        let base = Duration::try_from_secs_f64(base).unwrap_or(self.max_backoff);
+        base + base.mul_f64(fastrand::f64() * self.jitter.clamp(0.0, 1.0))
     }
 
     /// Runs `op` until it succeeds, fails with a non-retryable error, or the attempts run
@@ -221,10 +235,38 @@ mod tests {
             kinds: vec![],
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
+            ..RetryPolicy::default()
         };
         assert!(policy.backoff(1) >= Duration::from_millis(100));
         assert!(policy.backoff(1) < Duration::from_millis(130));
         assert!(policy.backoff(3) >= Duration::from_millis(400));
         assert!(policy.backoff(30) <= Duration::from_millis(1250));
+        assert!(policy.backoff(u32::MAX) <= Duration::from_millis(1250));
+    }
+
+    #[test]
+    fn multiplier_and_jitter_shape_the_delays() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_secs(60),
+            multiplier: 3.0,
+            jitter: 0.0,
+            ..RetryPolicy::new(5)
+        };
+        for (attempt, millis) in [(1, 10), (2, 30), (3, 90), (4, 270)] {
+            let delay = policy.backoff(attempt).as_secs_f64() * 1000.0;
+            assert!(
+                (delay - f64::from(millis)).abs() < 0.001,
+                "{attempt}: {delay}"
+            );
+        }
+        let jittered = RetryPolicy {
+            jitter: 1.0,
+            ..policy
+        };
+        for _ in 0..50 {
+            let delay = jittered.backoff(2);
+            assert!(delay >= Duration::from_millis(30) && delay <= Duration::from_millis(60));
+        }
     }
 }

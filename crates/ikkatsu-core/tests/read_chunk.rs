@@ -294,8 +294,10 @@ async fn read_ahead_gives_the_same_counts_skips_positions_and_restarts() {
     assert_eq!(ahead[1].status, BatchStatus::Completed);
     let expected: Vec<i64> = (1..=40).filter(|n| n % 5 != 0).collect();
     assert_eq!(ahead[1].written, expected);
-    // The last chunk read only the (skipped) 40, so nothing was committed after 36-39.
-    assert_eq!(ahead[1].next, Some(40));
+    // The last chunk read only the (skipped) 40; it commits all the same (as in Spring
+    // Batch), saving the position after it and the skip with it.
+    assert_eq!(ahead[1].next, Some(41));
+    assert_eq!(ahead[1].counts.read_skip_count, 5);
 
     // Read errors beyond the skip limit fail the step at the same chunk, with the same
     // committed position, although the read-ahead task got further.

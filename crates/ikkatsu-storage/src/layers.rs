@@ -38,6 +38,7 @@ impl StorageOptions {
             kinds: Vec::new(),
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            ..RetryPolicy::default()
         }
     }
 }

@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use ikkatsu_core::listener::{ChunkListener, JobExecutionListener, StepExecutionListener};
 
-use super::{StepBuilder, list};
+use super::{FaultListeners, StepBuilder, list};
 use crate::error::ConfigErrors;
 use crate::model::{ComponentDefinition, ComponentSelector};
 use crate::registry::{ComponentKind, Listeners};
 
-/// The listeners of an element: before/after the step, and around its chunks.
+/// The listeners of an element: before/after the step, around its chunks, and on its
+/// skips and retries.
 pub(super) type ElementListeners = (
     Vec<Arc<dyn StepExecutionListener>>,
     Vec<Arc<dyn ChunkListener>>,
+    FaultListeners,
 );
 
 impl StepBuilder<'_> {
@@ -81,6 +83,7 @@ impl StepBuilder<'_> {
     ) -> ElementListeners {
         let mut step_listeners = Vec::new();
         let mut chunk_listeners = Vec::new();
+        let mut fault_listeners = FaultListeners::default();
         for definition in definitions {
             match &definition.selector {
                 ComponentSelector::Ref(name) => {
@@ -92,7 +95,8 @@ impl StepBuilder<'_> {
                     if let Some(l) = chunk {
                         chunk_listeners.push(l.clone());
                     }
-                    if step.is_none() && chunk.is_none() {
+                    let fault = fault_listeners.add(self.registry, name);
+                    if step.is_none() && chunk.is_none() && !fault {
                         self.err(
                             errors,
                             name.position,
@@ -121,6 +125,6 @@ impl StepBuilder<'_> {
                 }
             }
         }
-        (step_listeners, chunk_listeners)
+        (step_listeners, chunk_listeners, fault_listeners)
     }
 }

@@ -20,16 +20,20 @@ pub struct ChunkDefinition {
     pub writer: ComponentDefinition,
     /// Items per chunk (`chunk-size` or `commit-interval`; default 100).
     pub chunk_size: Option<Located<u64>>,
-    /// Which read/process errors may be skipped.
+    /// Which read, process and write errors may be skipped (`skip`, alias `item-skip`).
     pub skip: Option<SkipDefinition>,
-    /// How process/write errors are retried.
+    /// How read, process and write errors are retried (`retry`, alias `item-retry`).
     pub retry: Option<RetryDefinition>,
+    /// `no-rollback`: error kinds whose process or write errors do not roll back the chunk.
+    pub no_rollback: Vec<ErrorKind>,
+    /// `dead-letter: {writer}`: where skipped items are written.
+    pub dead_letter: Option<ComponentDefinition>,
     /// `read-ahead`: read the next chunk while the current one is written (default: true,
     /// for readers that allow it).
     pub read_ahead: Option<bool>,
 }
 
-/// `item-skip: {limit, kinds}`.
+/// `skip: {limit, on}` (alias `item-skip`, with `kinds` for `on`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SkipDefinition {
     /// Most items skipped per step execution.
@@ -38,7 +42,8 @@ pub struct SkipDefinition {
     pub kinds: Vec<ErrorKind>,
 }
 
-/// `item-retry: {limit, kinds, backoff, max-backoff}`.
+/// `retry: {limit, on, backoff: {initial, max, multiplier, jitter}}` (alias `item-retry`,
+/// with `kinds` for `on`, `backoff` as a duration and `max-backoff`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryDefinition {
     /// Retries after the first attempt.
@@ -49,6 +54,10 @@ pub struct RetryDefinition {
     pub backoff: Option<Duration>,
     /// Longest delay between attempts.
     pub max_backoff: Option<Duration>,
+    /// How much each delay grows over the one before.
+    pub multiplier: Option<f64>,
+    /// The largest share of a delay added at random (0 to 1).
+    pub jitter: Option<f64>,
 }
 
 /// A component named by built-in `type` or by `ref`, with its `properties`.

@@ -4,9 +4,11 @@
 //! together.
 //!
 //! This module holds the walker and its checks of single values; [`job`] reads the job and
-//! its flow, [`step`] an element and its components, [`transitions`] the transitions, and
+//! its flow, [`step`] an element and its components, [`fault`] the skip, retry and
+//! dead-letter keys of a chunk, [`transitions`] the transitions, and
 //! [`crate::model::element`] the table of element kinds.
 
+pub(crate) mod fault;
 pub(crate) mod job;
 pub(crate) mod step;
 pub(crate) mod transitions;

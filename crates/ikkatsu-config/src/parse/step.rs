@@ -1,18 +1,18 @@
 //! An element of the flow: the keys every element has, its kind (through the table in
 //! [`crate::model::element`], whose parse methods are implemented here), and the parts of
-//! steps: chunks, components, skip and retry policies.
+//! steps: chunks and components (their fault tolerance: [`super::fault`]).
 
 use std::time::Duration;
 
-use ikkatsu_core::ErrorKind;
 use ikkatsu_core::duration::HumanDuration;
 
+use super::fault::FAULT_KEYS;
 use super::{Fields, Parser};
 use crate::error::Position;
 use crate::model::element::{ElementParser, KIND_KEYS, supported_kinds};
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, Located,
-    RetryDefinition, SkipDefinition, SplitDefinition,
+    SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 
@@ -22,13 +22,9 @@ const CHUNK_KEYS: &[&str] = &[
     "writer",
     "chunk-size",
     "commit-interval",
-    "item-skip",
-    "item-retry",
     "read-ahead",
 ];
 const COMPONENT_KEYS: &[&str] = &["type", "ref", "properties"];
-const SKIP_KEYS: &[&str] = &["limit", "kinds"];
-const RETRY_KEYS: &[&str] = &["limit", "kinds", "backoff", "max-backoff"];
 
 impl ElementParser for Parser<'_> {
     fn parse_chunk(&mut self, node: &Node, what: &str) -> Option<Box<ChunkDefinition>> {
@@ -123,7 +119,8 @@ impl Parser<'_> {
 
     pub(crate) fn chunk(&mut self, node: &Node, step: &str) -> Option<ChunkDefinition> {
         let what = format!("the chunk of {step}");
-        let f = self.map(node, &what, CHUNK_KEYS)?;
+        let keys: Vec<&str> = CHUNK_KEYS.iter().chain(FAULT_KEYS).copied().collect();
+        let f = self.map(node, &what, &keys)?;
         let reader = self
             .required(&f, "reader", &what)
             .and_then(|n| self.component(n, &format!("the reader of {step}")));
@@ -151,8 +148,7 @@ impl Parser<'_> {
                 .map(|v| Located::new(v, n.position())),
             (None, None) => None,
         };
-        let skip = f.get("item-skip").and_then(|n| self.skip(n, step));
-        let retry = f.get("item-retry").and_then(|n| self.retry(n, step));
+        let faults = self.faults(&f, step, &what);
         let read_ahead = f
             .get("read-ahead")
             .and_then(|n| self.boolean(n, "read-ahead", &what));
@@ -161,81 +157,11 @@ impl Parser<'_> {
             processor,
             writer: writer?,
             chunk_size,
-            skip,
-            retry,
+            skip: faults.skip,
+            retry: faults.retry,
+            no_rollback: faults.no_rollback,
+            dead_letter: faults.dead_letter,
             read_ahead,
-        })
-    }
-
-    pub(crate) fn kinds(&mut self, node: Option<&Node>, what: &str) -> Vec<ErrorKind> {
-        let Some(node) = node else {
-            return Vec::new();
-        };
-        let Some(items) = self.list(node, "kinds", what) else {
-            return Vec::new();
-        };
-        let mut kinds = Vec::new();
-        for item in items {
-            let Some(name) = self.text(item, "kinds", what) else {
-                continue;
-            };
-            match ErrorKind::parse(name.value.trim()) {
-                Some(kind) => kinds.push(kind),
-                None => self.error(
-                    item.position(),
-                    format!(
-                        "unknown error kind `{}` in {what} (expected one of: {})",
-                        name.value,
-                        ErrorKind::ALL.map(ErrorKind::as_str).join(", ")
-                    ),
-                ),
-            }
-        }
-        kinds
-    }
-
-    pub(crate) fn skip(&mut self, node: &Node, step: &str) -> Option<SkipDefinition> {
-        let what = format!("`item-skip` of {step}");
-        let f = self.map(node, &what, SKIP_KEYS)?;
-        let limit = self
-            .required(&f, "limit", &what)
-            .and_then(|n| self.count(n, "limit", &what, 0));
-        let kinds = self.kinds(f.get("kinds"), &what);
-        Some(SkipDefinition {
-            limit: limit?,
-            kinds,
-        })
-    }
-
-    pub(crate) fn retry(&mut self, node: &Node, step: &str) -> Option<RetryDefinition> {
-        let what = format!("`item-retry` of {step}");
-        let f = self.map(node, &what, RETRY_KEYS)?;
-        let limit = self
-            .required(&f, "limit", &what)
-            .and_then(|n| self.count(n, "limit", &what, 0));
-        let limit = match limit.map(u32::try_from) {
-            Some(Ok(n)) => Some(n),
-            Some(Err(_)) => {
-                self.error(
-                    f.key_position("limit"),
-                    format!("`limit` in {what} is too large"),
-                );
-                None
-            }
-            None => None,
-        };
-        let kinds = self.kinds(f.get("kinds"), &what);
-        let backoff = f
-            .get("backoff")
-            .and_then(|n| self.duration(n, "backoff", &what));
-        let max_backoff = f
-            .get("max-backoff")
-            .and_then(|n| self.duration(n, "max-backoff", &what));
-        Some(RetryDefinition {
-            limit: limit?,
-            kinds,
-            backoff,
-            max_backoff,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Steps: the [`Step`] trait, chunk-oriented steps ([`ChunkStep`]) and tasklet steps
-//! ([`TaskletStep`]), with their retry and skip policies.
+//! ([`TaskletStep`]), with their retry and skip policies (fault tolerance: see
+//! [`ChunkStep`]).
 
 mod chunk;
 mod policy;
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use chunk::{ChunkStep, ChunkStepBuilder};
-pub use policy::{RetryPolicy, SkipPolicy};
+pub use policy::{Phase, RetryPolicy, SkipPolicy};
 pub use tasklet::{RepeatStatus, Tasklet, TaskletStep};
 
 use crate::context::ExecutionContext;

@@ -349,4 +349,9 @@ impl ItemWriter<Record> for ObjectItemWriter {
         }
         Ok(())
     }
+
+    /// A failed `write` has undone itself (its parts are deleted): nothing is left to undo.
+    async fn rollback(&mut self, _committed: &ExecutionContext) -> Result<()> {
+        Ok(())
+    }
 }
