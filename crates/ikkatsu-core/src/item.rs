@@ -276,3 +276,31 @@ impl<T: Clone + Send + Sync> ItemWriter<T> for VecItemWriter<T> {
         Ok(())
     }
 }
+
+/// Where in a chunk an item failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Reading the item.
+    Read,
+    /// Processing the item.
+    Process,
+    /// Writing the item.
+    Write,
+}
+
+impl Phase {
+    /// `read`, `process` or `write`: the name in messages and dead letters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Read => "read",
+            Phase::Process => "process",
+            Phase::Write => "write",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

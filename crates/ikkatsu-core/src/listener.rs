@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::execution::{JobExecution, StepExecution};
+use crate::item::Phase;
 use crate::status::ExitStatus;
-use crate::step::Phase;
 
 /// Called before a job execution starts and after it ends (on every outcome).
 #[async_trait]

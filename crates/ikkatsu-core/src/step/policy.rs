@@ -2,38 +2,9 @@
 //! happened in. The retry policy is [`crate::retry::RetryPolicy`], shared with the overwrite
 //! flow and the storage layer.
 
-use std::fmt;
-
 use crate::error::{Error, ErrorKind};
+pub use crate::item::Phase;
 pub use crate::retry::RetryPolicy;
-
-/// Where in a chunk an item failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Reading the item.
-    Read,
-    /// Processing the item.
-    Process,
-    /// Writing the item.
-    Write,
-}
-
-impl Phase {
-    /// `read`, `process` or `write`: the name in messages and dead letters.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Read => "read",
-            Phase::Process => "process",
-            Phase::Write => "write",
-        }
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Which failed items may be skipped, and how many in one step execution (read, process
 /// and write skips together).
