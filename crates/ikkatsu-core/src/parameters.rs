@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -55,15 +55,21 @@ impl ParameterValue {
                 "false" | "no" | "0" => false,
                 _ => return Err(bad("bool (true/false)")),
             }),
+            // Years 0000 to 9999, as YYYY and RFC 3339 write them: the value's text (what
+            // `${params.x}` gives, what `ikkatsu executions` shows) parses back.
             Some("date") => ParameterValue::Date(
                 NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-                    .map_err(|_| bad("date (YYYY-MM-DD)"))?,
+                    .ok()
+                    .filter(|date| (0..=9999).contains(&date.year()))
+                    .ok_or_else(|| bad("date (YYYY-MM-DD)"))?,
             ),
-            Some("datetime") => {
-                ParameterValue::DateTime(parse_datetime(raw.trim()).ok_or_else(|| {
-                    bad("date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z; without an offset: UTC)")
-                })?)
-            }
+            Some("datetime") => ParameterValue::DateTime(
+                parse_datetime(raw.trim())
+                    .filter(|time| (0..=9999).contains(&time.year()))
+                    .ok_or_else(|| {
+                        bad("date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z; without an offset: UTC)")
+                    })?,
+            ),
             _ => {
                 return Err(Error::config(format!(
                     "unknown job parameter type `{type_name}`: use string, integer, float, bool, date or datetime"

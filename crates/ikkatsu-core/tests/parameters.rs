@@ -26,3 +26,42 @@ fn a_float_parameter_reads_back_from_json_unchanged() {
     assert_eq!(stored, parameters, "{json}");
     assert_eq!(stored.job_key(), parameters.job_key());
 }
+
+/// A date-time before the year 0 in UTC (`-3-01-31T12:00:00.5`, or `0000-01-01T00:30:00+01:00`)
+/// was accepted, but its text (`-0003-…`, what `${params.x}` gives) is no RFC 3339 date-time
+/// and did not parse back. Dates and date-times are limited to the years 0000 to 9999.
+#[test]
+fn a_date_or_date_time_outside_the_years_0000_to_9999_is_refused() {
+    for spec in [
+        "input=-3-01-31T12:00:00.5,java.time.LocalDateTime",
+        "at=0000-01-01T00:30:00+01:00,datetime",
+        "at=+10000-01-01T00:00:00,datetime",
+        "day=-3-01-31,date",
+        "day=+10000-01-01,date",
+    ] {
+        let err = JobParameters::new().insert_parsed(spec).unwrap_err();
+        assert!(
+            err.message().contains("is not a valid date"),
+            "{spec}: {err}"
+        );
+    }
+    let mut parameters = JobParameters::new();
+    for spec in [
+        "first=0000-01-01T00:00:00Z,datetime",
+        "last=9999-12-31T23:59:59.999999999Z,datetime",
+        "day=0000-01-01,date",
+        "end=9999-12-31,date",
+    ] {
+        parameters.insert_parsed(spec).unwrap();
+    }
+    for (name, parameter) in parameters.iter() {
+        let again = format!(
+            "{name}={},{}",
+            parameter.value.to_text(),
+            parameter.value.type_name()
+        );
+        let mut back = JobParameters::new();
+        back.insert_parsed(&again).unwrap();
+        assert_eq!(back.get(name), Some(parameter), "{again}");
+    }
+}
