@@ -40,7 +40,10 @@ fn every_fuzz_target_has_its_source_and_seeds() {
         assert_eq!(path, &format!("fuzz_targets/{name}.rs"));
         let source = read(&fuzz.join(path));
         assert!(source.contains("fuzz_target!"), "{path}");
-        assert!(source.starts_with("//! "), "{path} does not say what it checks");
+        assert!(
+            source.starts_with("//! "),
+            "{path} does not say what it checks"
+        );
         let seeds = std::fs::read_dir(fuzz.join("seeds").join(name))
             .unwrap_or_else(|err| panic!("fuzz/seeds/{name}: {err}"))
             .count();
@@ -72,7 +75,10 @@ fn scripts_fuzz_lists_the_targets_and_explains_itself() {
         .unwrap();
     assert!(help.status.success(), "{help:?}");
     let help = String::from_utf8(help.stdout).unwrap();
-    assert!(help.contains("scripts/fuzz [SECONDS] [TARGET...]"), "{help}");
+    assert!(
+        help.contains("scripts/fuzz [SECONDS] [TARGET...]"),
+        "{help}"
+    );
 
     let unknown = Command::new("bash")
         .arg(&script)
