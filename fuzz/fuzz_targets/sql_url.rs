@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(url) = std::str::from_utf8(data) else {
         return;
     };
-    let secrets = Secrets::of_url(url);
+    let secrets = Secrets::of_url(url, url);
     let shown = shown_texts(url);
     let blanked = shown_texts(&secrets.blank(url));
     for ((what, shown), (_, blanked)) in shown.iter().zip(&blanked) {

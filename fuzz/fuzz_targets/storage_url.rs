@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let url = text.split('\n').next().unwrap_or_default();
-    let mut secrets = Secrets::of_url(url);
+    let mut secrets = Secrets::of_url(url, text);
     for (key, value) in options(text) {
         if is_secret_name(key) {
             secrets.add(text, value);

@@ -84,12 +84,13 @@ pub struct Secrets {
 impl Secrets {
     /// The password of `url` and the values of its secret-named query parameters, by the
     /// rule of `ikkatsu_core::secret::mask_url` (the query after the first `?` of the URL
-    /// with its password masked, split at `&`).
-    pub fn of_url(url: &str) -> Secrets {
+    /// with its password masked, split at `&`). `input` is all the target was given (the URL
+    /// and what comes with it).
+    pub fn of_url(url: &str, input: &str) -> Secrets {
         let mut secrets = Secrets::default();
         let mut without_password = url.to_string();
         if let Some(password) = url_password(url) {
-            secrets.add(url, password);
+            secrets.add(input, password);
             let start = password.as_ptr() as usize - url.as_ptr() as usize;
             without_password.replace_range(start..start + password.len(), "***");
         }
@@ -98,7 +99,7 @@ impl Secrets {
                 if let Some((key, value)) = pair.split_once('=')
                     && is_secret_name(&percent_decode(key))
                 {
-                    secrets.add(url, value);
+                    secrets.add(input, value);
                 }
             }
         }

@@ -108,6 +108,8 @@ impl StorageUrl {
                         None => (after, ""),
                     };
                     if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                        // The host without the user and password written before it.
+                        let host = host.rsplit('@').next().unwrap_or(host);
                         return Err(Error::config(format!(
                             "storage URL {shown}: file URLs cannot name a remote host ({host}); \
                              write `file:///absolute/path`"
@@ -456,6 +458,27 @@ mod tests {
         );
         assert!(!debug.contains("hunter"), "{debug}");
         assert!(debug.contains("region"), "{debug}");
+    }
+
+    /// Found by the `storage_url` fuzz target (`scripts/fuzz`): the error about a file URL
+    /// naming a host showed the user and password written before the host.
+    #[test]
+    fn a_file_url_with_a_host_keeps_its_password_out_of_the_error() {
+        let err =
+            StorageUrl::parse("file://us%40er:p%3Ass@[sftp://us//repass\u{2026}}").unwrap_err();
+        assert!(!err.message().contains("p%3Ass"), "{}", err.message());
+        assert!(
+            err.message().contains("remote host ([sftp:)"),
+            "{}",
+            err.message()
+        );
+        let err = StorageUrl::parse("file://bob:hunter22@server/share").unwrap_err();
+        assert!(!err.message().contains("hunter22"), "{}", err.message());
+        assert!(
+            err.message().contains("remote host (server)"),
+            "{}",
+            err.message()
+        );
     }
 
     proptest::proptest! {
