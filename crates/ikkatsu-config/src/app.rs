@@ -80,7 +80,10 @@ impl AppConfig {
             return Ok(AppConfig::default());
         }
         let mut errors = ConfigErrors::new();
-        let scope = Scope { params: None };
+        let scope = Scope {
+            params: None,
+            late: None,
+        };
         let node = interpolate_tree(&node, None, &scope, &mut |position, key, message| {
             errors.push(ConfigError::new(
                 origin,

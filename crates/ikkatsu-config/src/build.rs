@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 mod chunk;
+mod late;
+mod partition;
 
 use ikkatsu_core::job::RunIdIncrementer;
 use ikkatsu_core::listener::{ChunkListener, RetryListener, SkipListener};
@@ -17,11 +19,11 @@ use ikkatsu_core::{
 };
 
 use crate::error::{ConfigError, ConfigErrors, Position};
-use crate::interpolate::{Scope, interpolate};
+use crate::interpolate::{LateValues, Scope, interpolate};
 use crate::model::element::ElementBuilder;
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, FlowDefinition,
-    JobDefinition, Located, SplitDefinition,
+    JobDefinition, Located, PartitionDefinition, SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 use crate::parameters::{Settled, resolve_references, settle};
@@ -280,6 +282,7 @@ impl JobDefinition {
             parameters: &merged,
             validating,
             step: "",
+            late: None,
         };
         let job_listeners = job_builder.job_listeners(&self.listeners, &mut errors);
 
@@ -331,6 +334,7 @@ impl JobDefinition {
                 parameters,
                 validating,
                 step: &element.name.value,
+                late: None,
             };
             if let Some(flow_element) = builder.element(element, errors) {
                 elements.insert(element.name.value.clone(), flow_element);
@@ -358,7 +362,7 @@ struct ElementInput<'e> {
 }
 
 /// The skip and retry listeners an element names.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct FaultListeners {
     skip: Vec<Arc<dyn SkipListener<Record, Record>>>,
     retry: Vec<Arc<dyn RetryListener>>,
@@ -389,6 +393,9 @@ pub(crate) struct StepBuilder<'a> {
     parameters: &'a JobParameters,
     validating: bool,
     step: &'a str,
+    /// The contexts of `${context.…}` and `${partition.…}`, when building a step as it
+    /// starts (see `build/late.rs`).
+    late: Option<LateValues<'a>>,
 }
 
 impl StepBuilder<'_> {
@@ -418,7 +425,11 @@ impl StepBuilder<'_> {
             fault_listeners,
             errors,
         };
-        let built = element.kind.build(self, input)?;
+        let built = if self.late.is_none() && late::late_bound(&element.kind) {
+            self.late_element(element, input)?
+        } else {
+            element.kind.build(self, input)?
+        };
         Some(
             built
                 .with_transitions(
@@ -452,21 +463,7 @@ impl StepBuilder<'_> {
         let factory = find(self.registry, by_ref, &name.value);
         let properties = self.interpolate(&component.properties, None, errors);
         let Some(factory) = factory else {
-            let (what, known) = if by_ref {
-                ("ref", self.registry.ref_names(kind))
-            } else {
-                ("type", self.registry.type_names(kind))
-            };
-            self.err(
-                errors,
-                name.position,
-                format!(
-                    "unknown {kind} {what} `{}` in {} (registered {kind} {what}s: {})",
-                    name.value,
-                    self.place(),
-                    list(known)
-                ),
-            );
+            self.unknown(component, kind, errors);
             return None;
         };
         let properties = properties?;
@@ -502,6 +499,29 @@ impl StepBuilder<'_> {
         }
     }
 
+    /// Reports that `component` names no registered `kind` type or ref.
+    fn unknown(
+        &self,
+        component: &ComponentDefinition,
+        kind: ComponentKind,
+        errors: &mut ConfigErrors,
+    ) {
+        let (what, name, known) = match &component.selector {
+            ComponentSelector::Ref(n) => ("ref", n, self.registry.ref_names(kind)),
+            ComponentSelector::Type(n) => ("type", n, self.registry.type_names(kind)),
+        };
+        self.err(
+            errors,
+            name.position,
+            format!(
+                "unknown {kind} {what} `{}` in {} (registered {kind} {what}s: {})",
+                name.value,
+                self.place(),
+                list(known)
+            ),
+        );
+    }
+
     /// A copy of `node` with every string interpolated; errors name the key and position.
     fn interpolate(
         &self,
@@ -511,6 +531,7 @@ impl StepBuilder<'_> {
     ) -> Option<Node> {
         let scope = Scope {
             params: Some(self.parameters),
+            late: self.late,
         };
         interpolate_tree(node, key, &scope, &mut |position, key, message| {
             self.err(
@@ -595,6 +616,14 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
             |r, by_ref, n| r.decider(by_ref, n),
         )?;
         Some(FlowElement::decision(decider))
+    }
+
+    fn partition(
+        &self,
+        partition: &Box<PartitionDefinition>,
+        input: ElementInput<'e>,
+    ) -> Self::Output {
+        self.partition_step(partition, input)
     }
 
     fn split(&self, split: &SplitDefinition, input: ElementInput<'e>) -> Self::Output {

@@ -1,6 +1,10 @@
 //! Interpolation of `${...}` references in string values.
 //!
 //! * `${params.NAME}`: the job parameter `NAME` (after the defaults are merged);
+//! * `${context.KEY}`: the entry `KEY` of the job execution context when the step starts
+//!   (late binding: a step whose properties use it is built when it starts);
+//! * `${partition.KEY}`: the entry `partition.KEY` of a partition's context (in the worker
+//!   step of a `partition` element, built for each partition);
 //! * `${NAME}` or `${env.NAME}`: the environment variable `NAME`;
 //! * `${...:-default}`: `default` when the parameter or variable is not set;
 //! * `${file:/path}`: the trimmed contents of the file (a secret);
@@ -11,14 +15,36 @@
 
 use std::path::Path;
 
-use ikkatsu_core::JobParameters;
 use ikkatsu_core::secret::is_secret_name;
+use ikkatsu_core::{ExecutionContext, JobParameters};
 
 /// What a value may refer to.
 pub(crate) struct Scope<'a> {
     /// The job parameters, or `None` where `${params.…}` is not allowed (in parameter
     /// defaults).
     pub(crate) params: Option<&'a JobParameters>,
+    /// The contexts late-bound references read, or `None` before the step starts.
+    pub(crate) late: Option<LateValues<'a>>,
+}
+
+/// What `${context.KEY}` and `${partition.KEY}` read, when a step starts.
+#[derive(Clone, Copy)]
+pub(crate) struct LateValues<'a> {
+    /// The job execution's context.
+    pub(crate) job: &'a ExecutionContext,
+    /// The step execution's context (a partition's: its `partition.*` keys).
+    pub(crate) step: &'a ExecutionContext,
+}
+
+/// The prefixes of late-bound references.
+const LATE_PREFIXES: [&str; 2] = ["${context.", "${partition."];
+
+/// Whether `text` holds a late-bound reference (`${context.…}`, `${partition.…}`).
+pub(crate) fn references_late(text: &str) -> bool {
+    LATE_PREFIXES.iter().any(|prefix| {
+        text.match_indices(prefix)
+            .any(|(i, _)| i == 0 || text.as_bytes()[i - 1] != b'$')
+    })
 }
 
 /// A resolved value: the text and whether it holds a secret.
@@ -135,6 +161,34 @@ fn resolve(expr: &str, scope: &Scope<'_>) -> Result<(String, bool), String> {
             )),
         };
     }
+    for (prefix, stored_prefix) in [("context.", ""), ("partition.", "partition.")] {
+        let Some(key) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(late) = scope.late else {
+            return Err(format!(
+                "`${{{expr}}}` is read when the step starts; it can be used only in the properties of a step's components"
+            ));
+        };
+        let (context, whose) = if prefix == "context." {
+            (late.job, "the job execution context")
+        } else {
+            (late.step, "the partition's context")
+        };
+        return match (context.get_value(&format!("{stored_prefix}{key}")), default) {
+            (Some(serde_json::Value::String(text)), _) => Ok((text.clone(), false)),
+            (Some(value), _) => Ok((value.to_string(), false)),
+            (None, Some(default)) => Ok((default.to_string(), false)),
+            (None, None) => Err(format!(
+                "{whose} has no `{key}`{}; or write `${{{prefix}{key}:-DEFAULT}}`",
+                if prefix == "context." {
+                    " (an earlier step puts it there with `execution-context-promotion`, or a tasklet)"
+                } else {
+                    " (the partitioner sets the partition's keys)"
+                }
+            )),
+        };
+    }
     let var = name.strip_prefix("env.").unwrap_or(name);
     if var.is_empty() {
         return Err(format!("empty reference `${{{expr}}}`"));
@@ -176,6 +230,7 @@ mod tests {
             value,
             &Scope {
                 params: Some(params),
+                late: None,
             },
         )
     }

@@ -29,7 +29,14 @@ pub(crate) fn settle(name: &str, raw: &str) -> Result<Settled, Vec<String>> {
     if !is_reference(name, raw) {
         return Ok(Settled::Value(raw.to_string()));
     }
-    let resolved = interpolate(Some(name), raw, &Scope { params: None })?;
+    let resolved = interpolate(
+        Some(name),
+        raw,
+        &Scope {
+            params: None,
+            late: None,
+        },
+    )?;
     Ok(if resolved.secret {
         Settled::Reference
     } else {
@@ -78,7 +85,10 @@ pub fn launch_parameters(given: &JobParameters) -> Result<JobParameters, ConfigE
 pub(crate) fn resolve_references(
     parameters: &JobParameters,
 ) -> (JobParameters, Vec<(String, String)>) {
-    let scope = Scope { params: None };
+    let scope = Scope {
+        params: None,
+        late: None,
+    };
     let mut out = parameters.clone();
     let mut errors = Vec::new();
     for (name, param) in parameters.iter() {

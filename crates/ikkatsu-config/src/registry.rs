@@ -17,6 +17,7 @@ use ikkatsu_core::job::{JobExecutionDecider, JobParametersIncrementer};
 use ikkatsu_core::listener::{
     ChunkListener, JobExecutionListener, RetryListener, SkipListener, StepExecutionListener,
 };
+use ikkatsu_core::partition::{PartitionBroker, Partitioner};
 use ikkatsu_core::{ItemProcessor, ItemReader, ItemWriter, JobParameters, Record, Tasklet};
 
 use crate::properties::Properties;
@@ -62,6 +63,34 @@ pub type TaskletFactory = Factory<Arc<dyn Tasklet>>;
 pub type DeciderFactory = Factory<Arc<dyn JobExecutionDecider>>;
 /// Makes a listener of a type (`listeners: [{type: log}]`).
 pub type ListenerFactory = Factory<Listeners>;
+/// Makes a partitioner (`partition: {partitioner: {type: range}}`).
+pub type PartitionerFactory = Factory<Arc<dyn Partitioner>>;
+
+/// Where a partitioned step's remote workers are reached: the broker URL (it may hold a
+/// password: never log it, use [`ikkatsu_core::secret`]) and the queue or subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerSettings {
+    /// `amqp://user:password@host:5672/vhost`, `nats://host:4222`, ...
+    pub url: String,
+    /// The queue (RabbitMQ) or subject (NATS) partition requests travel on.
+    pub queue: String,
+}
+
+impl BrokerSettings {
+    /// Settings for `url` and `queue`.
+    pub fn new(url: impl Into<String>, queue: impl Into<String>) -> Self {
+        BrokerSettings {
+            url: url.into(),
+            queue: queue.into(),
+        }
+    }
+}
+
+/// Makes a broker client from its settings. It must not connect: it connects when it first
+/// sends or receives (factories also run for `validate`).
+pub type BrokerFactory =
+    Arc<dyn Fn(&BrokerSettings) -> ikkatsu_core::Result<Arc<dyn PartitionBroker>> + Send + Sync>;
 
 /// What a listener type's factory makes: the listener of each level it listens at. At the
 /// job level (`listeners` of the job) the job listener is used, in an element the step
@@ -89,6 +118,8 @@ pub enum ComponentKind {
     Decider,
     /// A listener (`listeners: [{type: ...}]`).
     Listener,
+    /// A partitioner (of a `partition` element).
+    Partitioner,
 }
 
 impl ComponentKind {
@@ -101,6 +132,7 @@ impl ComponentKind {
             ComponentKind::Tasklet => "tasklet",
             ComponentKind::Decider => "decider",
             ComponentKind::Listener => "listener",
+            ComponentKind::Partitioner => "partitioner",
         }
     }
 }
@@ -161,6 +193,8 @@ pub struct ComponentRegistry {
     tasklets: Factories<Arc<dyn Tasklet>>,
     deciders: Factories<Arc<dyn JobExecutionDecider>>,
     listeners: Factories<Listeners>,
+    partitioners: Factories<Arc<dyn Partitioner>>,
+    brokers: BTreeMap<String, BrokerFactory>,
     job_listeners: BTreeMap<String, Arc<dyn JobExecutionListener>>,
     step_listeners: BTreeMap<String, Arc<dyn StepExecutionListener>>,
     chunk_listeners: BTreeMap<String, Arc<dyn ChunkListener>>,
@@ -246,6 +280,36 @@ impl ComponentRegistry {
         writers, Box<dyn ItemWriter<Record>>, register_writer, register_writer_ref, "writer";
         tasklets, Arc<dyn Tasklet>, register_tasklet, register_tasklet_ref, "tasklet";
         deciders, Arc<dyn JobExecutionDecider>, register_decider, register_decider_ref, "decider";
+        partitioners, Arc<dyn Partitioner>, register_partitioner, register_partitioner_ref, "partitioner";
+    }
+
+    /// Registers the broker for URLs of `scheme` (`amqp`, `nats`), used by partitioned
+    /// steps with `remote: {broker: URL}` and by `ikkatsu worker --broker URL`.
+    pub fn register_broker<F>(&mut self, scheme: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(&BrokerSettings) -> ikkatsu_core::Result<Arc<dyn PartitionBroker>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.brokers.insert(scheme.into(), Arc::new(factory));
+        self
+    }
+
+    /// A broker client for `settings`, by its URL's scheme; an unknown scheme is an error
+    /// listing the known ones.
+    pub fn broker(
+        &self,
+        settings: &BrokerSettings,
+    ) -> ikkatsu_core::Result<Arc<dyn PartitionBroker>> {
+        let scheme = settings.url.split_once("://").map_or("", |(s, _)| s);
+        match self.brokers.get(scheme) {
+            Some(factory) => factory(settings),
+            None => Err(ikkatsu_core::Error::config(format!(
+                "no broker for `{scheme}://` URLs (known: {}); write e.g. amqp://guest:guest@127.0.0.1:5672/%2f or nats://127.0.0.1:4222",
+                list(keys(&self.brokers))
+            ))),
+        }
     }
 
     /// Registers the listener type `name` (`listeners: [{type: name, properties: {...}}]`
@@ -367,6 +431,7 @@ impl ComponentRegistry {
             ComponentKind::Tasklet => keys(&self.tasklets.types),
             ComponentKind::Decider => keys(&self.deciders.types),
             ComponentKind::Listener => keys(&self.listeners.types),
+            ComponentKind::Partitioner => keys(&self.partitioners.types),
         }
     }
 
@@ -379,6 +444,7 @@ impl ComponentRegistry {
             ComponentKind::Tasklet => keys(&self.tasklets.refs),
             ComponentKind::Decider => keys(&self.deciders.refs),
             ComponentKind::Listener => keys(&self.listeners.refs),
+            ComponentKind::Partitioner => keys(&self.partitioners.refs),
         }
     }
 
@@ -404,6 +470,10 @@ impl ComponentRegistry {
 
     pub(crate) fn listener(&self, by_ref: bool, name: &str) -> Option<&ListenerFactory> {
         pick(&self.listeners, by_ref, name)
+    }
+
+    pub(crate) fn partitioner(&self, by_ref: bool, name: &str) -> Option<&PartitionerFactory> {
+        pick(&self.partitioners, by_ref, name)
     }
 
     pub(crate) fn job_listener(&self, name: &str) -> Option<&Arc<dyn JobExecutionListener>> {
@@ -448,6 +518,14 @@ impl ComponentRegistry {
 
     pub(crate) fn incrementer_names(&self) -> BTreeSet<&str> {
         keys(&self.incrementers)
+    }
+}
+
+fn list(names: BTreeSet<&str>) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.into_iter().collect::<Vec<_>>().join(", ")
     }
 }
 

@@ -48,6 +48,7 @@ pub mod job;
 pub mod launch;
 pub mod listener;
 pub mod parameters;
+pub mod partition;
 pub mod record;
 pub mod repository;
 pub mod retry;

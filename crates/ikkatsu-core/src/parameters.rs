@@ -49,7 +49,15 @@ impl ParameterValue {
             Some("integer") => {
                 ParameterValue::Integer(raw.trim().parse().map_err(|_| bad("integer"))?)
             }
-            Some("float") => ParameterValue::Float(raw.trim().parse().map_err(|_| bad("float"))?),
+            // A finite number only: `1e999` parses as infinity, which JSON (the repository's
+            // format) cannot hold, so the execution could not be read back.
+            Some("float") => ParameterValue::Float(
+                raw.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(|| bad("float (a finite number; not inf, NaN or beyond ±1.8e308)"))?,
+            ),
             Some("bool") => ParameterValue::Bool(match raw.trim() {
                 "true" | "yes" | "1" => true,
                 "false" | "no" | "0" => false,

@@ -65,3 +65,33 @@ fn a_date_or_date_time_outside_the_years_0000_to_9999_is_refused() {
         assert_eq!(back.get(name), Some(parameter), "{again}");
     }
 }
+
+/// A float that overflows to infinity (`1e999`, 400 digits) or is not a number was stored as
+/// JSON `null`, and the repository could not read the execution back: it is refused with the
+/// parameter's text instead.
+#[test]
+fn a_float_parameter_must_be_finite() {
+    let long = format!("x={},double", "9".repeat(400));
+    for spec in [
+        "x=1e999,double",
+        "x=-1e999,float",
+        "x=inf,double",
+        "x=NaN,float",
+        long.as_str(),
+    ] {
+        let mut parameters = JobParameters::new();
+        let err = parameters.insert_parsed(spec).unwrap_err().to_string();
+        assert!(
+            err.contains("not a valid float (a finite number"),
+            "{spec}: {err}"
+        );
+        assert!(parameters.get("x").is_none(), "{spec}");
+    }
+    let mut parameters = JobParameters::new();
+    parameters.insert_parsed("x=1.7e308,double").unwrap();
+    let json = serde_json::to_string(&parameters).unwrap();
+    assert_eq!(
+        serde_json::from_str::<JobParameters>(&json).unwrap(),
+        parameters
+    );
+}

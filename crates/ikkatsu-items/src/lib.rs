@@ -82,6 +82,7 @@ pub mod notify;
 pub mod object;
 pub mod register;
 pub mod script;
+pub mod sequence;
 pub mod shell;
 mod text;
 

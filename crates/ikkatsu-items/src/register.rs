@@ -6,6 +6,7 @@
 //! | reader    | `jsonl`   | [`JsonLinesItemReader`]; with `storage`: [`ObjectItemReader::json_lines`] | [`JsonLinesReaderConfig`]; [`ObjectReaderConfig`] |
 //! | reader    | `json`    | [`ObjectItemReader::json`]                  | [`ObjectReaderConfig`] |
 //! | reader    | `parquet` | `ObjectItemReader::parquet` (feature `parquet`) | `ParquetReaderConfig` |
+//! | reader    | `sequence` | [`SequenceItemReader`]: the integers `from..=to` | [`SequenceReaderConfig`] |
 //! | processor | `script`  | [`ScriptItemProcessor`] (sees `params`)     | [`ScriptProcessorConfig`] |
 //! | processor | `mapping` | [`FieldMappingItemProcessor`]               | [`FieldMappingConfig`] |
 //! | writer    | `csv`     | [`CsvItemWriter`]; with `storage`: [`ObjectItemWriter::csv`] | [`CsvWriterConfig`]; [`CsvObjectWriterConfig`] |
@@ -18,6 +19,9 @@
 //! | listener  | `log`     | [`LogListener`]: job and step events to the log | [`LogListenerConfig`] |
 //! | listener  | `command` | [`CommandListener`]: a program run on each event | [`CommandListenerConfig`] |
 //! | decider   | `script`  | [`ScriptDecider`] (sees `params`, `context`, `exit_code`, `status`) | [`ScriptDeciderConfig`] |
+//! | partitioner | `range` | [`RangePartitioner`]: `min..=max` cut in `grid-size` parts | [`RangePartitionerConfig`] |
+//! | partitioner | `list`  | [`ListPartitioner`]: one partition per entry | [`ListPartitionerConfig`] |
+//! | partitioner | `files` | [`FilesPartitioner`]: one partition per object matching a glob | [`FilesPartitionerConfig`] |
 //!
 //! The `storage` of the file readers and writers may name a storage of the application
 //! config (`storage: "@inbox"`).
@@ -25,6 +29,7 @@
 use std::sync::Arc;
 
 use ikkatsu_config::{AppConfig, ComponentRegistry};
+use ikkatsu_core::partition::{ListPartitioner, RangePartitioner};
 use ikkatsu_storage::StorageConnection;
 use serde::Deserialize;
 
@@ -37,11 +42,30 @@ use crate::log::{LogTasklet, LogTaskletConfig};
 use crate::mapping::{FieldMappingConfig, FieldMappingItemProcessor};
 use crate::notify::{CommandListener, CommandListenerConfig, LogListener, LogListenerConfig};
 use crate::object::{
-    CsvObjectReaderConfig, CsvObjectWriterConfig, ObjectItemReader, ObjectItemWriter,
-    ObjectReaderConfig, ObjectWriterConfig,
+    CsvObjectReaderConfig, CsvObjectWriterConfig, FilesPartitioner, FilesPartitionerConfig,
+    ObjectItemReader, ObjectItemWriter, ObjectReaderConfig, ObjectWriterConfig,
 };
 use crate::script::{ScriptItemProcessor, ScriptProcessorConfig};
+use crate::sequence::{SequenceItemReader, SequenceReaderConfig};
 use crate::shell::{ShellTasklet, ShellTaskletConfig};
+
+/// `partitioner: {type: range, properties: {min, max}}` (both inclusive).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangePartitionerConfig {
+    /// The first value.
+    pub min: i64,
+    /// The last value.
+    pub max: i64,
+}
+
+/// `partitioner: {type: list, properties: {partitions: [{KEY: VALUE, ...}, ...]}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListPartitionerConfig {
+    /// One mapping per partition; its keys become `partition.KEY`.
+    pub partitions: Vec<serde_json::Map<String, serde_json::Value>>,
+}
 
 /// `noop` takes no properties.
 #[derive(Deserialize)]
@@ -56,6 +80,10 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
             let config: ScriptProcessorConfig = props.deserialize()?;
             let processor = ScriptItemProcessor::new(config)?.with_job_parameters(ctx.parameters);
             Ok(Arc::new(processor))
+        })
+        .register_reader("sequence", |props, _| {
+            let config: SequenceReaderConfig = props.deserialize()?;
+            Ok(Box::new(SequenceItemReader::new(config)?))
         })
         .register_processor("mapping", |props, _| {
             let config: FieldMappingConfig = props.deserialize()?;
@@ -84,7 +112,26 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
         .register_listener("command", |props, ctx| {
             let config: CommandListenerConfig = props.deserialize()?;
             CommandListener::listeners(config, ctx.job_name)
+        })
+        .register_partitioner("range", |props, _| {
+            let config: RangePartitionerConfig = props.deserialize()?;
+            Ok(Arc::new(RangePartitioner::new(config.min, config.max)?))
+        })
+        .register_partitioner("list", |props, _| {
+            let config: ListPartitionerConfig = props.deserialize()?;
+            if config.partitions.is_empty() {
+                return Err(ikkatsu_core::Error::config(
+                    "`partitions` of the list partitioner is empty: give at least one mapping",
+                ));
+            }
+            Ok(Arc::new(ListPartitioner::new(config.partitions)))
         });
+    let a = app.clone();
+    registry.register_partitioner("files", move |props, _| {
+        let mut config: FilesPartitionerConfig = props.deserialize()?;
+        resolve(&a, &mut config.storage)?;
+        Ok(Arc::new(FilesPartitioner::new(config)?))
+    });
     register_file_items(registry, app);
 }
 

@@ -14,6 +14,7 @@ use serde_json::json;
 fn context(cancel: CancellationToken) -> StepContext {
     StepContext {
         job_execution_id: 1,
+        instance_id: 1,
         job_name: "job".into(),
         parameters: JobParameters::new(),
         job_context: ExecutionContext::new(),

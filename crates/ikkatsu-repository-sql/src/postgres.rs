@@ -57,6 +57,9 @@ mod sql {
     pub(crate) const UPDATE_EXECUTION: &str = "UPDATE ikkatsu_job_execution SET status = CASE WHEN status = 'STOPPING' AND $1 IN ('STARTING', 'STARTED') THEN status ELSE $2 END, exit_code = $3, exit_description = $4, start_time = $5, end_time = $6, last_updated = $7, owner = $8, job_configuration_location = $9, execution_context = $10::jsonb, version = version + 1 WHERE id = $11 RETURNING status, version";
     pub(crate) const HEARTBEAT: &str =
         "UPDATE ikkatsu_job_execution SET last_updated = $1 WHERE id = $2 RETURNING status";
+    /// Binds: last updated, id.
+    pub(crate) const STEP_HEARTBEAT: &str =
+        "UPDATE ikkatsu_step_execution SET last_updated = $1 WHERE id = $2";
     pub(crate) const UPDATE_STEP: &str = "UPDATE ikkatsu_step_execution SET status = $1, exit_code = $2, exit_description = $3, read_count = $4, write_count = $5, filter_count = $6, read_skip_count = $7, process_skip_count = $8, write_skip_count = $9, commit_count = $10, rollback_count = $11, start_time = $12, end_time = $13, last_updated = $14, execution_context = $15::jsonb, version = version + 1 WHERE id = $16 RETURNING version";
 }
 

@@ -328,6 +328,25 @@ macro_rules! job_repository_impl {
                 self.store_heartbeat(job_execution_id, $crate::rows::now()).await
             }
 
+            async fn heartbeat_step_execution(
+                &self,
+                step_execution_id: i64,
+            ) -> ::ikkatsu_core::Result<()> {
+                self.counted(1);
+                ::sqlx::query(sql::STEP_HEARTBEAT)
+                    .bind($crate::rows::now())
+                    .bind(step_execution_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|err| {
+                        self.sql_error(
+                            &format!("heartbeat of step execution {step_execution_id}"),
+                            err,
+                        )
+                    })?;
+                Ok(())
+            }
+
             async fn add_step_execution(
                 &self,
                 execution: &mut ::ikkatsu_core::StepExecution,

@@ -33,6 +33,9 @@ mod sql {
     /// Binds: last updated, id.
     pub(crate) const HEARTBEAT: &str =
         "UPDATE ikkatsu_job_execution SET last_updated = ? WHERE id = ? RETURNING status";
+    /// Binds: last updated, id.
+    pub(crate) const STEP_HEARTBEAT: &str =
+        "UPDATE ikkatsu_step_execution SET last_updated = ? WHERE id = ?";
     pub(crate) const UPDATE_STEP: &str = concat!(
         "UPDATE ikkatsu_step_execution SET ",
         update_step_set!(),

@@ -27,6 +27,7 @@ macro_rules! repository_behaviours {
             heartbeat_returns_stored_status,
             job_execution_round_trip,
             step_execution_round_trip,
+            step_heartbeat_touches_only_last_updated,
             last_step_execution_across_executions,
             find_job_executions_filters_and_orders,
             job_names_sorted_distinct,
@@ -491,6 +492,30 @@ pub async fn step_execution_round_trip(repo: Arc<dyn JobRepository>) {
     ghost.id = second.id + 1000;
     let err = repo.update_step_execution(&mut ghost).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// A step execution's heartbeat moves `last_updated` and nothing else; an unknown id is
+/// NotFound on the memory backend and ignored by SQL ones (no row to touch), never an error
+/// of another kind.
+pub async fn step_heartbeat_touches_only_last_updated(repo: Arc<dyn JobRepository>) {
+    let job = create(&repo, "beating", &params(&[])).await.unwrap();
+    let mut step = StepExecution::new(job.id, "partitioned:partition0");
+    step.status = BatchStatus::Started;
+    step.execution_context.put("partition.min", 1u64);
+    repo.add_step_execution(&mut step).await.unwrap();
+    let before = repo.step_executions(job.id).await.unwrap().remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    repo.heartbeat_step_execution(step.id).await.unwrap();
+    let after = repo.step_executions(job.id).await.unwrap().remove(0);
+    assert!(after.last_updated > before.last_updated, "{after:?}");
+    assert_eq!(
+        (after.status, after.version),
+        (before.status, before.version)
+    );
+    assert_eq!(after.execution_context, before.execution_context);
+    if let Err(err) = repo.heartbeat_step_execution(step.id + 1000).await {
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    }
 }
 
 /// The last step execution of a name is found across all executions of an instance, and

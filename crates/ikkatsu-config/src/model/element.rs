@@ -3,7 +3,7 @@
 //! method of [`ElementBuilder`] that builds its flow element. The keys of kinds not supported
 //! yet are refused with a message saying so.
 //!
-//! Adding a kind (a `partition`) is one row here; the compiler then asks for its parse method
+//! Adding a kind is one row here; the compiler then asks for its parse method
 //! in the parser's `impl ElementParser` (`parse/step.rs`) and its build method in the
 //! builder's `impl ElementBuilder` (`build.rs`).
 //!
@@ -11,6 +11,7 @@
 //! neither of them.
 
 use super::SplitDefinition;
+use super::partition::PartitionDefinition;
 use super::step::{ChunkDefinition, ComponentDefinition};
 use crate::error::Position;
 use crate::node::Node;
@@ -118,8 +119,11 @@ element_kinds! {
         "split" => Split(SplitDefinition)
             #[doc = "A split: flows run in parallel, joined before the next element."]
             parse parse_split, build split;
+        "partition" => Partition(Box<PartitionDefinition>)
+            #[doc = "A partitioned step: a worker step run once per partition, here or on remote workers."]
+            parse parse_partition, build partition;
     }
-    refused { "partition" }
+    refused { }
 }
 
 /// The keys an element may have: its kind, then the keys common to every kind.

@@ -9,6 +9,7 @@ use ikkatsu_core::TransitionTarget;
 
 pub(crate) mod element;
 mod located;
+mod partition;
 mod step;
 
 use crate::error::Position;
@@ -16,6 +17,7 @@ use crate::node::Node;
 
 pub use element::ElementKind;
 pub use located::Located;
+pub use partition::{PartitionDefinition, RemoteDefinition};
 pub use step::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, RetryDefinition, SkipDefinition,
 };

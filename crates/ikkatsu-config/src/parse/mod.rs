@@ -10,6 +10,7 @@
 
 pub(crate) mod fault;
 pub(crate) mod job;
+pub(crate) mod partition;
 pub(crate) mod step;
 pub(crate) mod transitions;
 

@@ -12,7 +12,7 @@ use crate::error::Position;
 use crate::model::element::{ElementParser, KIND_KEYS, supported_kinds};
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, Located,
-    SplitDefinition,
+    PartitionDefinition, SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 
@@ -42,6 +42,10 @@ impl ElementParser for Parser<'_> {
     fn parse_split(&mut self, node: &Node, what: &str) -> Option<SplitDefinition> {
         self.split(node, what)
             .map(|flows| SplitDefinition { flows })
+    }
+
+    fn parse_partition(&mut self, node: &Node, what: &str) -> Option<Box<PartitionDefinition>> {
+        self.partition(node, what).map(Box::new)
     }
 
     fn report(&mut self, position: Position, message: String) {

@@ -6,6 +6,8 @@ mod flow_run;
 mod owner;
 mod step_run;
 
+pub(crate) use step_run::record_outcome;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use crate::repository::JobRepository;
 use crate::status::{BatchStatus, ExitStatus};
 use crate::step::{Step, StepContext};
 
-pub(super) async fn run_step(
+pub(crate) async fn run_step(
     step: &dyn Step,
     listeners: &[Arc<dyn StepExecutionListener>],
     execution: &JobExecution,
@@ -60,6 +60,7 @@ pub(super) async fn run_step(
     let span = tracing::info_span!("step", step = name, step_execution_id = step_execution.id);
     let ctx = StepContext {
         job_execution_id: execution.id,
+        instance_id: execution.instance_id,
         job_name: execution.job_name.clone(),
         parameters: execution.parameters.clone(),
         job_context: execution.execution_context.clone(),
@@ -75,6 +76,29 @@ pub(super) async fn run_step(
     .instrument(span.clone())
     .await;
     let _enter = span.enter();
+    record_outcome(&mut step_execution, result);
+    drop(_enter);
+    for listener in listeners {
+        match listener.after_step(&step_execution).await {
+            Ok(Some(exit)) => step_execution.exit_status = exit,
+            Ok(None) => {}
+            Err(err) => {
+                step_execution.status = BatchStatus::Failed;
+                step_execution.exit_status = ExitStatus::failed().with_description(err.report());
+            }
+        }
+    }
+    step_execution.end_time = Some(Utc::now());
+    repository
+        .update_step_execution(&mut step_execution)
+        .await?;
+    Ok(step_execution)
+}
+
+/// Sets a step execution's status and exit status from the outcome of its work: `Ok` is
+/// COMPLETED (keeping a custom exit code), a [`Cancelled`](ErrorKind::Cancelled) error
+/// STOPPED, any other error FAILED with the error as the exit description.
+pub(crate) fn record_outcome(step_execution: &mut StepExecution, result: Result<()>) {
     match result {
         Ok(()) => {
             step_execution.status = BatchStatus::Completed;
@@ -99,20 +123,4 @@ pub(super) async fn run_step(
             tracing::error!(error = %err.report(), "step failed");
         }
     }
-    drop(_enter);
-    for listener in listeners {
-        match listener.after_step(&step_execution).await {
-            Ok(Some(exit)) => step_execution.exit_status = exit,
-            Ok(None) => {}
-            Err(err) => {
-                step_execution.status = BatchStatus::Failed;
-                step_execution.exit_status = ExitStatus::failed().with_description(err.report());
-            }
-        }
-    }
-    step_execution.end_time = Some(Utc::now());
-    repository
-        .update_step_execution(&mut step_execution)
-        .await?;
-    Ok(step_execution)
 }

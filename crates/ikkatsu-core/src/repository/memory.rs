@@ -172,6 +172,22 @@ impl JobRepository for MemoryJobRepository {
         Ok(stored.status)
     }
 
+    async fn heartbeat_step_execution(&self, step_execution_id: i64) -> Result<()> {
+        let mut state = self.lock();
+        let stored = state
+            .steps
+            .iter_mut()
+            .find(|e| e.id == step_execution_id)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("step execution {step_execution_id} does not exist"),
+                )
+            })?;
+        stored.last_updated = Utc::now();
+        Ok(())
+    }
+
     async fn add_step_execution(&self, execution: &mut StepExecution) -> Result<()> {
         let mut state = self.lock();
         execution.id = state.steps.len() as i64 + 1;

@@ -74,6 +74,11 @@ pub trait JobRepository: Send + Sync + 'static {
     /// through which a stop requested elsewhere reaches the running process.
     async fn heartbeat(&self, job_execution_id: i64) -> Result<BatchStatus>;
 
+    /// Marks a running step execution alive (`last_updated` = now), touching nothing else:
+    /// a partition's worker calls it while the partition runs, so another worker can tell a
+    /// live partition from one whose worker is gone.
+    async fn heartbeat_step_execution(&self, step_execution_id: i64) -> Result<()>;
+
     /// Stores a new step execution and sets its id.
     async fn add_step_execution(&self, execution: &mut StepExecution) -> Result<()>;
 

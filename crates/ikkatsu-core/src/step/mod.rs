@@ -26,6 +26,8 @@ use crate::repository::JobRepository;
 pub struct StepContext {
     /// The job execution's id.
     pub job_execution_id: i64,
+    /// The job instance's id.
+    pub instance_id: i64,
     /// The job's name.
     pub job_name: String,
     /// The job execution's parameters.
@@ -55,6 +57,12 @@ pub trait Step: Send + Sync {
     /// How many times the step may be started within one job instance.
     fn start_limit(&self) -> u64 {
         u64::MAX
+    }
+
+    /// The worker step, when this is a partitioned step's manager (what `ikkatsu worker`
+    /// runs for each partition request it receives).
+    fn partition_worker(&self) -> Option<Arc<dyn Step>> {
+        None
     }
 
     /// Does the step's work, committing progress to `ctx.repository` as it goes. May set

@@ -87,6 +87,7 @@ mod jsonl;
 mod location;
 #[cfg(feature = "parquet")]
 mod parquet;
+mod partitioner;
 mod reader;
 mod source;
 mod writer;
@@ -102,6 +103,7 @@ pub use self::csv::{CsvObjectReaderConfig, CsvObjectWriterConfig};
 pub use self::parquet::{
     ParquetCompression, ParquetField, ParquetFieldType, ParquetReaderConfig, ParquetWriterConfig,
 };
+pub use partitioner::{FilesPartitioner, FilesPartitionerConfig};
 pub use reader::ObjectItemReader;
 pub use writer::ObjectItemWriter;
 

@@ -89,7 +89,7 @@ impl ObjectItemReader {
     storage_builders!("object.reader");
 
     /// The objects to read, sorted by path.
-    async fn list(
+    pub(crate) async fn list(
         storage: &Storage,
         location: &Location,
         exclude: &[String],
