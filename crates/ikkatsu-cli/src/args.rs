@@ -123,6 +123,12 @@ pub enum Command {
   ikkatsu overwrite sftp://batch@files.example/in --exec 'gzip -c {in} > {out}' --shell
   ikkatsu overwrite @lake --include '*.csv' --exec ./fix.sh --json")]
     Overwrite(Box<OverwriteArgs>),
+    /// Run the partitions of partitioned steps that managers send through a broker.
+    #[command(after_help = "Examples:
+  ikkatsu worker --broker amqp://guest:guest@127.0.0.1:5672/%2f --repository postgres://batch@db/jobs
+  ikkatsu worker --broker nats://127.0.0.1:4222 --concurrency 2 --repository postgres://batch@db/jobs
+  IKKATSU_BROKER=amqp://127.0.0.1 ikkatsu worker --queue nightly.partitions")]
+    Worker(WorkerArgs),
     /// Print the version, the commit and the compiled-in backends.
     #[command(after_help = "Examples:
   ikkatsu version
@@ -257,6 +263,29 @@ pub struct ValidateArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ikkatsu worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The broker partition requests come from: amqp://USER:PASSWORD@HOST:5672/VHOST
+    /// (RabbitMQ) or nats://HOST:4222 (NATS JetStream).
+    #[arg(long, env = "IKKATSU_BROKER", value_name = "URL")]
+    pub broker: String,
+    /// The queue (RabbitMQ) or subject (NATS) to take requests from: the `queue` of the
+    /// partitioned steps' `remote`.
+    #[arg(long, default_value = "ikkatsu.partitions")]
+    pub queue: String,
+    /// How many partitions this worker runs at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// A running partition marks itself alive this often; keep it as the job's `heartbeat`.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub partition_heartbeat: std::time::Duration,
+    /// A partition whose heartbeat is older than this has lost its worker and is taken over;
+    /// keep it as the job's `stale-after`.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub partition_stale_after: std::time::Duration,
 }
 
 /// `ikkatsu overwrite`: the run's settings (the `overwrite` step's properties as flags)

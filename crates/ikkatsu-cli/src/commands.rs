@@ -45,6 +45,7 @@ pub async fn dispatch(mut cli: Cli) -> u8 {
         Command::Validate(args) => validate(global, args),
         Command::Migrate(args) => migrate(global, args).await,
         Command::Overwrite(args) => crate::overwrite::overwrite(global, *args).await,
+        Command::Worker(args) => crate::worker::worker(global, args).await,
         Command::Version(_) | Command::Completions(_) | Command::Man(_) => Ok(EXIT_COMPLETED),
     };
     match result {
@@ -84,7 +85,7 @@ async fn repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
 /// The job repository for a command that acts on recorded executions (`restart`, `stop`,
 /// `abandon`, `recover`): it must exist (a SQLite file or the tables of a database are never
 /// created for them); its pending migrations are applied.
-async fn existing_repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
+pub(crate) async fn existing_repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
     require_sqlite_file(url)?;
     match ikkatsu_repository_sql::connect_existing(url).await {
         Ok(repository) => Ok(repository),
@@ -154,7 +155,7 @@ fn parse_params(specs: &[String]) -> Result<JobParameters, Error> {
     Ok(params)
 }
 
-fn load_definition(path: &Path) -> Result<JobDefinition, Error> {
+pub(crate) fn load_definition(path: &Path) -> Result<JobDefinition, Error> {
     JobDefinition::from_path(path).map_err(Error::from)
 }
 

@@ -9,6 +9,7 @@ mod output;
 mod overwrite;
 mod progress;
 mod redact;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -97,5 +97,5 @@ pub use model::{
 pub use node::Node;
 pub use parameters::launch_parameters;
 pub use properties::Properties;
-pub use registry::{BuildContext, ComponentKind, ComponentRegistry};
+pub use registry::{BrokerSettings, BuildContext, ComponentKind, ComponentRegistry};
 pub use secret::Secret;

@@ -319,6 +319,15 @@ impl Flow {
         names
     }
 
+    /// The step named `name`, in this flow or the flows of its splits.
+    pub fn find_step(&self, name: &str) -> Option<&Arc<dyn Step>> {
+        self.elements.values().find_map(|element| match element {
+            FlowElement::Step { step, .. } if step.name() == name => Some(step),
+            FlowElement::Split { flows, .. } => flows.iter().find_map(|f| f.find_step(name)),
+            _ => None,
+        })
+    }
+
     /// The names of the steps of this flow and of the flows of its splits.
     pub fn step_names(&self) -> Vec<&str> {
         let mut names = Vec::new();

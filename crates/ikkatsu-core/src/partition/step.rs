@@ -141,7 +141,13 @@ impl PartitionStep {
                     continue;
                 }
                 Some(last) => {
-                    self.settle(&last, ctx).await?;
+                    // The state once no worker touches it any more: a worker of the earlier
+                    // execution may have committed more, or completed it, meanwhile.
+                    let last = self.settle(last, ctx).await?;
+                    if last.status == BatchStatus::Completed {
+                        tracing::info!(partition = %name, "partition completed by its earlier worker; not run again");
+                        continue;
+                    }
                     execution.execution_context = last.execution_context;
                 }
                 None => execution.execution_context = partition.context.clone(),
@@ -157,15 +163,15 @@ impl PartitionStep {
     /// heartbeats: a worker still running it (its job execution was recovered after the
     /// manager died) stops at its next chunk, and keeps beating until it has, so two workers
     /// never write the same partition.
-    async fn settle(&self, last: &StepExecution, ctx: &StepContext) -> Result<()> {
+    async fn settle(&self, last: StepExecution, ctx: &StepContext) -> Result<StepExecution> {
         let quiet = self.timing.heartbeat * 2;
-        let mut seen = last.clone();
+        let mut seen = last;
         loop {
             let age = (Utc::now() - seen.last_updated)
                 .to_std()
                 .unwrap_or_default();
             if age >= quiet {
-                return Ok(());
+                return Ok(seen);
             }
             if ctx.cancel.is_cancelled() {
                 return Err(Error::new(
@@ -178,13 +184,16 @@ impl PartitionStep {
                 "waiting for the worker of the partition's earlier execution to stop"
             );
             tokio::time::sleep(self.timing.poll_interval.max(quiet - age)).await;
-            seen = ctx
+            let id = seen.id;
+            if let Some(stored) = ctx
                 .repository
                 .step_executions(seen.job_execution_id)
                 .await?
                 .into_iter()
-                .find(|s| s.id == seen.id)
-                .unwrap_or(seen);
+                .find(|s| s.id == id)
+            {
+                seen = stored;
+            }
         }
     }
 }
