@@ -10,8 +10,8 @@
 //! The table sits below the parser and the builder: they implement its traits, it knows
 //! neither of them.
 
-use super::SplitDefinition;
 use super::step::{ChunkDefinition, ComponentDefinition};
+use super::{FlowElementDefinition, SplitDefinition};
 use crate::error::Position;
 use crate::node::Node;
 
@@ -118,6 +118,9 @@ element_kinds! {
         "split" => Split(SplitDefinition)
             #[doc = "A split: flows run in parallel, joined before the next element."]
             parse parse_split, build split;
+        "flow" => Flow(FlowElementDefinition)
+            #[doc = "A flow element: a named flow of the job, or a flow in place, run in sequence."]
+            parse parse_flow, build flow;
     }
     refused { "partition" }
 }
