@@ -81,3 +81,81 @@ fn text(value: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ikkatsu_core::{JobInstance, JobParameters};
+    use serde_json::json;
+
+    use super::*;
+
+    fn execution(key: &str, value: Value) -> JobExecution {
+        let instance = JobInstance {
+            id: 1,
+            job_name: "j".into(),
+            job_key: String::new(),
+        };
+        let mut execution = JobExecution::new(&instance, JobParameters::new());
+        execution.execution_context.put(key, value);
+        execution
+    }
+
+    fn decider(key: &str, expected: Value, default: Option<&str>) -> ConditionalDecider {
+        ConditionalDecider::new(ConditionalDecisionConfig {
+            condition_key: key.into(),
+            expected_value: expected,
+            default_status: default.map(str::to_string),
+        })
+    }
+
+    #[tokio::test]
+    async fn equal_values_complete_and_others_take_the_default_status() {
+        let flag = execution("decision.condition", json!("true"));
+        let decide = |d: ConditionalDecider, e: JobExecution| async move {
+            d.decide(&e, None).await.unwrap()
+        };
+        // The key as written, compared as text (a boolean `true` equals "true").
+        assert_eq!(
+            decide(
+                decider("decision.condition", json!(true), None),
+                flag.clone()
+            )
+            .await,
+            "COMPLETED"
+        );
+        assert_eq!(
+            decide(
+                decider("decision.condition", json!("no"), None),
+                flag.clone()
+            )
+            .await,
+            "FAILED"
+        );
+        assert_eq!(
+            decide(decider("missing", json!("true"), Some("SKIPPED")), flag).await,
+            "SKIPPED"
+        );
+        // Else a dotted path into nested values.
+        let nested = execution("reader", json!({"state": {"rows": 42}}));
+        assert_eq!(
+            decide(
+                decider("reader.state.rows", json!(42), None),
+                nested.clone()
+            )
+            .await,
+            "COMPLETED"
+        );
+        assert_eq!(
+            decide(decider("reader.state.cols", json!(42), None), nested).await,
+            "FAILED"
+        );
+    }
+
+    #[test]
+    fn its_properties_are_checked() {
+        let props: serde_json::Result<ConditionalDecisionConfig> =
+            serde_json::from_value(json!({"conditionKey": "k", "expected": "v"}));
+        let err = props.unwrap_err().to_string();
+        assert!(err.contains("unknown field `expected`"), "{err}");
+    }
+}

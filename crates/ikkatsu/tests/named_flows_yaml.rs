@@ -147,6 +147,46 @@ async fn a_restart_resumes_inside_the_flow() {
     );
 }
 
+/// A flow element inside a named flow names its steps `OUTER.INNER.STEP`; an `end` inside
+/// a flow ends that flow, and the job goes on after the element.
+#[tokio::test]
+async fn flows_nest_and_an_end_inside_ends_only_the_flow() {
+    let yaml = r#"
+id: nested
+flows:
+  inner:
+    start-element: one
+    elements:
+      one:
+        tasklet: { ref: record }
+        transitions:
+          - { on: COMPLETED, end: true }
+      never:
+        tasklet: { ref: record }
+  outer:
+    steps:
+      - name: middle
+        flow: inner
+steps:
+  - name: top
+    flow: outer
+  - name: last
+    tasklet: { ref: record }
+"#;
+    let record = record(false);
+    let definition = JobDefinition::from_str(yaml, "nested.yaml").unwrap();
+    let job = definition
+        .build(&registry(&record), &JobParameters::new())
+        .unwrap();
+    let operator = JobOperator::new(Arc::new(MemoryJobRepository::new()));
+    let execution = operator
+        .start(&job, JobParameters::new(), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(execution.status, BatchStatus::Completed);
+    assert_eq!(taken(&record), ["last", "top.middle.one"]);
+}
+
 #[test]
 fn a_missing_or_self_running_flow_is_refused() {
     let missing = JOB.replacen("      flow: load\n", "      flow: lod\n", 1);
