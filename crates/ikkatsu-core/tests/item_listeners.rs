@@ -227,3 +227,48 @@ async fn an_error_of_an_item_listener_fails_the_step() {
     assert_eq!(step.counts.commit_count, 0);
     assert_eq!(journal.lines().last().unwrap(), "after write [10]");
 }
+
+/// Fails the first processing of every item with a temporary error.
+#[derive(Default)]
+struct FlakyOnce(Mutex<Vec<i64>>);
+
+#[async_trait]
+impl ItemProcessor<i64, i64> for FlakyOnce {
+    async fn process(&self, item: i64) -> Result<Option<i64>> {
+        let mut seen = self.0.lock().unwrap();
+        if !seen.contains(&item) {
+            seen.push(item);
+            return Err(Error::new(ErrorKind::Io, format!("{item} timed out")).set_temporary(true));
+        }
+        Ok(Some(item))
+    }
+}
+
+#[tokio::test]
+async fn process_listeners_hear_each_attempt_of_a_retried_item() {
+    let journal = Arc::new(Journal::default());
+    let writer = VecItemWriter::new();
+    let step = ChunkStep::<i64, i64>::builder("retried")
+        .reader(VecItemReader::new(vec![1]))
+        .processor(FlakyOnce::default())
+        .writer(writer.clone())
+        .retry_policy(RetryPolicy {
+            initial_backoff: std::time::Duration::from_millis(1),
+            ..RetryPolicy::new(1)
+        })
+        .item_process_listener(journal.clone())
+        .build()
+        .unwrap();
+    let (execution, _) = run(step).await;
+    assert_eq!(execution.status, BatchStatus::Completed);
+    assert_eq!(writer.items(), [1]);
+    assert_eq!(
+        journal.lines(),
+        [
+            "before process 1",
+            "process error 1: 1 timed out",
+            "before process 1",
+            "after process 1 -> Some(1)",
+        ]
+    );
+}
