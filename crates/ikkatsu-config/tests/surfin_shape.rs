@@ -21,7 +21,7 @@ fn chunk_size(definition: &JobDefinition, element: &str) -> Option<u64> {
     }
 }
 
-/// One chunk element in the Go shape, with `CHUNK` as its `chunk` lines.
+/// One chunk element in Surfin Batch's shape, with `CHUNK` as its `chunk` lines.
 fn chunk_job(chunk: &str) -> String {
     format!(
         "id: j\nflow:\n  start-element: s\n  elements:\n    s:\n      reader: {{ ref: r }}\n      writer: {{ ref: w }}\n{chunk}"

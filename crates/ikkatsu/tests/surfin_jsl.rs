@@ -275,7 +275,7 @@ async fn listeners_take_item_listeners_in_every_role_of_their_name() {
 
 /// Each mistake is reported at its line, with what to do.
 #[test]
-fn mistakes_in_the_go_shape_are_reported_where_they_are() {
+fn mistakes_in_the_surfin_shape_are_reported_where_they_are() {
     let cases: &[(&str, &str, &str)] = &[
         (
             "    prepareStep:\n      id: prepareStep\n",

@@ -14,8 +14,8 @@ use crate::model::{
 };
 use crate::node::{Node, NodeKind};
 
-/// The element keys of the Go shape (the role listener lists come from [`ListenerRole`]).
-const GO_ELEMENT_KEYS: &[&str] = &[
+/// The element keys of Surfin Batch's shape (the role listener lists come from [`ListenerRole`]).
+const SURFIN_ELEMENT_KEYS: &[&str] = &[
     "id",
     "description",
     "reader",
@@ -28,23 +28,23 @@ const GO_ELEMENT_KEYS: &[&str] = &[
 /// The parts of a chunk element at element level.
 const PARTS: &[&str] = &["reader", "processor", "writer"];
 /// `chunk` beside element-level parts: its size, and ikkatsu's own chunk settings.
-const GO_CHUNK_KEYS: &[&str] = &["item-count", "commit-interval", "chunk-size", "read-ahead"];
+const SURFIN_CHUNK_KEYS: &[&str] = &["item-count", "commit-interval", "chunk-size", "read-ahead"];
 const PROMOTION_KEYS: &[&str] = &["keys"];
 const INCREMENTER_KEYS: &[&str] = &["ref"];
 
 /// Every key an element may have, in either shape.
 pub(crate) fn all_element_keys() -> Vec<&'static str> {
     let mut keys = element_keys();
-    keys.extend(GO_ELEMENT_KEYS);
+    keys.extend(SURFIN_ELEMENT_KEYS);
     keys.extend(ListenerRole::KEYS.iter().map(|(k, _)| *k));
     keys
 }
 
 impl Parser<'_> {
-    /// The kind of an element written in the Go shape: parts at element level (a chunk
+    /// The kind of an element written in Surfin Batch's shape: parts at element level (a chunk
     /// step) or `ref` (a decision). `None` when the element is in ikkatsu's shape; `kinds`
     /// are the kind keys it has.
-    pub(crate) fn go_shape(
+    pub(crate) fn surfin_shape(
         &mut self,
         f: &Fields<'_>,
         kinds: &[&str],
@@ -97,7 +97,7 @@ impl Parser<'_> {
                     return Some(None);
                 }
                 Some(
-                    self.go_chunk(f, what)
+                    self.surfin_chunk(f, what)
                         .map(|c| ElementKind::Chunk(Box::new(c))),
                 )
             }
@@ -228,7 +228,7 @@ impl Parser<'_> {
 
     /// A chunk step whose reader, processor and writer are at element level, sized by
     /// `chunk: {item-count, commit-interval}`.
-    fn go_chunk(&mut self, f: &Fields<'_>, step: &str) -> Option<ChunkDefinition> {
+    fn surfin_chunk(&mut self, f: &Fields<'_>, step: &str) -> Option<ChunkDefinition> {
         let reader = self
             .required(f, "reader", step)
             .and_then(|n| self.component(n, &format!("the reader of {step}")));
@@ -256,7 +256,11 @@ impl Parser<'_> {
         if node.is_null() {
             return Some(definition);
         }
-        let keys: Vec<&str> = GO_CHUNK_KEYS.iter().chain(FAULT_KEYS).copied().collect();
+        let keys: Vec<&str> = SURFIN_CHUNK_KEYS
+            .iter()
+            .chain(FAULT_KEYS)
+            .copied()
+            .collect();
         let cf = self.map(node, &what, &keys)?;
         let sizes: Vec<&str> = ["item-count", "chunk-size"]
             .into_iter()

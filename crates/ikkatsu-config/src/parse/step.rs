@@ -61,7 +61,7 @@ impl Parser<'_> {
         what: &str,
     ) -> Option<ElementDefinition> {
         let kinds: Vec<&str> = KIND_KEYS.iter().copied().filter(|k| f.has(k)).collect();
-        let kind = if let Some(shape) = self.go_shape(f, &kinds, what) {
+        let kind = if let Some(shape) = self.surfin_shape(f, &kinds, what) {
             shape
         } else {
             match kinds.as_slice() {
