@@ -2,6 +2,7 @@
 //! components are made by the registry's factories, and every error found on the way is
 //! collected with its position.
 
+mod flow;
 mod listeners;
 
 use std::collections::HashMap;
@@ -12,10 +13,9 @@ mod late;
 mod partition;
 
 use ikkatsu_core::job::RunIdIncrementer;
-use ikkatsu_core::listener::{ChunkListener, RetryListener, SkipListener};
+use ikkatsu_core::listener::ChunkListener;
 use ikkatsu_core::{
-    Flow, FlowElement, Job, JobParameters, ParameterValue, Record, Sensitivity, TaskletStep,
-    Transition,
+    Flow, FlowElement, Job, JobParameters, ParameterValue, Sensitivity, TaskletStep, Transition,
 };
 
 use crate::error::{ConfigError, ConfigErrors, Position};
@@ -23,12 +23,13 @@ use crate::interpolate::{LateValues, Scope, interpolate};
 use crate::model::element::ElementBuilder;
 use crate::model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, FlowDefinition,
-    JobDefinition, Located, PartitionDefinition, SplitDefinition,
+    FlowElementDefinition, JobDefinition, PartitionDefinition, SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 use crate::parameters::{Settled, resolve_references, settle};
 use crate::properties::Properties;
 use crate::registry::{BuildContext, ComponentKind, ComponentRegistry, Factory};
+use listeners::ItemListeners;
 
 impl JobDefinition {
     /// Checks everything [`JobDefinition::build`] checks (parameters, interpolation,
@@ -357,33 +358,8 @@ fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 struct ElementInput<'e> {
     element: &'e ElementDefinition,
     chunk_listeners: Vec<Arc<dyn ChunkListener>>,
-    fault_listeners: FaultListeners,
+    item_listeners: ItemListeners,
     errors: &'e mut ConfigErrors,
-}
-
-/// The skip and retry listeners an element names.
-#[derive(Clone, Default)]
-struct FaultListeners {
-    skip: Vec<Arc<dyn SkipListener<Record, Record>>>,
-    retry: Vec<Arc<dyn RetryListener>>,
-    /// The names registered only as skip or retry listeners.
-    only_fault: Vec<Located<String>>,
-}
-
-impl FaultListeners {
-    /// Adds the skip and retry listeners registered as `name`; whether there is one.
-    fn add(&mut self, registry: &ComponentRegistry, name: &Located<String>) -> bool {
-        let skip = registry.skip_listener(&name.value);
-        let retry = registry.retry_listener(&name.value);
-        self.skip.extend(skip.cloned());
-        self.retry.extend(retry.cloned());
-        let other = registry.step_listener(&name.value).is_some()
-            || registry.chunk_listener(&name.value).is_some();
-        if !other && (skip.is_some() || retry.is_some()) {
-            self.only_fault.push(name.clone());
-        }
-        skip.is_some() || retry.is_some()
-    }
 }
 
 /// Builds the step of one element of a job definition.
@@ -417,12 +393,12 @@ impl StepBuilder<'_> {
         element: &ElementDefinition,
         errors: &mut ConfigErrors,
     ) -> Option<FlowElement> {
-        let (step_listeners, chunk_listeners, fault_listeners) =
-            self.element_listeners(&element.listeners, errors);
+        let (step_listeners, chunk_listeners, item_listeners) =
+            self.element_listeners(element, errors);
         let input = ElementInput {
             element,
             chunk_listeners,
-            fault_listeners,
+            item_listeners,
             errors,
         };
         let built = if self.late.is_none() && late::late_bound(&element.kind) {
@@ -553,10 +529,10 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
         let ElementInput {
             element,
             chunk_listeners,
-            fault_listeners,
+            item_listeners,
             errors,
         } = input;
-        let mut builder = self.chunk(chunk, fault_listeners, errors)?;
+        let mut builder = self.chunk(chunk, item_listeners, errors)?;
         for l in chunk_listeners {
             builder = builder.listener(l);
         }
@@ -581,19 +557,10 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
         let ElementInput {
             element,
             chunk_listeners,
-            fault_listeners,
+            item_listeners,
             errors,
         } = input;
-        for name in &fault_listeners.only_fault {
-            self.err(
-                errors,
-                name.position,
-                format!(
-                    "listener `{}` in step `{}` is a skip or retry listener: those listen to chunk steps, and this step is a tasklet",
-                    name.value, self.step
-                ),
-            );
-        }
+        item_listeners.refuse_in_tasklet(self, errors);
         let tasklet = self.make(component, ComponentKind::Tasklet, errors, |r, by_ref, n| {
             r.tasklet(by_ref, n)
         })?;
@@ -653,6 +620,10 @@ impl<'e> ElementBuilder<ElementInput<'e>> for StepBuilder<'_> {
             return None;
         }
         Some(FlowElement::split(built))
+    }
+
+    fn flow(&self, flow: &FlowElementDefinition, input: ElementInput<'e>) -> Self::Output {
+        self.flow_element(flow, input.element, input.errors)
     }
 }
 

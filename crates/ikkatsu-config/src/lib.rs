@@ -91,8 +91,8 @@ pub use app::{AppConfig, NamedStorage};
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, ElementKind,
-    FlowDefinition, JobDefinition, Located, ParamDefinition, RetryDefinition, SkipDefinition,
-    TransitionDefinition,
+    FlowDefinition, FlowElementDefinition, JobDefinition, ListenerRole, Located, NamedFlow,
+    ParamDefinition, RetryDefinition, SkipDefinition, TransitionDefinition,
 };
 pub use node::Node;
 pub use parameters::launch_parameters;

@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use ikkatsu_core::job::{JobExecutionDecider, JobParametersIncrementer};
 use ikkatsu_core::listener::{
-    ChunkListener, JobExecutionListener, RetryListener, SkipListener, StepExecutionListener,
+    ChunkListener, ItemProcessListener, ItemReadListener, ItemWriteListener, JobExecutionListener,
+    RetryListener, SkipListener, StepExecutionListener,
 };
 use ikkatsu_core::partition::{PartitionBroker, Partitioner};
 use ikkatsu_core::{ItemProcessor, ItemReader, ItemWriter, JobParameters, Record, Tasklet};
 
+use crate::model::ListenerRole;
 use crate::properties::Properties;
 
 /// What a factory knows about where its component is used.
@@ -200,6 +202,9 @@ pub struct ComponentRegistry {
     chunk_listeners: BTreeMap<String, Arc<dyn ChunkListener>>,
     skip_listeners: BTreeMap<String, Arc<dyn SkipListener<Record, Record>>>,
     retry_listeners: BTreeMap<String, Arc<dyn RetryListener>>,
+    item_read_listeners: BTreeMap<String, Arc<dyn ItemReadListener<Record>>>,
+    item_process_listeners: BTreeMap<String, Arc<dyn ItemProcessListener<Record, Record>>>,
+    item_write_listeners: BTreeMap<String, Arc<dyn ItemWriteListener<Record>>>,
     incrementers: BTreeMap<String, Arc<dyn JobParametersIncrementer>>,
 }
 
@@ -231,6 +236,12 @@ impl fmt::Debug for ComponentRegistry {
             .field("chunk_listeners", &keys(&self.chunk_listeners))
             .field("skip_listeners", &keys(&self.skip_listeners))
             .field("retry_listeners", &keys(&self.retry_listeners))
+            .field("item_read_listeners", &keys(&self.item_read_listeners))
+            .field(
+                "item_process_listeners",
+                &keys(&self.item_process_listeners),
+            )
+            .field("item_write_listeners", &keys(&self.item_write_listeners))
             .finish_non_exhaustive()
     }
 }
@@ -407,6 +418,39 @@ impl ComponentRegistry {
         self
     }
 
+    /// Registers an item read listener (`item-read-listeners: [{ref: name}]`, or
+    /// `listeners: [{ref: name}]`, in a chunk element), told of every read.
+    pub fn register_item_read_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn ItemReadListener<Record>>,
+    ) -> &mut Self {
+        self.item_read_listeners.insert(name.into(), listener);
+        self
+    }
+
+    /// Registers an item process listener (`item-process-listeners: [{ref: name}]`, or
+    /// `listeners: [{ref: name}]`, in a chunk element), told of the processing of every item.
+    pub fn register_item_process_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn ItemProcessListener<Record, Record>>,
+    ) -> &mut Self {
+        self.item_process_listeners.insert(name.into(), listener);
+        self
+    }
+
+    /// Registers an item write listener (`item-write-listeners: [{ref: name}]`, or
+    /// `listeners: [{ref: name}]`, in a chunk element), told of every write.
+    pub fn register_item_write_listener(
+        &mut self,
+        name: impl Into<String>,
+        listener: Arc<dyn ItemWriteListener<Record>>,
+    ) -> &mut Self {
+        self.item_write_listeners.insert(name.into(), listener);
+        self
+    }
+
     /// Registers a parameters incrementer (`incrementer: name`). `run-id` is always known.
     pub fn register_incrementer(
         &mut self,
@@ -499,6 +543,40 @@ impl ComponentRegistry {
         self.retry_listeners.get(name)
     }
 
+    pub(crate) fn item_read_listener(
+        &self,
+        name: &str,
+    ) -> Option<&Arc<dyn ItemReadListener<Record>>> {
+        self.item_read_listeners.get(name)
+    }
+
+    pub(crate) fn item_process_listener(
+        &self,
+        name: &str,
+    ) -> Option<&Arc<dyn ItemProcessListener<Record, Record>>> {
+        self.item_process_listeners.get(name)
+    }
+
+    pub(crate) fn item_write_listener(
+        &self,
+        name: &str,
+    ) -> Option<&Arc<dyn ItemWriteListener<Record>>> {
+        self.item_write_listeners.get(name)
+    }
+
+    /// The names registered as listeners of `role` (every element listener for `Any`).
+    pub(crate) fn role_listener_names(&self, role: ListenerRole) -> BTreeSet<&str> {
+        match role {
+            ListenerRole::Chunk => keys(&self.chunk_listeners),
+            ListenerRole::ItemRead => keys(&self.item_read_listeners),
+            ListenerRole::ItemProcess => keys(&self.item_process_listeners),
+            ListenerRole::ItemWrite => keys(&self.item_write_listeners),
+            ListenerRole::Skip => keys(&self.skip_listeners),
+            ListenerRole::Retry => keys(&self.retry_listeners),
+            _ => self.step_listener_names(),
+        }
+    }
+
     pub(crate) fn incrementer(&self, name: &str) -> Option<&Arc<dyn JobParametersIncrementer>> {
         self.incrementers.get(name)
     }
@@ -513,6 +591,9 @@ impl ComponentRegistry {
             .chain(keys(&self.chunk_listeners))
             .chain(keys(&self.skip_listeners))
             .chain(keys(&self.retry_listeners))
+            .chain(keys(&self.item_read_listeners))
+            .chain(keys(&self.item_process_listeners))
+            .chain(keys(&self.item_write_listeners))
             .collect()
     }
 

@@ -114,8 +114,8 @@ pub mod prelude {
     };
     pub use crate::launch::{JobOperator, OperatorSettings};
     pub use crate::listener::{
-        ChunkListener, JobExecutionListener, RetryEvent, RetryListener, SkipListener,
-        StepExecutionListener,
+        ChunkListener, ItemProcessListener, ItemReadListener, ItemWriteListener,
+        JobExecutionListener, RetryEvent, RetryListener, SkipListener, StepExecutionListener,
     };
     pub use crate::repository::{JobRepository, MemoryJobRepository};
     pub use crate::step::{

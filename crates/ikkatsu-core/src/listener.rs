@@ -1,5 +1,5 @@
-//! Listeners: hooks before and after jobs, steps and chunks, and on the skips and retries
-//! of chunk steps.
+//! Listeners: hooks before and after jobs, steps and chunks, around the reading, processing
+//! and writing of items, and on the skips and retries of chunk steps.
 
 use std::time::Duration;
 
@@ -117,4 +117,84 @@ pub struct RetryEvent<'a> {
 pub trait RetryListener: Send + Sync {
     /// The attempt described by `event` failed and is retried.
     async fn on_retry(&self, event: &RetryEvent<'_>) -> Result<()>;
+}
+
+/// Told of every read of a chunk step (Spring Batch's `ItemReadListener`), in the step's
+/// own task: a step with read listeners reads item by item and does not read ahead.
+///
+/// `before_read` comes before each read attempt (also the one that finds the end of the
+/// input), then `after_read` with the item, or `on_read_error` with the error (before the
+/// step retries or skips it). An error of a listener fails the chunk.
+#[async_trait]
+pub trait ItemReadListener<I: Sync>: Send + Sync {
+    /// Before an item is read.
+    async fn before_read(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// `item` was read.
+    async fn after_read(&self, item: &I) -> Result<()> {
+        let _ = item;
+        Ok(())
+    }
+
+    /// A read failed with `error`.
+    async fn on_read_error(&self, error: &Error) -> Result<()> {
+        let _ = error;
+        Ok(())
+    }
+}
+
+/// Told of the processing of every item of a chunk step (Spring Batch's
+/// `ItemProcessListener`): a step with process listeners processes item by item.
+///
+/// `before_process` comes before each attempt, then `after_process` with the result (`None`
+/// when the processor filtered the item out), or `on_process_error` with the error (before
+/// the step retries or skips the item). An error of a listener fails the chunk.
+#[async_trait]
+pub trait ItemProcessListener<I: Sync, O: Sync>: Send + Sync {
+    /// Before `item` is processed.
+    async fn before_process(&self, item: &I) -> Result<()> {
+        let _ = item;
+        Ok(())
+    }
+
+    /// `item` was processed into `result` (`None`: filtered out).
+    async fn after_process(&self, item: &I, result: Option<&O>) -> Result<()> {
+        let _ = (item, result);
+        Ok(())
+    }
+
+    /// Processing `item` failed with `error`.
+    async fn on_process_error(&self, item: &I, error: &Error) -> Result<()> {
+        let _ = (item, error);
+        Ok(())
+    }
+}
+
+/// Told of every write of a chunk step (Spring Batch's `ItemWriteListener`).
+///
+/// `before_write` comes before each write attempt of a chunk, then `after_write` with the
+/// same items, or `on_write_error` with the error (before the step rolls back, retries or
+/// scans the chunk). In a scan each item is written, and reported, alone. An error of a
+/// listener fails the chunk.
+#[async_trait]
+pub trait ItemWriteListener<O: Sync>: Send + Sync {
+    /// Before `items` are written.
+    async fn before_write(&self, items: &[O]) -> Result<()> {
+        let _ = items;
+        Ok(())
+    }
+
+    /// `items` were written (not yet committed).
+    async fn after_write(&self, items: &[O]) -> Result<()> {
+        let _ = items;
+        Ok(())
+    }
+
+    /// Writing `items` failed with `error`.
+    async fn on_write_error(&self, items: &[O], error: &Error) -> Result<()> {
+        let _ = (items, error);
+        Ok(())
+    }
 }

@@ -71,10 +71,12 @@
 #![deny(missing_docs)]
 
 pub mod compress;
+pub mod condition;
 pub mod csv;
 pub mod decider;
 pub use ikkatsu_core::duration;
 mod file;
+pub mod incrementer;
 pub mod jsonl;
 pub mod log;
 pub mod mapping;

@@ -23,6 +23,21 @@
 //! | partitioner | `list`  | [`ListPartitioner`]: one partition per entry | [`ListPartitionerConfig`] |
 //! | partitioner | `files` | [`FilesPartitioner`]: one partition per object matching a glob | [`FilesPartitionerConfig`] |
 //!
+//! Under the names of Surfin Batch's JSL, given with `ref`:
+//!
+//! | kind | ref | component |
+//! |------|-----|-----------|
+//! | job listener | `loggingJobListener` | [`LoggingListener`] |
+//! | step listener | `loggingStepListener` | [`LoggingListener`] |
+//! | chunk listener | `loggingChunkListener` | [`LoggingListener`] |
+//! | item read listener | `loggingItemReadListener` | [`LoggingListener`] |
+//! | item process listener | `loggingItemProcessListener` | [`LoggingListener`] |
+//! | item write listener | `loggingItemWriteListener` | [`LoggingListener`] |
+//! | skip listener | `loggingSkipListener` | [`LoggingListener`] |
+//! | retry listener | `loggingRetryItemListener` | [`LoggingListener`] |
+//! | incrementer | `timestampIncrementer` | [`TimestampIncrementer`] (parameter `timestamp`) |
+//! | decider | `conditionalDecision` | [`ConditionalDecider`] | [`ConditionalDecisionConfig`] |
+//!
 //! The `storage` of the file readers and writers may name a storage of the application
 //! config (`storage: "@inbox"`).
 
@@ -33,14 +48,18 @@ use ikkatsu_core::partition::{ListPartitioner, RangePartitioner};
 use ikkatsu_storage::StorageConnection;
 use serde::Deserialize;
 
+use crate::condition::{ConditionalDecider, ConditionalDecisionConfig};
 use crate::csv::{CsvItemReader, CsvItemWriter, CsvReaderConfig, CsvWriterConfig};
 use crate::decider::{ScriptDecider, ScriptDeciderConfig};
+use crate::incrementer::TimestampIncrementer;
 use crate::jsonl::{
     JsonLinesItemReader, JsonLinesItemWriter, JsonLinesReaderConfig, JsonLinesWriterConfig,
 };
 use crate::log::{LogTasklet, LogTaskletConfig};
 use crate::mapping::{FieldMappingConfig, FieldMappingItemProcessor};
-use crate::notify::{CommandListener, CommandListenerConfig, LogListener, LogListenerConfig};
+use crate::notify::{
+    CommandListener, CommandListenerConfig, LogListener, LogListenerConfig, LoggingListener,
+};
 use crate::object::{
     CsvObjectReaderConfig, CsvObjectWriterConfig, FilesPartitioner, FilesPartitionerConfig,
     ObjectItemReader, ObjectItemWriter, ObjectReaderConfig, ObjectWriterConfig,
@@ -133,6 +152,29 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
         Ok(Arc::new(FilesPartitioner::new(config)?))
     });
     register_file_items(registry, app);
+    register_surfin_names(registry);
+}
+
+/// Registers the components of the second table above.
+fn register_surfin_names(registry: &mut ComponentRegistry) {
+    let logging = Arc::new(LoggingListener);
+    registry
+        .register_job_listener("loggingJobListener", logging.clone())
+        .register_step_listener("loggingStepListener", logging.clone())
+        .register_chunk_listener("loggingChunkListener", logging.clone())
+        .register_item_read_listener("loggingItemReadListener", logging.clone())
+        .register_item_process_listener("loggingItemProcessListener", logging.clone())
+        .register_item_write_listener("loggingItemWriteListener", logging.clone())
+        .register_skip_listener("loggingSkipListener", logging.clone())
+        .register_retry_listener("loggingRetryItemListener", logging)
+        .register_incrementer(
+            "timestampIncrementer",
+            Arc::new(TimestampIncrementer::default()),
+        )
+        .register_decider_ref("conditionalDecision", |props, _| {
+            let config: ConditionalDecisionConfig = props.deserialize()?;
+            Ok(Arc::new(ConditionalDecider::new(config)))
+        });
 }
 
 /// `storage` with a leading `@name` replaced by the named storage of `app` as one URL (its

@@ -541,6 +541,6 @@ fn a_dead_letter_writer_of_an_unknown_type_and_a_skip_listener_on_a_tasklet_are_
     );
     assert_has(
         &e,
-        "job.yaml:13:27: listener `journal` in step `after` is a skip or retry listener: those listen to chunk steps, and this step is a tasklet",
+        "job.yaml:13:27: listener `journal` in step `after` is a skip, retry or item listener: those listen to chunk steps, and this step is a tasklet",
     );
 }

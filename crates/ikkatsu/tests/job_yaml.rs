@@ -332,12 +332,16 @@ fn bad_transition_targets_and_duplicate_steps() {
 }
 
 #[test]
-fn partitions_are_not_supported_yet() {
+fn a_partition_needs_a_partitioner_and_a_step() {
     let yaml = BASE.to_string() + "    spread:\n      partition: { grid-size: 2 }\n";
     let e = errors(&yaml);
     assert_has(
         &e,
-        "job.yaml:10:7: element `spread`: partitions are not supported yet",
+        "job.yaml:10:18: missing key `partitioner` in the partition of element `spread`",
+    );
+    assert_has(
+        &e,
+        "job.yaml:10:18: missing key `step` in the partition of element `spread`",
     );
 }
 
@@ -349,7 +353,7 @@ fn unknown_component_types_and_refs() {
     let e = build_errors(&yaml, &JobParameters::new());
     assert_has(
         &e,
-        "job.yaml:7:25: unknown reader type `avro` in step `transform` (registered reader types: csv, json, jsonl, parquet)",
+        "job.yaml:7:25: unknown reader type `avro` in step `transform` (registered reader types: csv, json, jsonl, parquet, sequence)",
     );
     assert_has(
         &e,

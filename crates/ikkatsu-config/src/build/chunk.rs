@@ -1,10 +1,12 @@
 //! A chunk element's [`ChunkStepBuilder`]: its components, size and read-ahead, and its
-//! fault tolerance (skip, retry, no-rollback, dead-letter writer, skip and retry listeners).
+//! fault tolerance (skip, retry, no-rollback, dead-letter writer), and its skip, retry and
+//! item listeners.
 
 use ikkatsu_core::step::{ChunkStepBuilder, RetryPolicy, SkipPolicy};
 use ikkatsu_core::{ChunkStep, Record};
 
-use super::{FaultListeners, StepBuilder};
+use super::StepBuilder;
+use super::listeners::ItemListeners;
 use crate::error::ConfigErrors;
 use crate::model::{ChunkDefinition, RetryDefinition};
 use crate::registry::ComponentKind;
@@ -13,7 +15,7 @@ impl StepBuilder<'_> {
     pub(super) fn chunk(
         &self,
         chunk: &ChunkDefinition,
-        listeners: FaultListeners,
+        listeners: ItemListeners,
         errors: &mut ConfigErrors,
     ) -> Option<ChunkStepBuilder<Record, Record>> {
         let reader = self.make(
@@ -76,6 +78,15 @@ impl StepBuilder<'_> {
         }
         for listener in listeners.retry {
             builder = builder.retry_listener(listener);
+        }
+        for listener in listeners.read {
+            builder = builder.item_read_listener(listener);
+        }
+        for listener in listeners.process {
+            builder = builder.item_process_listener(listener);
+        }
+        for listener in listeners.write {
+            builder = builder.item_write_listener(listener);
         }
         Some(builder)
     }

@@ -11,7 +11,7 @@ use ikkatsu_core::{
     ExecutionContext, FlowElement, JobParameters, Step, StepContext, StepExecution,
 };
 
-use super::{ElementInput, FaultListeners, StepBuilder};
+use super::{ElementInput, ItemListeners, StepBuilder};
 use crate::error::ConfigErrors;
 use crate::interpolate::{LateValues, references_late};
 use crate::model::{ComponentDefinition, ElementDefinition, ElementKind, JobDefinition};
@@ -58,7 +58,7 @@ pub(super) struct LateStep {
     /// What is built: the element's kind, or a partition's worker step.
     kind: ElementKind,
     chunk_listeners: Vec<Arc<dyn ChunkListener>>,
-    fault_listeners: FaultListeners,
+    item_listeners: ItemListeners,
 }
 
 impl StepBuilder<'_> {
@@ -77,7 +77,7 @@ impl StepBuilder<'_> {
             element: element.clone(),
             kind: kind.clone(),
             chunk_listeners: input.chunk_listeners.clone(),
-            fault_listeners: input.fault_listeners.clone(),
+            item_listeners: input.item_listeners.clone(),
         }
     }
 
@@ -113,7 +113,7 @@ impl LateStep {
         let input = ElementInput {
             element: &self.element,
             chunk_listeners: self.chunk_listeners.clone(),
-            fault_listeners: self.fault_listeners.clone(),
+            item_listeners: self.item_listeners.clone(),
             errors: &mut errors,
         };
         let built = self.kind.build(&builder, input);

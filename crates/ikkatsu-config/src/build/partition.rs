@@ -95,7 +95,7 @@ impl StepBuilder<'_> {
             let input = ElementInput {
                 element,
                 chunk_listeners: Vec::new(),
-                fault_listeners: Default::default(),
+                item_listeners: Default::default(),
                 errors,
             };
             let _ = worker.build(self, input);

@@ -10,9 +10,9 @@
 //! The table sits below the parser and the builder: they implement its traits, it knows
 //! neither of them.
 
-use super::SplitDefinition;
 use super::partition::PartitionDefinition;
 use super::step::{ChunkDefinition, ComponentDefinition};
+use super::{FlowElementDefinition, SplitDefinition};
 use crate::error::Position;
 use crate::node::Node;
 
@@ -122,6 +122,9 @@ element_kinds! {
         "partition" => Partition(Box<PartitionDefinition>)
             #[doc = "A partitioned step: a worker step run once per partition, here or on remote workers."]
             parse parse_partition, build partition;
+        "flow" => Flow(FlowElementDefinition)
+            #[doc = "A flow element: a named flow of the job, or a flow in place, run in sequence."]
+            parse parse_flow, build flow;
     }
     refused { }
 }

@@ -26,8 +26,10 @@ pub use step::{
 /// [`JobDefinition::build`].
 #[derive(Debug, Clone)]
 pub struct JobDefinition {
-    /// The job's name (`id`, or its alias `name`).
+    /// The job's name: `id`, or `name` when there is no `id`.
     pub id: Located<String>,
+    /// A name for people, distinct from the job's name: `name` next to `id`.
+    pub display_name: Option<String>,
     /// Free text.
     pub description: Option<String>,
     /// Whether failed or stopped executions may be restarted (default true).
@@ -41,6 +43,8 @@ pub struct JobDefinition {
     pub listeners: Vec<ComponentDefinition>,
     /// The flow of elements.
     pub flow: FlowDefinition,
+    /// Named flows (`flows`), run by `flow: NAME` elements.
+    pub flows: Vec<NamedFlow>,
     pub(crate) origin: Arc<str>,
     pub(crate) path: Option<PathBuf>,
 }
@@ -73,6 +77,72 @@ pub struct FlowDefinition {
     pub elements: Vec<ElementDefinition>,
 }
 
+/// A named flow of the job's `flows`.
+#[derive(Debug, Clone)]
+pub struct NamedFlow {
+    /// Its name.
+    pub name: Located<String>,
+    /// Its elements.
+    pub flow: FlowDefinition,
+}
+
+/// What a `flow` element runs: a named flow of the job (`flow: NAME`), or a flow written in
+/// place (`flow: {start-element, elements}` or `flow: {steps: [...]}`). Its steps are named
+/// `ELEMENT.STEP`.
+#[derive(Debug, Clone)]
+pub enum FlowElementDefinition {
+    /// `flow: NAME`.
+    Named(Located<String>),
+    /// A flow in place.
+    Inline(Box<FlowDefinition>),
+}
+
+/// What a listener of an element listens to: the key of the list that names it
+/// (`item-read-listeners`, ...), or any role it is registered for (`listeners`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ListenerRole {
+    /// `listeners`: every role the name is registered for.
+    Any,
+    /// `chunk-listeners`.
+    Chunk,
+    /// `item-read-listeners`.
+    ItemRead,
+    /// `item-process-listeners`.
+    ItemProcess,
+    /// `item-write-listeners`.
+    ItemWrite,
+    /// `skip-listeners`.
+    Skip,
+    /// `retry-item-listeners`.
+    Retry,
+}
+
+impl ListenerRole {
+    /// The element key of each role but `Any`, with the role.
+    pub const KEYS: &'static [(&'static str, ListenerRole)] = &[
+        ("chunk-listeners", ListenerRole::Chunk),
+        ("item-read-listeners", ListenerRole::ItemRead),
+        ("item-process-listeners", ListenerRole::ItemProcess),
+        ("item-write-listeners", ListenerRole::ItemWrite),
+        ("skip-listeners", ListenerRole::Skip),
+        ("retry-item-listeners", ListenerRole::Retry),
+    ];
+
+    /// `chunk listener`, `item read listener`, ...: for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ListenerRole::Any => "step listener",
+            ListenerRole::Chunk => "chunk listener",
+            ListenerRole::ItemRead => "item read listener",
+            ListenerRole::ItemProcess => "item process listener",
+            ListenerRole::ItemWrite => "item write listener",
+            ListenerRole::Skip => "skip listener",
+            ListenerRole::Retry => "retry listener",
+        }
+    }
+}
+
 /// `split: {flows: [...]}`: flows run in parallel.
 #[derive(Debug, Clone)]
 pub struct SplitDefinition {
@@ -91,8 +161,12 @@ pub struct ElementDefinition {
     pub transitions: Vec<TransitionDefinition>,
     /// Where to go when no transition matches and the step did not fail.
     pub next: Option<Located<String>>,
+    /// Free text.
+    pub description: Option<String>,
     /// Step (and chunk) listeners: `{ref}` or `{type, properties}`.
     pub listeners: Vec<ComponentDefinition>,
+    /// Listeners of one role (`item-read-listeners`, `skip-listeners`, ...): `{ref}`.
+    pub role_listeners: Vec<(ListenerRole, ComponentDefinition)>,
     /// Keys copied from the step's execution context to the job's when the step completes.
     pub promote_keys: Vec<String>,
     /// Whether a completed step runs again on restart.
@@ -126,5 +200,13 @@ impl JobDefinition {
     /// The element named `name`.
     pub fn element(&self, name: &str) -> Option<&ElementDefinition> {
         self.flow.elements.iter().find(|e| e.name.value == name)
+    }
+
+    /// The named flow `name` (of `flows`).
+    pub fn named_flow(&self, name: &str) -> Option<&FlowDefinition> {
+        self.flows
+            .iter()
+            .find(|f| f.name.value == name)
+            .map(|f| &f.flow)
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use ikkatsu_core::TransitionTarget;
 
 use super::Parser;
+use super::jsl::all_element_keys;
 use crate::error::{ConfigError, ConfigErrors, Position};
-use crate::model::element::element_keys;
 use crate::model::{ComponentDefinition, FlowDefinition, JobDefinition, Located, ParamDefinition};
 use crate::node::{Node, parse_yaml};
 
@@ -22,10 +22,11 @@ const JOB_KEYS: &[&str] = &[
     "listeners",
     "flow",
     "steps",
+    "flows",
 ];
-const FLOW_KEYS: &[&str] = &["start-element", "elements"];
+const FLOW_KEYS: &[&str] = &["start-element", "elements", "transition-rules"];
 const SPLIT_KEYS: &[&str] = &["flows"];
-const SPLIT_FLOW_KEYS: &[&str] = &["steps", "start-element", "elements"];
+const SPLIT_FLOW_KEYS: &[&str] = &["steps", "start-element", "elements", "transition-rules"];
 const PARAM_KEYS: &[&str] = &["value", "type", "identifying", "required", "description"];
 
 impl JobDefinition {
@@ -77,12 +78,11 @@ impl Parser<'_> {
         }
         let what = "the job";
         let f = self.map(root, what, JOB_KEYS)?;
+        // `name` alone is the job's name; beside `id`, it is a name for people.
+        let mut display_name = None;
         let id = match (f.get("id"), f.get("name")) {
-            (Some(id), Some(_)) => {
-                self.error(
-                    f.key_position("name"),
-                    "`name` is an alias of `id`: give only one of them",
-                );
+            (Some(id), Some(name)) => {
+                display_name = self.text(name, "name", what).map(|t| t.value);
                 self.name(id, "id", what)
             }
             (Some(id), None) => self.name(id, "id", what),
@@ -103,9 +103,7 @@ impl Parser<'_> {
             .get("restartable")
             .and_then(|n| self.boolean(n, "restartable", what))
             .unwrap_or(true);
-        let incrementer = f
-            .get("incrementer")
-            .and_then(|n| self.name(n, "incrementer", what));
+        let incrementer = f.get("incrementer").and_then(|n| self.incrementer(n, what));
         let params = f.get("params").map(|n| self.params(n)).unwrap_or_default();
         let listeners = f
             .get("listeners")
@@ -126,19 +124,27 @@ impl Parser<'_> {
                 None
             }
         };
+        let flows = f
+            .get("flows")
+            .map(|n| self.named_flows(n))
+            .unwrap_or_default();
         let flow = flow?;
         self.check_targets(&flow);
-        Some(JobDefinition {
+        let definition = JobDefinition {
             id: id?,
+            display_name,
             description,
             restartable,
             incrementer,
             params,
             listeners,
             flow,
+            flows,
             origin: Arc::from(self.origin),
             path: None,
-        })
+        };
+        self.check_flow_refs(&definition);
+        Some(definition)
     }
 
     fn params(&mut self, node: &Node) -> Vec<ParamDefinition> {
@@ -238,30 +244,35 @@ impl Parser<'_> {
         let mut complete = true;
         for (i, item) in items.iter().enumerate() {
             let what = format!("flow #{} of {what}", i + 1);
-            let Some(ff) = self.map(item, &what, SPLIT_FLOW_KEYS) else {
-                complete = false;
-                continue;
-            };
-            let flow = match ff.get("steps") {
-                Some(_) if ff.has("start-element") || ff.has("elements") => {
-                    self.error(
-                        ff.key_position("steps"),
-                        format!("{what}: give either `steps` or `start-element` and `elements`, not both"),
-                    );
-                    None
-                }
-                Some(steps) => self.steps(steps),
-                None => self.flow_in(item, &what),
-            };
-            match flow {
-                Some(flow) => {
-                    self.check_targets(&flow);
-                    flows.push(flow);
-                }
+            match self.flow_item(item, &what) {
+                Some(flow) => flows.push(flow),
                 None => complete = false,
             }
         }
         complete.then_some(flows)
+    }
+
+    /// A flow in the shape of a job's `steps` (`{steps: [...]}`) or `flow`
+    /// (`{start-element, elements}`), its targets checked.
+    pub(crate) fn flow_item(&mut self, item: &Node, what: &str) -> Option<FlowDefinition> {
+        let ff = self.map(item, what, SPLIT_FLOW_KEYS)?;
+        let flow = match ff.get("steps") {
+            Some(_)
+                if ff.has("start-element") || ff.has("elements") || ff.has("transition-rules") =>
+            {
+                self.error(
+                    ff.key_position("steps"),
+                    format!(
+                        "{what}: give either `steps` or `start-element` and `elements`, not both"
+                    ),
+                );
+                None
+            }
+            Some(steps) => self.steps(steps),
+            None => self.flow_in(item, what),
+        }?;
+        self.check_targets(&flow);
+        Some(flow)
     }
 
     fn flow(&mut self, node: &Node) -> Option<FlowDefinition> {
@@ -283,7 +294,7 @@ impl Parser<'_> {
                 continue;
             }
             let what = format!("element `{}`", key.name);
-            if let Some(fields) = self.map(value, &what, &element_keys())
+            if let Some(fields) = self.map(value, &what, &all_element_keys())
                 && let Some(element) = self.element(name, &fields, &what)
             {
                 elements.push(element);
@@ -295,10 +306,15 @@ impl Parser<'_> {
                 format!("`elements` of {what} is empty"),
             );
         }
-        Some(FlowDefinition {
+        let mut flow = FlowDefinition {
             start: start?,
             elements,
-        })
+        };
+        self.gather_split_steps(&mut flow);
+        if let Some(rules) = f.get("transition-rules") {
+            self.transition_rules(rules, &mut flow, what);
+        }
+        Some(flow)
     }
 
     fn steps(&mut self, node: &Node) -> Option<FlowDefinition> {
@@ -310,7 +326,7 @@ impl Parser<'_> {
             );
             return None;
         }
-        let mut allowed = element_keys();
+        let mut allowed = all_element_keys();
         allowed.push("name");
         let mut parsed = Vec::new();
         for (i, item) in items.iter().enumerate() {
@@ -345,6 +361,7 @@ impl Parser<'_> {
             }
             elements.push(element);
         }
+        self.refuse_split_steps(&elements);
         let first = elements.first()?.name.clone();
         Some(FlowDefinition {
             start: first,

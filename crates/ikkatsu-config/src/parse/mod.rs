@@ -5,11 +5,14 @@
 //!
 //! This module holds the walker and its checks of single values; [`job`] reads the job and
 //! its flow, [`step`] an element and its components, [`fault`] the skip, retry and
-//! dead-letter keys of a chunk, [`transitions`] the transitions, and
+//! dead-letter keys of a chunk, [`transitions`] the transitions, [`flows`] named flows and
+//! flow elements, [`jsl`] the keys of Surfin Batch's JSL read beside ikkatsu's own, and
 //! [`crate::model::element`] the table of element kinds.
 
 pub(crate) mod fault;
+pub(crate) mod flows;
 pub(crate) mod job;
+pub(crate) mod jsl;
 pub(crate) mod partition;
 pub(crate) mod step;
 pub(crate) mod transitions;

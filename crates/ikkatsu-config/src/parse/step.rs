@@ -11,8 +11,8 @@ use super::{Fields, Parser};
 use crate::error::Position;
 use crate::model::element::{ElementParser, KIND_KEYS, supported_kinds};
 use crate::model::{
-    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition, Located,
-    PartitionDefinition, SplitDefinition,
+    ChunkDefinition, ComponentDefinition, ComponentSelector, ElementDefinition,
+    FlowElementDefinition, Located, PartitionDefinition, SplitDefinition,
 };
 use crate::node::{Node, NodeKind};
 
@@ -48,6 +48,10 @@ impl ElementParser for Parser<'_> {
         self.partition(node, what).map(Box::new)
     }
 
+    fn parse_flow(&mut self, node: &Node, what: &str) -> Option<FlowElementDefinition> {
+        self.flow_element(node, what)
+    }
+
     fn report(&mut self, position: Position, message: String) {
         self.error(position, message);
     }
@@ -61,28 +65,41 @@ impl Parser<'_> {
         what: &str,
     ) -> Option<ElementDefinition> {
         let kinds: Vec<&str> = KIND_KEYS.iter().copied().filter(|k| f.has(k)).collect();
-        let kind = match kinds.as_slice() {
-            [] => {
-                self.error(
+        let kind = if let Some(shape) = self.surfin_shape(f, &kinds, what) {
+            shape
+        } else {
+            match kinds.as_slice() {
+                [] => {
+                    self.error(
                     f.node.position(),
-                    format!("{what} needs one of {}", supported_kinds()),
-                );
-                None
-            }
-            [_, second, ..] => {
-                self.error(
-                    f.key_position(second),
                     format!(
-                        "{what} has both `{}` and `{second}`: give only one",
-                        kinds[0]
+                        "{what} needs one of {} (or, as Surfin Batch writes them, `reader` and `writer` for a chunk step, `ref` for a decision)",
+                        supported_kinds()
                     ),
                 );
-                None
+                    None
+                }
+                [_, second, ..] => {
+                    self.error(
+                        f.key_position(second),
+                        format!(
+                            "{what} has both `{}` and `{second}`: give only one",
+                            kinds[0]
+                        ),
+                    );
+                    None
+                }
+                [key] => f
+                    .get(key)
+                    .and_then(|node| self.element_kind(key, node, f.key_position(key), what)),
             }
-            [key] => f
-                .get(key)
-                .and_then(|node| self.element_kind(key, node, f.key_position(key), what)),
         };
+        self.check_own_id(f, &name, what);
+        let description = f
+            .get("description")
+            .and_then(|n| self.text(n, "description", what))
+            .map(|t| t.value);
+        let role_listeners = self.role_listeners(f, what);
         let transitions = f
             .get("transitions")
             .map(|n| self.transitions(n, what))
@@ -93,13 +110,7 @@ impl Parser<'_> {
             .map(|n| self.listeners(n, what))
             .unwrap_or_default();
         let promote_keys = match f.get("execution-context-promotion") {
-            Some(n) => self
-                .list(n, "execution-context-promotion", what)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|k| self.name(k, "execution-context-promotion", what))
-                .map(|k| k.value)
-                .collect(),
+            Some(n) => self.promotion(n, what),
             None => Vec::new(),
         };
         let allow_start_if_complete = f
@@ -114,7 +125,9 @@ impl Parser<'_> {
             kind: kind?,
             transitions,
             next,
+            description,
             listeners,
+            role_listeners,
             promote_keys,
             allow_start_if_complete,
             start_limit,
@@ -203,6 +216,16 @@ impl Parser<'_> {
                 None
             }
         };
+        let properties = self.properties(&f, node, what);
+        Some(ComponentDefinition {
+            selector: selector?,
+            properties: properties?,
+            position: node.position(),
+        })
+    }
+
+    /// The `properties` of the component `node` (a mapping; empty when absent).
+    pub(crate) fn properties(&mut self, f: &Fields<'_>, node: &Node, what: &str) -> Option<Node> {
         let properties = match f.get("properties") {
             None => Node::new(node.position(), NodeKind::Map(Vec::new())),
             Some(p) if p.is_null() => Node::new(p.position(), NodeKind::Map(Vec::new())),
@@ -221,10 +244,6 @@ impl Parser<'_> {
                 return None;
             }
         };
-        Some(ComponentDefinition {
-            selector: selector?,
-            properties,
-            position: node.position(),
-        })
+        Some(properties)
     }
 }

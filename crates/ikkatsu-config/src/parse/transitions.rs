@@ -7,7 +7,8 @@ use crate::error::Position;
 use crate::model::TransitionDefinition;
 use crate::node::Node;
 
-const TRANSITION_KEYS: &[&str] = &["on", "to", "end", "fail", "stop", "restart", "exit-code"];
+pub(crate) const TRANSITION_KEYS: &[&str] =
+    &["on", "to", "end", "fail", "stop", "restart", "exit-code"];
 
 impl Parser<'_> {
     pub(crate) fn transitions(&mut self, node: &Node, step: &str) -> Vec<TransitionDefinition> {

@@ -8,6 +8,7 @@
 //! and `resources` (CPU time, resident memory, open files: see [`StepResources`]).
 
 mod command;
+mod logging;
 mod usage;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use ikkatsu_core::listener::{JobExecutionListener, StepExecutionListener};
 use ikkatsu_core::{ExitStatus, JobExecution, Result, StepExecution};
 
 pub use command::{CommandListener, CommandListenerConfig};
+pub use logging::LoggingListener;
 pub use usage::StepResources;
 
 use crate::log::LogLevel;

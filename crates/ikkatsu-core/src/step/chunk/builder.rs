@@ -10,9 +10,13 @@ use tokio::sync::Mutex;
 use super::ChunkStep;
 use super::dead_letter::{DeadLetterSink, describe};
 use super::fault::Faults;
+use super::listeners::ItemListeners;
 use crate::error::{Error, ErrorKind, Result};
 use crate::item::{ItemProcessor, ItemReader, ItemWriter, Record};
-use crate::listener::{ChunkListener, RetryListener, SkipListener};
+use crate::listener::{
+    ChunkListener, ItemProcessListener, ItemReadListener, ItemWriteListener, RetryListener,
+    SkipListener,
+};
 use crate::step::{RetryPolicy, SkipPolicy};
 
 /// Builds a [`ChunkStep`].
@@ -25,6 +29,7 @@ pub struct ChunkStepBuilder<I, O> {
     listeners: Vec<Arc<dyn ChunkListener>>,
     skip_listeners: Vec<Arc<dyn SkipListener<I, O>>>,
     retry_listeners: Vec<Arc<dyn RetryListener>>,
+    item_listeners: ItemListeners<I, O>,
     skip: SkipPolicy,
     retry: RetryPolicy,
     no_rollback: Vec<ErrorKind>,
@@ -50,6 +55,7 @@ where
             listeners: Vec::new(),
             skip_listeners: Vec::new(),
             retry_listeners: Vec::new(),
+            item_listeners: ItemListeners::default(),
             skip: SkipPolicy::never(),
             retry: RetryPolicy::default(),
             no_rollback: Vec::new(),
@@ -123,6 +129,26 @@ where
     /// Adds a retry listener, told of every retry before its wait.
     pub fn retry_listener(mut self, listener: Arc<dyn RetryListener>) -> Self {
         self.retry_listeners.push(listener);
+        self
+    }
+
+    /// Adds an item read listener, told of every read. A step with read listeners reads
+    /// item by item, in its own task (no read-ahead).
+    pub fn item_read_listener(mut self, listener: Arc<dyn ItemReadListener<I>>) -> Self {
+        self.item_listeners.read.push(listener);
+        self
+    }
+
+    /// Adds an item process listener, told of the processing of every item. A step with
+    /// process listeners processes item by item.
+    pub fn item_process_listener(mut self, listener: Arc<dyn ItemProcessListener<I, O>>) -> Self {
+        self.item_listeners.process.push(listener);
+        self
+    }
+
+    /// Adds an item write listener, told of every write.
+    pub fn item_write_listener(mut self, listener: Arc<dyn ItemWriteListener<O>>) -> Self {
+        self.item_listeners.write.push(listener);
         self
     }
 
@@ -210,6 +236,7 @@ where
             writer: Mutex::new(writer),
             listeners: self.listeners,
             skip_listeners: self.skip_listeners,
+            item_listeners: self.item_listeners,
             dead_letter: self.dead_letter.map(Mutex::new),
             allow_start_if_complete: self.allow_start_if_complete,
             start_limit: self.start_limit,

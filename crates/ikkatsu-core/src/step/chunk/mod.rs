@@ -6,6 +6,7 @@
 mod builder;
 mod dead_letter;
 mod fault;
+mod listeners;
 mod read;
 mod scan;
 
@@ -18,6 +19,7 @@ use tracing::Instrument;
 pub use builder::ChunkStepBuilder;
 use dead_letter::{DeadLetterSink, POSITION_KEY};
 use fault::{Faults, Skip, SkippedItem};
+use listeners::ItemListeners;
 use read::{ChunkSource, ReadChunk, positions, read_ahead, read_into};
 
 use super::{Phase, Step, StepContext};
@@ -61,6 +63,7 @@ pub struct ChunkStep<I, O> {
     writer: Mutex<Box<dyn ItemWriter<O>>>,
     listeners: Vec<Arc<dyn ChunkListener>>,
     skip_listeners: Vec<Arc<dyn SkipListener<I, O>>>,
+    item_listeners: ItemListeners<I, O>,
     faults: Faults,
     dead_letter: Option<Mutex<DeadLetterSink<I, O>>>,
     allow_start_if_complete: bool,
@@ -237,6 +240,7 @@ where
                     &ctx.cancel,
                     skipped,
                     items,
+                    &self.item_listeners.read,
                 )
                 .await?;
                 (read, None, None)
@@ -284,14 +288,19 @@ where
         ctx: &StepContext,
         chunk: &mut Chunk<I, O>,
     ) -> Result<()> {
-        if self.faults.retry.limit == 0 && !self.records_skips() {
+        if self.faults.retry.limit == 0
+            && !self.records_skips()
+            && self.item_listeners.process.is_empty()
+        {
             return self.process_chunk(execution, chunk).await;
         }
         let keep = self.records_skips();
         for (item, position) in chunk.inputs.drain(..).zip(chunk.input_positions.drain(..)) {
             let mut attempt = 0u32;
             loop {
-                match self.processor.process(item.clone()).await {
+                self.item_listeners.before_process(&item).await?;
+                let result = self.processor.process(item.clone()).await;
+                match self.item_listeners.processed(&item, result).await? {
                     Ok(Some(out)) => {
                         chunk.outputs.push(out);
                         chunk.output_positions.push(position);
@@ -466,7 +475,9 @@ where
             dead_letter: dead_letter.as_deref_mut(),
             point,
         };
-        let (result, mut reader) = if self.read_ahead && reader.supports_read_ahead() {
+        let ahead =
+            self.read_ahead && reader.supports_read_ahead() && self.item_listeners.read.is_empty();
+        let (result, mut reader) = if ahead {
             let (sender, receiver) = mpsc::channel(1);
             let task = tokio::spawn(
                 read_ahead(

@@ -3,13 +3,17 @@
 //! and pre-decides skips, so that the step sees the same items, errors and positions either
 //! way.
 
+use std::sync::Arc;
+
 use tokio::sync::{OwnedMutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::fault::Faults;
+use super::listeners::{after_read, before_read};
 use crate::context::ExecutionContext;
 use crate::error::{Error, ErrorKind, Result};
 use crate::item::ItemReader;
+use crate::listener::ItemReadListener;
 use crate::step::Phase;
 
 /// Where a chunk step's items come from: its reader, called in the step's task, or the
@@ -47,14 +51,16 @@ pub(super) struct AheadChunk<I> {
 /// retry policy allows (the reader has not moved past the item); then it is recorded in
 /// `errors`, and reading goes on after it while the skip policy could allow it (`skipped`:
 /// the skips known before this chunk). `Err` only for what no skip covers.
-/// `items` (emptied) is where the items go.
-pub(super) async fn read_into<I: Send>(
+/// `items` (emptied) is where the items go. With read `listeners`, items are read one at a
+/// time, each read told to them.
+pub(super) async fn read_into<I: Send + Sync>(
     reader: &mut dyn ItemReader<I>,
     chunk_size: usize,
     faults: &Faults,
     cancel: &CancellationToken,
     skipped: u64,
     mut items: Vec<I>,
+    listeners: &[Arc<dyn ItemReadListener<I>>],
 ) -> Result<ReadChunk<I>> {
     items.clear();
     let mut chunk = ReadChunk {
@@ -65,10 +71,20 @@ pub(super) async fn read_into<I: Send>(
     let mut attempt = 0u32;
     while chunk.items.len() < chunk_size {
         let before = chunk.items.len();
-        match reader
-            .read_chunk(chunk_size - before, &mut chunk.items)
-            .await
-        {
+        let max = if listeners.is_empty() {
+            chunk_size - before
+        } else {
+            before_read(listeners).await?;
+            1
+        };
+        let result = reader.read_chunk(max, &mut chunk.items).await;
+        if !listeners.is_empty() {
+            match &result {
+                Ok(_) => after_read(listeners, Ok(chunk.items.get(before))).await?,
+                Err(err) => after_read(listeners, Err(err)).await?,
+            }
+        }
+        match result {
             Ok(true) => {
                 chunk.eof = true;
                 break;
@@ -114,7 +130,7 @@ pub(super) async fn read_into<I: Send>(
 /// The read-ahead task: reads chunk after chunk, saving the reader's position after each,
 /// until the input ends, a read error cannot be skipped, or the step stops listening.
 /// Gives the reader back at the end, for the step to close it.
-pub(super) async fn read_ahead<I: Send + 'static>(
+pub(super) async fn read_ahead<I: Send + Sync + 'static>(
     mut reader: OwnedMutexGuard<Box<dyn ItemReader<I>>>,
     chunks: mpsc::Sender<AheadChunk<I>>,
     chunk_size: usize,
@@ -140,6 +156,7 @@ pub(super) async fn read_ahead<I: Send + 'static>(
             &cancel,
             skipped,
             items,
+            &[],
         )
         .await
         {

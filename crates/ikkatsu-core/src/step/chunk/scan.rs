@@ -25,13 +25,13 @@ where
             return Ok(());
         }
         if !self.faults.rolls_back_writes() {
-            output.writer.write(&chunk.outputs).await?;
+            self.write_items(output, &chunk.outputs).await??;
             self.written(execution, chunk);
             return Ok(());
         }
         let mut attempt = 0u32;
         let error = loop {
-            let Err(err) = output.writer.write(&chunk.outputs).await else {
+            let Err(err) = self.write_items(output, &chunk.outputs).await? else {
                 self.written(execution, chunk);
                 return Ok(());
             };
@@ -50,6 +50,14 @@ where
                 .await?;
         };
         self.scan(execution, chunk, output, error).await
+    }
+
+    /// Writes `items`, told to the write listeners; `Err` is a listener's error, `Ok` the
+    /// writer's result.
+    async fn write_items(&self, output: &mut Output<'_, I, O>, items: &[O]) -> Result<Result<()>> {
+        self.item_listeners.before_write(items).await?;
+        let result = output.writer.write(items).await;
+        self.item_listeners.written(items, result).await
     }
 
     /// Counts the outputs of a chunk written whole.
@@ -99,7 +107,10 @@ where
             .drain(..)
             .zip(chunk.output_positions.drain(..));
         for (item, position) in items {
-            match output.writer.write(std::slice::from_ref(&item)).await {
+            match self
+                .write_items(output, std::slice::from_ref(&item))
+                .await?
+            {
                 Ok(()) => {
                     output.writer.update(&mut output.point).await?;
                     execution.counts.write_count += 1;
