@@ -17,6 +17,7 @@
 //! | tasklet   | `noop`    | [`LogTasklet`] without a message            | none |
 //! | listener  | `log`     | [`LogListener`]: job and step events to the log | [`LogListenerConfig`] |
 //! | listener  | `command` | [`CommandListener`]: a program run on each event | [`CommandListenerConfig`] |
+//! | listener  | `webhook` | [`WebhookListener`]: each event posted to a URL | [`WebhookListenerConfig`] |
 //! | decider   | `script`  | [`ScriptDecider`] (sees `params`, `context`, `exit_code`, `status`) | [`ScriptDeciderConfig`] |
 //!
 //! The `storage` of the file readers and writers may name a storage of the application
@@ -35,7 +36,10 @@ use crate::jsonl::{
 };
 use crate::log::{LogTasklet, LogTaskletConfig};
 use crate::mapping::{FieldMappingConfig, FieldMappingItemProcessor};
-use crate::notify::{CommandListener, CommandListenerConfig, LogListener, LogListenerConfig};
+use crate::notify::{
+    CommandListener, CommandListenerConfig, LogListener, LogListenerConfig, WebhookListener,
+    WebhookListenerConfig,
+};
 use crate::object::{
     CsvObjectReaderConfig, CsvObjectWriterConfig, ObjectItemReader, ObjectItemWriter,
     ObjectReaderConfig, ObjectWriterConfig,
@@ -84,6 +88,10 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
         .register_listener("command", |props, ctx| {
             let config: CommandListenerConfig = props.deserialize()?;
             CommandListener::listeners(config, ctx.job_name)
+        })
+        .register_listener("webhook", |props, ctx| {
+            let config: WebhookListenerConfig = props.deserialize()?;
+            WebhookListener::listeners(config, ctx.job_name)
         });
     register_file_items(registry, app);
 }

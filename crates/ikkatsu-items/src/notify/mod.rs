@@ -1,14 +1,20 @@
 //! Listener types for job files, needing no Rust: `log` writes every job or step event to
-//! the log, `command` runs a program on them. Both take `events` (which events, by name)
-//! and listen at the job level (`listeners` of the job: `job-started`, `job-ended`) and at
-//! the step level (`listeners` of an element: `step-started`, `step-ended`).
+//! the log, `command` runs a program on them, `webhook` posts them to a URL. All take
+//! `events` (which events, by name) and listen at the job level (`listeners` of the job:
+//! `job-started`, `job-ended`) and at the step level (`listeners` of an element:
+//! `step-started`, `step-ended`, and, only when named in `events`, `storage-calls` and
+//! `sql-calls`).
 //!
 //! An event is a JSON object: `event`, `job_name`, `execution_id`, `status`, `exit_code`,
-//! `exit_description`, and for steps `step_name`, and for `step-ended` the step's `counts`
-//! and `resources` (CPU time, resident memory, open files: see [`StepResources`]).
+//! `exit_description`, and for steps `step_name`, for `step-ended` the step's `counts`
+//! and `resources` (CPU time, resident memory, open files: see [`StepResources`]), and for
+//! `storage-calls` and `sql-calls` the step's external calls summed up (`calls`: see
+//! [`CallSummary`]).
 
+mod calls;
 mod command;
 mod usage;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -16,11 +22,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use ikkatsu_config::registry::Listeners;
+use ikkatsu_core::call::ExternalCallListener;
 use ikkatsu_core::listener::{JobExecutionListener, StepExecutionListener};
 use ikkatsu_core::{ExitStatus, JobExecution, Result, StepExecution};
 
+pub use calls::{CallSummary, MAX_GROUPS};
 pub use command::{CommandListener, CommandListenerConfig};
 pub use usage::StepResources;
+pub use webhook::{WebhookListener, WebhookListenerConfig};
 
 use crate::log::LogLevel;
 
@@ -36,6 +45,10 @@ pub enum EventKind {
     StepStarted,
     /// After a step, with its status and counts.
     StepEnded,
+    /// After a step, its storage requests summed up (only when named in `events`).
+    StorageCalls,
+    /// After a step, its SQL statements summed up (only when named in `events`).
+    SqlCalls,
 }
 
 impl EventKind {
@@ -46,6 +59,8 @@ impl EventKind {
             EventKind::JobEnded => "job-ended",
             EventKind::StepStarted => "step-started",
             EventKind::StepEnded => "step-ended",
+            EventKind::StorageCalls => "storage-calls",
+            EventKind::SqlCalls => "sql-calls",
         }
     }
 }
@@ -74,6 +89,9 @@ pub struct Event {
     /// What the process used during the step (`step-ended`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<StepResources>,
+    /// The step's calls of the event's kind (`storage-calls`, `sql-calls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Vec<CallSummary>>,
 }
 
 impl Event {
@@ -88,6 +106,7 @@ impl Event {
             exit_description: execution.exit_status.description.clone(),
             counts: None,
             resources: None,
+            calls: None,
         }
     }
 
@@ -104,6 +123,7 @@ impl Event {
                 .then(|| serde_json::to_value(execution.counts).ok())
                 .flatten(),
             resources: None,
+            calls: None,
         }
     }
 
@@ -131,6 +151,22 @@ impl Event {
                     self.status, self.exit_code, self.execution_id
                 )
             }
+            EventKind::StorageCalls | EventKind::SqlCalls => {
+                let calls = self.calls.as_deref().unwrap_or_default();
+                let count: u64 = calls.iter().map(|c| c.count).sum();
+                let failed: u64 = calls.iter().map(|c| c.failed).sum();
+                let bytes: u64 = calls.iter().filter_map(|c| c.bytes).sum();
+                let rows: u64 = calls.iter().filter_map(|c| c.rows).sum();
+                let ms: f64 = calls.iter().map(|c| c.duration_ms).sum();
+                let what_calls = match self.event {
+                    EventKind::SqlCalls => "SQL statements",
+                    _ => "storage calls",
+                };
+                format!(
+                    "{what}: {count} {what_calls} ({failed} failed), {bytes} bytes, {rows} rows, {ms:.1} ms (execution {})",
+                    self.execution_id
+                )
+            }
         }
     }
 }
@@ -151,6 +187,9 @@ pub struct EventListener<S> {
     job_name: String,
     /// What the process used when each running step (by step execution id) started.
     started: std::sync::Mutex<std::collections::HashMap<i64, usage::Sample>>,
+    /// The external calls of the running steps, when `storage-calls` or `sql-calls` is
+    /// wanted.
+    calls: Option<Arc<calls::CallTally>>,
 }
 
 impl<S: EventSink> EventListener<S> {
@@ -162,11 +201,15 @@ impl<S: EventSink> EventListener<S> {
             EventKind::StepStarted,
             EventKind::StepEnded,
         ];
+        let events = events.unwrap_or(all);
+        let storage = events.contains(&EventKind::StorageCalls);
+        let sql = events.contains(&EventKind::SqlCalls);
         let listener = Arc::new(EventListener {
             sink,
-            events: events.unwrap_or(all),
+            events,
             job_name: job_name.to_string(),
             started: std::sync::Mutex::default(),
+            calls: (storage || sql).then(|| Arc::new(calls::CallTally::new(storage, sql))),
         });
         Listeners {
             job: Some(listener.clone()),
@@ -216,8 +259,28 @@ impl<S: EventSink> StepExecutionListener for EventListener<S> {
             .ok()
             .and_then(|mut started| started.remove(&execution.id));
         event.resources = start.map(usage::since);
+        let (storage, sql) = match &self.calls {
+            Some(tally) => tally.take(execution.id),
+            None => Default::default(),
+        };
         self.emit(event).await?;
+        for (kind, calls) in [
+            (EventKind::StorageCalls, storage),
+            (EventKind::SqlCalls, sql),
+        ] {
+            if !calls.is_empty() {
+                let mut event = Event::of_step(kind, job, execution);
+                event.calls = Some(calls);
+                self.emit(event).await?;
+            }
+        }
         Ok(None)
+    }
+
+    fn call_listener(&self) -> Option<Arc<dyn ExternalCallListener>> {
+        self.calls
+            .clone()
+            .map(|tally| tally as Arc<dyn ExternalCallListener>)
     }
 }
 

@@ -468,7 +468,7 @@ where
         };
         let (result, mut reader) = if self.read_ahead && reader.supports_read_ahead() {
             let (sender, receiver) = mpsc::channel(1);
-            let task = tokio::spawn(
+            let task = tokio::spawn(crate::call::carry(
                 read_ahead(
                     reader,
                     sender,
@@ -478,7 +478,7 @@ where
                     execution.counts.skip_count(),
                 )
                 .in_current_span(),
-            );
+            ));
             let result = self
                 .run_chunks(execution, ctx, ChunkSource::Ahead(receiver), &mut output)
                 .await;
