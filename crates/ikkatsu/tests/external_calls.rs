@@ -41,7 +41,7 @@ id: calls
 steps:
   - name: copy
     chunk:
-      size: 2
+      chunk-size: 2
       reader: {{ type: jsonl, properties: {{ storage: "{input}", path: "in/*.jsonl" }} }}
       writer: {{ type: jsonl, properties: {{ storage: "{output}", path: "out" }} }}
     listeners:

@@ -2,13 +2,15 @@
 //! certificate verifier that accepts any certificate. The crypto provider and the reading of
 //! CA files are `ikkatsu-net`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ikkatsu_core::{Error, Result};
+#[cfg(feature = "ftp")]
 use rustls::pki_types::CertificateDer;
 
 use crate::settings::Settings;
 
+#[cfg(feature = "ftp")]
 pub(crate) use ikkatsu_net::install_crypto_provider;
 
 /// The trust options of a TLS backend.
@@ -38,7 +40,11 @@ impl TlsSettings {
 }
 
 /// The certificates of the PEM file `path` given as `ca-file`: at least one.
-pub(crate) fn read_ca_file(path: &Path, shown: &str) -> Result<Vec<CertificateDer<'static>>> {
+#[cfg(feature = "ftp")]
+pub(crate) fn read_ca_file(
+    path: &std::path::Path,
+    shown: &str,
+) -> Result<Vec<CertificateDer<'static>>> {
     ikkatsu_net::read_ca_file(path, &format!("storage {shown}"))
 }
 
