@@ -329,3 +329,54 @@ impl EventSink for LogListener {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_events_are_described_by_their_totals() {
+        let group = |bytes, rows, failed| CallSummary {
+            backend: "s3".into(),
+            operation: "write".into(),
+            target: "out/p".into(),
+            count: 2,
+            failed,
+            bytes,
+            rows,
+            duration_ms: 1.25,
+            max_duration_ms: 1.0,
+            last_error: None,
+        };
+        let event = Event {
+            event: EventKind::StorageCalls,
+            job_name: "daily".into(),
+            execution_id: 7,
+            step_name: Some("load".into()),
+            status: "COMPLETED".into(),
+            exit_code: "COMPLETED".into(),
+            exit_description: String::new(),
+            counts: None,
+            resources: None,
+            calls: Some(vec![group(Some(10), None, 1), group(Some(5), Some(3), 0)]),
+        };
+        assert_eq!(
+            event.describe(),
+            "step `load` of job `daily`: 4 storage calls (1 failed), 15 bytes, 3 rows, 2.5 ms (execution 7)"
+        );
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event"], "storage-calls");
+        assert_eq!(json["calls"][0]["bytes"], 10);
+        assert!(json["calls"][0].get("rows").is_none(), "{json}");
+        let sql = Event {
+            event: EventKind::SqlCalls,
+            calls: Some(vec![group(None, Some(1), 0)]),
+            ..event
+        };
+        assert!(
+            sql.describe().contains(": 2 SQL statements (0 failed)"),
+            "{}",
+            sql.describe()
+        );
+    }
+}
