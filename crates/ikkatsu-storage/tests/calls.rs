@@ -18,7 +18,10 @@ impl ExternalCallListener for Calls {
     }
 }
 
-fn summary(calls: &[ExternalCall]) -> Vec<(String, String, Option<u64>, Option<u64>, bool)> {
+/// Operation, path, bytes, rows, succeeded.
+type Seen = (String, String, Option<u64>, Option<u64>, bool);
+
+fn summary(calls: &[ExternalCall]) -> Vec<Seen> {
     calls
         .iter()
         .map(|c| {
