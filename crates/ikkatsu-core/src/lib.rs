@@ -39,6 +39,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod call;
 pub mod context;
 pub mod duration;
 pub mod error;

@@ -1,10 +1,12 @@
 //! Listeners: hooks before and after jobs, steps and chunks, around the reading, processing
 //! and writing of items, and on the skips and retries of chunk steps.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::call::ExternalCallListener;
 use crate::error::{Error, Result};
 use crate::execution::{JobExecution, StepExecution};
 use crate::item::Phase;
@@ -39,6 +41,13 @@ pub trait StepExecutionListener: Send + Sync {
     async fn after_step(&self, execution: &StepExecution) -> Result<Option<ExitStatus>> {
         let _ = execution;
         Ok(None)
+    }
+
+    /// The listener of the step's external calls (storage requests, SQL statements), if
+    /// this listener wants them: asked once per step run, before `before_step`
+    /// (see [`crate::call`]).
+    fn call_listener(&self) -> Option<Arc<dyn ExternalCallListener>> {
+        None
     }
 }
 

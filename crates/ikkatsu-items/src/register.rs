@@ -18,6 +18,7 @@
 //! | tasklet   | `noop`    | [`LogTasklet`] without a message            | none |
 //! | listener  | `log`     | [`LogListener`]: job and step events to the log | [`LogListenerConfig`] |
 //! | listener  | `command` | [`CommandListener`]: a program run on each event | [`CommandListenerConfig`] |
+//! | listener  | `webhook` | [`WebhookListener`]: each event posted to a URL | [`WebhookListenerConfig`] |
 //! | decider   | `script`  | [`ScriptDecider`] (sees `params`, `context`, `exit_code`, `status`) | [`ScriptDeciderConfig`] |
 //! | partitioner | `range` | [`RangePartitioner`]: `min..=max` cut in `grid-size` parts | [`RangePartitionerConfig`] |
 //! | partitioner | `list`  | [`ListPartitioner`]: one partition per entry | [`ListPartitionerConfig`] |
@@ -59,6 +60,7 @@ use crate::log::{LogTasklet, LogTaskletConfig};
 use crate::mapping::{FieldMappingConfig, FieldMappingItemProcessor};
 use crate::notify::{
     CommandListener, CommandListenerConfig, LogListener, LogListenerConfig, LoggingListener,
+    WebhookListener, WebhookListenerConfig,
 };
 use crate::object::{
     CsvObjectReaderConfig, CsvObjectWriterConfig, FilesPartitioner, FilesPartitionerConfig,
@@ -131,6 +133,10 @@ pub fn register(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
         .register_listener("command", |props, ctx| {
             let config: CommandListenerConfig = props.deserialize()?;
             CommandListener::listeners(config, ctx.job_name)
+        })
+        .register_listener("webhook", |props, ctx| {
+            let config: WebhookListenerConfig = props.deserialize()?;
+            WebhookListener::listeners(config, ctx.job_name)
         })
         .register_partitioner("range", |props, _| {
             let config: RangePartitionerConfig = props.deserialize()?;

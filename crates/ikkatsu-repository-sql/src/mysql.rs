@@ -126,12 +126,16 @@ impl MySqlJobRepository {
         last_updated: DateTime<Utc>,
     ) -> Result<i64> {
         self.counted(1);
-        let done = bind_step_update!(sqlx::query(sql::UPDATE_STEP), execution, last_updated)
-            .execute(&self.pool)
-            .await
-            .map_err(|err| {
-                self.sql_error(&format!("updating step execution {}", execution.id), err)
-            })?;
+        let update = bind_step_update!(sqlx::query(sql::UPDATE_STEP), execution, last_updated)
+            .execute(&self.pool);
+        let done = ikkatsu_sql::observed(
+            <Db as sqlx::Database>::NAME,
+            sql::UPDATE_STEP,
+            update,
+            |done: &sqlx::mysql::MySqlQueryResult| done.rows_affected(),
+        )
+        .await
+        .map_err(|err| self.sql_error(&format!("updating step execution {}", execution.id), err))?;
         if done.rows_affected() == 0 {
             return Err(self.not_found("step execution", execution.id));
         }

@@ -616,12 +616,18 @@ macro_rules! returning_stores {
             last_updated: DateTime<Utc>,
         ) -> Result<i64> {
             self.counted(1);
-            let version: Option<i64> = $crate::shared::bind_step_update!(
+            let update = $crate::shared::bind_step_update!(
                 sqlx::query_scalar(sql::UPDATE_STEP),
                 execution,
                 last_updated
             )
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool);
+            let version: Option<i64> = ::ikkatsu_sql::observed(
+                <Db as ::sqlx::Database>::NAME,
+                sql::UPDATE_STEP,
+                update,
+                |found: &Option<i64>| u64::from(found.is_some()),
+            )
             .await
             .map_err(|err| {
                 self.sql_error(&format!("updating step execution {}", execution.id), err)

@@ -19,6 +19,8 @@
 //!   gets there first, the others waiting for it, and a database a newer binary upgraded
 //!   refused with both versions; [`schema_state`] reads the same without writing, for
 //!   commands that only read;
+//! * [`observed`]: a statement told to the step's call listeners (`ikkatsu_core::call`) as
+//!   its kind, table, rows, duration and outcome, never its text or bound values;
 //! * [`SqlSite`]: the mapping of sqlx errors to [`ikkatsu_core::Error`] (kind, temporary or
 //!   not, the masked URL, the driver's message), with [`is_conflict`], [`is_temporary`] and
 //!   [`is_missing_database`].
@@ -46,6 +48,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod call;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod connect;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -57,6 +60,7 @@ mod schema;
 mod tls;
 mod url;
 
+pub use call::{backend_name, observed, statement_target};
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use connect::PoolSettings;
 #[cfg(feature = "mysql")]

@@ -37,22 +37,32 @@ impl Storage {
             .await
             .map_err(|e| parse_error(e, "read", &path, self.url()))?;
         let url = self.url().to_string();
-        Ok(stream
-            .map_err(move |e| Error::io(format!("storage {url}: read {path:?}"), e))
-            .boxed())
+        let shown = path.clone();
+        let stream = stream
+            .map_err(move |e| Error::io(format!("storage {url}: read {shown:?}"), e))
+            .boxed();
+        Ok(self.observed_stream("read", &path, stream))
     }
 
     /// The bytes of the file at `path` in `range` (for formats read by random access, such as
     /// Parquet's footer and column chunks).
     pub async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        let path = self.checked_path(path)?;
-        let buffer = self
-            .operator()
-            .read_with(path)
-            .range(range)
-            .await
-            .map_err(|e| parse_error(e, "read", path, self.url()))?;
-        Ok(buffer.to_bytes())
+        self.observed(
+            "read",
+            path,
+            async {
+                let path = self.checked_path(path)?;
+                let buffer = self
+                    .operator()
+                    .read_with(path)
+                    .range(range)
+                    .await
+                    .map_err(|e| parse_error(e, "read", path, self.url()))?;
+                Ok(buffer.to_bytes())
+            },
+            |b| Some(b.len() as u64),
+        )
+        .await
     }
 
     /// The files in the directory `dir` (`""` for the root; with or without a trailing `/`),
@@ -73,12 +83,13 @@ impl Storage {
             format!("{dir}/")
         };
         let storage = self.clone();
+        let listed = dir.clone();
         let entries = if recursive {
             crate::tree::list_tree(self, &dir)
         } else {
             one_directory(self, dir)
         };
-        Ok(entries
+        let entries = entries
             .try_filter_map(move |entry| {
                 let storage = storage.clone();
                 async move {
@@ -100,7 +111,8 @@ impl Storage {
                     }
                 }
             })
-            .boxed())
+            .boxed();
+        Ok(self.observed_stream("list", &listed, entries))
     }
 
     fn checked_path<'a>(&self, path: &'a str) -> Result<&'a str> {

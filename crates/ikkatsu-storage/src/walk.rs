@@ -62,7 +62,7 @@ impl Storage {
         stat_files: bool,
     ) -> Result<BoxStream<'static, Vec<Result<FileInfo>>>> {
         let filter = options.compile()?;
-        match self.local_root() {
+        let batches = match self.local_root() {
             Some(root) => {
                 let handle = tokio::runtime::Handle::try_current().map_err(|e| {
                     Error::new(
@@ -83,13 +83,14 @@ impl Storage {
                     threads,
                 };
                 local_walk::spawn(&handle, settings, tx);
-                Ok(receiver_stream(rx))
+                receiver_stream(rx)
             }
-            None => Ok(self
+            None => self
                 .walk_lister(filter)
                 .ready_chunks(local_walk::WALK_BATCH)
-                .boxed()),
-        }
+                .boxed(),
+        };
+        Ok(self.observed_stream("list", "", batches))
     }
 
     fn walk_lister(&self, filter: PathFilter) -> BoxStream<'static, Result<FileInfo>> {

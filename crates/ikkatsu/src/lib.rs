@@ -73,6 +73,7 @@
 pub use ikkatsu_config as config;
 pub use ikkatsu_core as core;
 pub use ikkatsu_items as items;
+pub use ikkatsu_net as net;
 pub use ikkatsu_overwrite as overwrite;
 pub use ikkatsu_repository_sql as repository;
 pub use ikkatsu_sql as sql;

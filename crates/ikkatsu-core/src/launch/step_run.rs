@@ -1,6 +1,7 @@
 //! Runs one step of a flow: skipped when it already completed (unless it may start again),
 //! refused past its start limit, resumed from its last execution's context, with its
-//! listeners around it; its outcome recorded in the repository.
+//! listeners around it and its external calls told to the listeners that want them; its
+//! outcome recorded in the repository.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::call::CallScope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{JobExecution, StepExecution};
 use crate::listener::StepExecutionListener;
@@ -67,14 +69,20 @@ pub(crate) async fn run_step(
         repository: repository.clone(),
         cancel: cancel.clone(),
     };
-    let result = async {
-        for listener in listeners {
-            listener.before_step(&step_execution).await?;
-        }
-        step.execute(&mut step_execution, &ctx).await
-    }
-    .instrument(span.clone())
-    .await;
+    let calls = CallScope::new(
+        name,
+        step_execution.id,
+        listeners.iter().filter_map(|l| l.call_listener()).collect(),
+    );
+    let result = calls
+        .run(async {
+            for listener in listeners {
+                listener.before_step(&step_execution).await?;
+            }
+            step.execute(&mut step_execution, &ctx).await
+        })
+        .instrument(span.clone())
+        .await;
     let _enter = span.enter();
     record_outcome(&mut step_execution, result);
     drop(_enter);

@@ -1,15 +1,21 @@
 //! Listener types for job files, needing no Rust: `log` writes every job or step event to
-//! the log, `command` runs a program on them. Both take `events` (which events, by name)
-//! and listen at the job level (`listeners` of the job: `job-started`, `job-ended`) and at
-//! the step level (`listeners` of an element: `step-started`, `step-ended`).
+//! the log, `command` runs a program on them, `webhook` posts them to a URL. All take
+//! `events` (which events, by name) and listen at the job level (`listeners` of the job:
+//! `job-started`, `job-ended`) and at the step level (`listeners` of an element:
+//! `step-started`, `step-ended`, and, only when named in `events`, `storage-calls` and
+//! `sql-calls`).
 //!
 //! An event is a JSON object: `event`, `job_name`, `execution_id`, `status`, `exit_code`,
-//! `exit_description`, and for steps `step_name`, and for `step-ended` the step's `counts`
-//! and `resources` (CPU time, resident memory, open files: see [`StepResources`]).
+//! `exit_description`, and for steps `step_name`, for `step-ended` the step's `counts`
+//! and `resources` (CPU time, resident memory, open files: see [`StepResources`]), and for
+//! `storage-calls` and `sql-calls` the step's external calls summed up (`calls`: see
+//! [`CallSummary`]).
 
+mod calls;
 mod command;
 mod logging;
 mod usage;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -17,12 +23,15 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use ikkatsu_config::registry::Listeners;
+use ikkatsu_core::call::ExternalCallListener;
 use ikkatsu_core::listener::{JobExecutionListener, StepExecutionListener};
 use ikkatsu_core::{ExitStatus, JobExecution, Result, StepExecution};
 
+pub use calls::{CallSummary, MAX_GROUPS};
 pub use command::{CommandListener, CommandListenerConfig};
 pub use logging::LoggingListener;
 pub use usage::StepResources;
+pub use webhook::{WebhookListener, WebhookListenerConfig};
 
 use crate::log::LogLevel;
 
@@ -38,6 +47,10 @@ pub enum EventKind {
     StepStarted,
     /// After a step, with its status and counts.
     StepEnded,
+    /// After a step, its storage requests summed up (only when named in `events`).
+    StorageCalls,
+    /// After a step, its SQL statements summed up (only when named in `events`).
+    SqlCalls,
 }
 
 impl EventKind {
@@ -48,6 +61,8 @@ impl EventKind {
             EventKind::JobEnded => "job-ended",
             EventKind::StepStarted => "step-started",
             EventKind::StepEnded => "step-ended",
+            EventKind::StorageCalls => "storage-calls",
+            EventKind::SqlCalls => "sql-calls",
         }
     }
 }
@@ -76,6 +91,9 @@ pub struct Event {
     /// What the process used during the step (`step-ended`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<StepResources>,
+    /// The step's calls of the event's kind (`storage-calls`, `sql-calls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Vec<CallSummary>>,
 }
 
 impl Event {
@@ -90,6 +108,7 @@ impl Event {
             exit_description: execution.exit_status.description.clone(),
             counts: None,
             resources: None,
+            calls: None,
         }
     }
 
@@ -106,6 +125,7 @@ impl Event {
                 .then(|| serde_json::to_value(execution.counts).ok())
                 .flatten(),
             resources: None,
+            calls: None,
         }
     }
 
@@ -133,6 +153,22 @@ impl Event {
                     self.status, self.exit_code, self.execution_id
                 )
             }
+            EventKind::StorageCalls | EventKind::SqlCalls => {
+                let calls = self.calls.as_deref().unwrap_or_default();
+                let count: u64 = calls.iter().map(|c| c.count).sum();
+                let failed: u64 = calls.iter().map(|c| c.failed).sum();
+                let bytes: u64 = calls.iter().filter_map(|c| c.bytes).sum();
+                let rows: u64 = calls.iter().filter_map(|c| c.rows).sum();
+                let ms: f64 = calls.iter().map(|c| c.duration_ms).sum();
+                let what_calls = match self.event {
+                    EventKind::SqlCalls => "SQL statements",
+                    _ => "storage calls",
+                };
+                format!(
+                    "{what}: {count} {what_calls} ({failed} failed), {bytes} bytes, {rows} rows, {ms:.1} ms (execution {})",
+                    self.execution_id
+                )
+            }
         }
     }
 }
@@ -153,6 +189,9 @@ pub struct EventListener<S> {
     job_name: String,
     /// What the process used when each running step (by step execution id) started.
     started: std::sync::Mutex<std::collections::HashMap<i64, usage::Sample>>,
+    /// The external calls of the running steps, when `storage-calls` or `sql-calls` is
+    /// wanted.
+    calls: Option<Arc<calls::CallTally>>,
 }
 
 impl<S: EventSink> EventListener<S> {
@@ -164,11 +203,15 @@ impl<S: EventSink> EventListener<S> {
             EventKind::StepStarted,
             EventKind::StepEnded,
         ];
+        let events = events.unwrap_or(all);
+        let storage = events.contains(&EventKind::StorageCalls);
+        let sql = events.contains(&EventKind::SqlCalls);
         let listener = Arc::new(EventListener {
             sink,
-            events: events.unwrap_or(all),
+            events,
             job_name: job_name.to_string(),
             started: std::sync::Mutex::default(),
+            calls: (storage || sql).then(|| Arc::new(calls::CallTally::new(storage, sql))),
         });
         Listeners {
             job: Some(listener.clone()),
@@ -218,8 +261,28 @@ impl<S: EventSink> StepExecutionListener for EventListener<S> {
             .ok()
             .and_then(|mut started| started.remove(&execution.id));
         event.resources = start.map(usage::since);
+        let (storage, sql) = match &self.calls {
+            Some(tally) => tally.take(execution.id),
+            None => Default::default(),
+        };
         self.emit(event).await?;
+        for (kind, calls) in [
+            (EventKind::StorageCalls, storage),
+            (EventKind::SqlCalls, sql),
+        ] {
+            if !calls.is_empty() {
+                let mut event = Event::of_step(kind, job, execution);
+                event.calls = Some(calls);
+                self.emit(event).await?;
+            }
+        }
         Ok(None)
+    }
+
+    fn call_listener(&self) -> Option<Arc<dyn ExternalCallListener>> {
+        self.calls
+            .clone()
+            .map(|tally| tally as Arc<dyn ExternalCallListener>)
     }
 }
 
@@ -266,5 +329,56 @@ impl EventSink for LogListener {
             LogLevel::Error => tracing::error!(event = name, "{text}"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_events_are_described_by_their_totals() {
+        let group = |bytes, rows, failed| CallSummary {
+            backend: "s3".into(),
+            operation: "write".into(),
+            target: "out/p".into(),
+            count: 2,
+            failed,
+            bytes,
+            rows,
+            duration_ms: 1.25,
+            max_duration_ms: 1.0,
+            last_error: None,
+        };
+        let event = Event {
+            event: EventKind::StorageCalls,
+            job_name: "daily".into(),
+            execution_id: 7,
+            step_name: Some("load".into()),
+            status: "COMPLETED".into(),
+            exit_code: "COMPLETED".into(),
+            exit_description: String::new(),
+            counts: None,
+            resources: None,
+            calls: Some(vec![group(Some(10), None, 1), group(Some(5), Some(3), 0)]),
+        };
+        assert_eq!(
+            event.describe(),
+            "step `load` of job `daily`: 4 storage calls (1 failed), 15 bytes, 3 rows, 2.5 ms (execution 7)"
+        );
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event"], "storage-calls");
+        assert_eq!(json["calls"][0]["bytes"], 10);
+        assert!(json["calls"][0].get("rows").is_none(), "{json}");
+        let sql = Event {
+            event: EventKind::SqlCalls,
+            calls: Some(vec![group(None, Some(1), 0)]),
+            ..event
+        };
+        assert!(
+            sql.describe().contains(": 2 SQL statements (0 failed)"),
+            "{}",
+            sql.describe()
+        );
     }
 }

@@ -209,7 +209,9 @@ pub(super) async fn committer(
         match flushed {
             Ok(flushed) if failure.is_none() => {
                 let ctx = Arc::clone(&ctx);
-                finishing = Some(tokio::spawn(async move { ctx.finish_group(flushed).await }));
+                finishing = Some(tokio::spawn(ikkatsu_core::call::carry(async move {
+                    ctx.finish_group(flushed).await
+                })));
             }
             Ok(flushed) => abandon_flushed(flushed).await,
             Err(err) => note_failure(&ctx, &mut failure, Err(err)),

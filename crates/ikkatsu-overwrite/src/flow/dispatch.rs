@@ -93,11 +93,11 @@ impl OverwriteFlow {
             false => self.options.batch_size.max(1),
         };
         let (commits, commit_queue) = mpsc::channel::<Pending>(WINDOW_BATCHES * batch_size);
-        let committer = tokio::spawn(committer(
+        let committer = tokio::spawn(ikkatsu_core::call::carry(committer(
             Arc::clone(&ctx),
             commit_queue,
             GROUP_BATCHES * batch_size,
-        ));
+        )));
         let workers = Arc::new(Semaphore::new(concurrency));
         let window = Arc::new(Semaphore::new(WINDOW_BATCHES * batch_size));
         let mut tasks = JoinSet::new();
@@ -147,14 +147,14 @@ impl OverwriteFlow {
                         }
                         let ctx = Arc::clone(&ctx);
                         let commits = commits.clone();
-                        tasks.spawn(async move {
+                        tasks.spawn(ikkatsu_core::call::carry(async move {
                             let span = tracing::info_span!("file", path = %file.path);
                             tracing::Instrument::instrument(
                                 ctx.run_file(file, worker, slot, commits),
                                 span,
                             )
                             .await;
-                        });
+                        }));
                     }
                 }
             }

@@ -8,7 +8,7 @@
 //! `rediss://`, and they exclude each other.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ikkatsu_core::{Error, ErrorKind, Result};
@@ -84,17 +84,6 @@ pub(crate) fn take_tls_options(url: &str, describe: &str) -> Result<(String, Red
     Ok((out, tls))
 }
 
-/// Installs ring as the process-wide rustls crypto provider, unless one is installed.
-fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Losing a race with another installer is fine: a provider is installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-    });
-}
-
 /// Connects to the one Redis server at `url` (`describe`: its masked form); fails at once
 /// when it cannot be reached, or when its certificate is not trusted.
 pub(crate) async fn connect_single(url: &str, describe: &str) -> Result<ConnectionManager> {
@@ -109,7 +98,7 @@ pub(crate) async fn connect_single(url: &str, describe: &str) -> Result<Connecti
     let client = match &tls.ca_file {
         Some(path) => {
             let pem = read_ca_file(path, describe)?;
-            install_crypto_provider();
+            ikkatsu_net::install_crypto_provider();
             redis::Client::build_with_tls(
                 url.as_str(),
                 redis::TlsCertificates {
@@ -120,7 +109,7 @@ pub(crate) async fn connect_single(url: &str, describe: &str) -> Result<Connecti
             .map_err(invalid)?
         }
         None => {
-            install_crypto_provider();
+            ikkatsu_net::install_crypto_provider();
             redis::Client::open(url.as_str()).map_err(invalid)?
         }
     };

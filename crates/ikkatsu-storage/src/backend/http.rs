@@ -14,11 +14,12 @@ use opendal::{Buffer, HttpBody, HttpTransport, HttpTransporter, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 
 use super::opened::Opened;
-use super::tls::{TlsSettings, install_crypto_provider, read_ca_file, warn_insecure};
+use super::tls::{TlsSettings, warn_insecure};
 use crate::error::{AUTH_MARK, TLS_MARK, build_error};
 use crate::layers::StorageOptions;
 use crate::settings::Settings;
 use crate::url::{RemoteUrl, mask_secrets};
+use ikkatsu_net::HttpClientSettings;
 
 /// Options every HTTP backend understands.
 pub(crate) const HTTP_OPTIONS: &[&str] = &["ca-file", "insecure", "conditional-write"];
@@ -124,37 +125,18 @@ pub(crate) fn build_client(
     layers: &StorageOptions,
     shown: &str,
 ) -> Result<reqwest::Client> {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("ikkatsu/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(layers.timeout.min(Duration::from_secs(30)))
-        .read_timeout(layers.io_timeout)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(layers.concurrency.max(1))
-        .tcp_keepalive(Duration::from_secs(30));
-    if let Some(path) = &http.ca_file {
-        let certs = read_ca_file(path, shown)?
-            .iter()
-            .map(|der| reqwest::Certificate::from_der(der))
-            .collect::<reqwest::Result<Vec<_>>>()
-            .map_err(|e| {
-                Error::config(format!(
-                    "storage {shown}: `ca-file` {} holds no usable PEM certificate: {e}",
-                    path.display()
-                ))
-            })?;
-        builder = builder.tls_certs_merge(certs);
-    }
     if http.insecure {
         warn_insecure(shown);
-        builder = builder.tls_danger_accept_invalid_certs(true);
     }
-    builder.build().map_err(|e| {
-        Error::config(format!(
-            "storage {shown}: cannot build the HTTP client: {e}"
-        ))
-        .with_source(e)
-    })
+    let settings = HttpClientSettings {
+        ca_file: http.ca_file.clone(),
+        insecure: http.insecure,
+        connect_timeout: layers.timeout.min(Duration::from_secs(30)),
+        read_timeout: Some(layers.io_timeout),
+        timeout: None,
+        max_idle_per_host: layers.concurrency,
+    };
+    ikkatsu_net::build_client(&settings, &format!("storage {shown}"))
 }
 
 /// `op` sending its requests with `client`, through the transport that makes errors clear.

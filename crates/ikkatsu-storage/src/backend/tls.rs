@@ -1,26 +1,17 @@
-//! TLS shared by FTPS and the HTTP backends: the process-wide rustls crypto provider (ring,
-//! installed once before the first TLS client is built), the `ca-file` and `insecure`
-//! options, and a certificate verifier that accepts any certificate.
+//! TLS shared by FTPS and the HTTP backends: the `ca-file` and `insecure` options, and a
+//! certificate verifier that accepts any certificate. The crypto provider and the reading of
+//! CA files are `ikkatsu-net`'s.
 
-use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::path::PathBuf;
 
 use ikkatsu_core::{Error, Result};
+#[cfg(feature = "ftp")]
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::settings::Settings;
 
-/// Installs ring as the process-wide rustls crypto provider, unless the program installed one.
-pub(crate) fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Losing a race with another installer is fine: a provider is installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-    });
-}
+#[cfg(feature = "ftp")]
+pub(crate) use ikkatsu_net::install_crypto_provider;
 
 /// The trust options of a TLS backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,24 +40,12 @@ impl TlsSettings {
 }
 
 /// The certificates of the PEM file `path` given as `ca-file`: at least one.
-pub(crate) fn read_ca_file(path: &Path, shown: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::io(format!("storage {shown}: `ca-file` {}", path.display()), e))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| {
-            Error::config(format!(
-                "storage {shown}: `ca-file` {} holds no usable PEM certificate: {e}",
-                path.display()
-            ))
-        })?;
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "storage {shown}: `ca-file` {} holds no PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(certs)
+#[cfg(feature = "ftp")]
+pub(crate) fn read_ca_file(
+    path: &std::path::Path,
+    shown: &str,
+) -> Result<Vec<CertificateDer<'static>>> {
+    ikkatsu_net::read_ca_file(path, &format!("storage {shown}"))
 }
 
 /// Says that `insecure` turned certificate verification off for the storage `shown`.

@@ -24,58 +24,67 @@ impl Storage {
         local: &Path,
         expected: &FileInfo,
     ) -> Result<FileInfo> {
-        let path = self.checked(path)?;
-        let started = Instant::now();
-        match (self.inner.capabilities.conditional_write, &expected.etag) {
-            (ConditionalWrite::IfMatch, Some(etag)) => {
-                self.upload_if(local, path, Condition::Etag(etag)).await?;
-            }
-            (ConditionalWrite::IfVersionMatch, _) if expected.version.is_some() => {
-                let version = expected.version.as_deref().unwrap_or_default();
-                self.upload_if(local, path, Condition::Version(version))
-                    .await?;
-            }
-            (ConditionalWrite::StatCompareRename, _) => {
-                let temp = temp_sibling(path);
-                self.upload_unchecked(local, &temp).await?;
-                // The file is compared while the copy beside it is looked at: a rename keeps
-                // size, modification time and etag, so the copy's are the replaced file's.
-                let stat_temp = async {
-                    self.inner
-                        .op
-                        .stat(&temp)
-                        .await
-                        .map_err(|e| self.err(e, "stat", &temp))
-                };
-                let result = match tokio::try_join!(self.check_unchanged(path, expected), stat_temp)
-                {
-                    Ok(((), meta)) => self
-                        .inner
-                        .op
-                        .rename(&temp, path)
-                        .await
-                        .map(|()| meta)
-                        .map_err(|e| self.err(e, "rename", path)),
-                    Err(e) => Err(e),
-                };
-                return match result {
-                    Ok(meta) => {
-                        self.log_done("write-if-unchanged", path, None, started);
-                        Ok(self.info(path, &meta))
+        self.observed(
+            "write",
+            path,
+            async {
+                let path = self.checked(path)?;
+                let started = Instant::now();
+                match (self.inner.capabilities.conditional_write, &expected.etag) {
+                    (ConditionalWrite::IfMatch, Some(etag)) => {
+                        self.upload_if(local, path, Condition::Etag(etag)).await?;
                     }
-                    Err(e) => {
-                        let _ = self.inner.op.delete(&temp).await;
-                        Err(e)
+                    (ConditionalWrite::IfVersionMatch, _) if expected.version.is_some() => {
+                        let version = expected.version.as_deref().unwrap_or_default();
+                        self.upload_if(local, path, Condition::Version(version))
+                            .await?;
                     }
-                };
-            }
-            _ => {
-                self.check_unchanged(path, expected).await?;
-                self.upload_unchecked(local, path).await?;
-            }
-        }
-        self.log_done("write-if-unchanged", path, None, started);
-        self.stat(path).await
+                    (ConditionalWrite::StatCompareRename, _) => {
+                        let temp = temp_sibling(path);
+                        self.upload_unchecked(local, &temp).await?;
+                        // The file is compared while the copy beside it is looked at: a rename keeps
+                        // size, modification time and etag, so the copy's are the replaced file's.
+                        let stat_temp = async {
+                            self.inner
+                                .op
+                                .stat(&temp)
+                                .await
+                                .map_err(|e| self.err(e, "stat", &temp))
+                        };
+                        let result =
+                            match tokio::try_join!(self.check_unchanged(path, expected), stat_temp)
+                            {
+                                Ok(((), meta)) => self
+                                    .inner
+                                    .op
+                                    .rename(&temp, path)
+                                    .await
+                                    .map(|()| meta)
+                                    .map_err(|e| self.err(e, "rename", path)),
+                                Err(e) => Err(e),
+                            };
+                        return match result {
+                            Ok(meta) => {
+                                self.log_done("write-if-unchanged", path, None, started);
+                                Ok(self.info(path, &meta))
+                            }
+                            Err(e) => {
+                                let _ = self.inner.op.delete(&temp).await;
+                                Err(e)
+                            }
+                        };
+                    }
+                    _ => {
+                        self.check_unchanged(path, expected).await?;
+                        self.upload_unchecked(local, path).await?;
+                    }
+                }
+                self.log_done("write-if-unchanged", path, None, started);
+                self.stat(path).await
+            },
+            |info| Some(info.size),
+        )
+        .await
     }
 
     /// Removes what a [`Storage::write_if_unchanged`] of `path` interrupted by a crash left

@@ -3,6 +3,7 @@
 //! writes ([`conditional`]) each have a module, and [`transfer`] moves bytes between local
 //! files and streams for them.
 
+mod calls;
 mod capabilities;
 mod conditional;
 mod read;
@@ -206,48 +207,72 @@ impl Storage {
     /// What is known about the file at `path`. A directory is an
     /// [`ErrorKind::InvalidState`] error; a missing path is [`ErrorKind::NotFound`].
     pub async fn stat(&self, path: &str) -> Result<FileInfo> {
-        let path = self.checked(path)?;
-        let started = Instant::now();
-        let meta = self
-            .inner
-            .op
-            .stat(path)
-            .await
-            .map_err(|e| self.err(e, "stat", path))?;
-        if meta.is_dir() {
-            return Err(Error::new(
-                ErrorKind::InvalidState,
-                format!(
-                    "storage {}: {path:?} is a directory, a file was expected",
-                    self.inner.url
-                ),
-            ));
-        }
-        self.log_done("stat", path, None, started);
-        Ok(self.info(path, &meta))
+        self.observed(
+            "stat",
+            path,
+            async {
+                let path = self.checked(path)?;
+                let started = Instant::now();
+                let meta = self
+                    .inner
+                    .op
+                    .stat(path)
+                    .await
+                    .map_err(|e| self.err(e, "stat", path))?;
+                if meta.is_dir() {
+                    return Err(Error::new(
+                        ErrorKind::InvalidState,
+                        format!(
+                            "storage {}: {path:?} is a directory, a file was expected",
+                            self.inner.url
+                        ),
+                    ));
+                }
+                self.log_done("stat", path, None, started);
+                Ok(self.info(path, &meta))
+            },
+            |_| None,
+        )
+        .await
     }
 
     /// Whether a file or directory exists at `path`.
     pub async fn exists(&self, path: &str) -> Result<bool> {
-        let path = self.checked(path)?;
-        self.inner
-            .op
-            .exists(path)
-            .await
-            .map_err(|e| self.err(e, "exists", path))
+        self.observed(
+            "stat",
+            path,
+            async {
+                let path = self.checked(path)?;
+                self.inner
+                    .op
+                    .exists(path)
+                    .await
+                    .map_err(|e| self.err(e, "exists", path))
+            },
+            |_| None,
+        )
+        .await
     }
 
     /// Deletes the file at `path`. Deleting a missing file succeeds.
     pub async fn delete(&self, path: &str) -> Result<()> {
-        let path = self.checked(path)?;
-        let started = Instant::now();
-        self.inner
-            .op
-            .delete(path)
-            .await
-            .map_err(|e| self.err(e, "delete", path))?;
-        self.log_done("delete", path, None, started);
-        Ok(())
+        self.observed(
+            "delete",
+            path,
+            async {
+                let path = self.checked(path)?;
+                let started = Instant::now();
+                self.inner
+                    .op
+                    .delete(path)
+                    .await
+                    .map_err(|e| self.err(e, "delete", path))?;
+                self.log_done("delete", path, None, started);
+                Ok(())
+            },
+            |_| None,
+        )
+        .await
     }
 }
 

@@ -17,19 +17,27 @@ impl Storage {
     /// The whole content of the file at `path`, in memory. Use [`Storage::reader`] or
     /// [`Storage::download`] for large files.
     pub async fn read(&self, path: &str) -> Result<Bytes> {
-        let path = self.checked(path)?;
-        let started = Instant::now();
-        if self.inner.stat_before_read {
-            self.stat(path).await?;
-        }
-        let buffer = self
-            .inner
-            .op
-            .read(path)
-            .await
-            .map_err(|e| self.err(e, "read", path))?;
-        self.log_done("read", path, Some(buffer.len() as u64), started);
-        Ok(buffer.to_bytes())
+        self.observed(
+            "read",
+            path,
+            async {
+                let path = self.checked(path)?;
+                let started = Instant::now();
+                if self.inner.stat_before_read {
+                    self.stat(path).await?;
+                }
+                let buffer = self
+                    .inner
+                    .op
+                    .read(path)
+                    .await
+                    .map_err(|e| self.err(e, "read", path))?;
+                self.log_done("read", path, Some(buffer.len() as u64), started);
+                Ok(buffer.to_bytes())
+            },
+            |b| Some(b.len() as u64),
+        )
+        .await
     }
 
     /// The content of the file at `path` as a stream of chunks.
@@ -38,7 +46,8 @@ impl Storage {
         if self.inner.stat_before_read {
             self.stat(path).await?;
         }
-        self.open_reader(path, None, None).await
+        let stream = self.open_reader(path, None, None).await?;
+        Ok(self.observed_stream("read", path, stream))
     }
 
     /// The stream of [`Storage::reader`], without the stat some backends need first. With
@@ -77,17 +86,25 @@ impl Storage {
     /// memory bounded by one chunk. Returns what was known about the file when the download
     /// started, the value to give [`Storage::write_if_unchanged`] later.
     pub async fn download(&self, path: &str, local: &Path) -> Result<FileInfo> {
-        let started = Instant::now();
-        let info = self.stat(path).await?;
-        // The content as of the stat: its size bounds the read (an empty file needs none).
-        let stream = if info.size == 0 {
-            futures::stream::empty().boxed()
-        } else {
-            self.open_reader(path, Some(info.size), None).await?
-        };
-        save(stream, local).await?;
-        self.log_done("download", path, Some(info.size), started);
-        Ok(info)
+        self.observed(
+            "read",
+            path,
+            async {
+                let started = Instant::now();
+                let info = self.stat(path).await?;
+                // The content as of the stat: its size bounds the read (an empty file needs none).
+                let stream = if info.size == 0 {
+                    futures::stream::empty().boxed()
+                } else {
+                    self.open_reader(path, Some(info.size), None).await?
+                };
+                save(stream, local).await?;
+                self.log_done("download", path, Some(info.size), started);
+                Ok(info)
+            },
+            |info| Some(info.size),
+        )
+        .await
     }
 
     /// [`Storage::download`] of a file as a listing (a walk) reported it, with fewer
@@ -115,10 +132,11 @@ impl Storage {
             return self.download(path, local).await;
         }
         let started = Instant::now();
-        let read = match self.open_reader(path, Some(listed.size), etag).await {
-            Ok(stream) => save(stream, local).await,
-            Err(err) => Err(err),
+        let read = async {
+            let stream = self.open_reader(path, Some(listed.size), etag).await?;
+            save(stream, local).await
         };
+        let read = self.observed("read", path, read, |size| Some(*size)).await;
         match read {
             Ok(size) if size == listed.size => {
                 self.log_done("download", path, Some(size), started);

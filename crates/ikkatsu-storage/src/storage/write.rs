@@ -16,27 +16,35 @@ use crate::file_info::FileInfo;
 impl Storage {
     /// Writes `bytes` to `path`, replacing any file there; returns the new file's info.
     pub async fn write(&self, path: &str, bytes: impl Into<Bytes>) -> Result<FileInfo> {
-        let path = self.checked(path)?;
-        let bytes = bytes.into();
-        let started = Instant::now();
-        let len = bytes.len() as u64;
-        if let Some(uploader) = self.inner.uploader.as_ref().filter(|u| u.all_writes()) {
-            let body = futures::stream::once(async move { Ok(bytes) }).boxed();
-            uploader
-                .upload(&self.inner.op, path, body, Some(len))
-                .await
-                .map_err(|e| self.err(e, "write", path))?;
-            self.log_done("write", path, Some(len), started);
-            return self.stat(path).await;
-        }
-        self.inner
-            .op
-            .write(path, bytes)
-            .await
-            .map_err(|e| self.err(e, "write", path))?;
-        self.ensure_written_if_empty(path, len).await?;
-        self.log_done("write", path, Some(len), started);
-        self.stat(path).await
+        self.observed(
+            "write",
+            path,
+            async {
+                let path = self.checked(path)?;
+                let bytes = bytes.into();
+                let started = Instant::now();
+                let len = bytes.len() as u64;
+                if let Some(uploader) = self.inner.uploader.as_ref().filter(|u| u.all_writes()) {
+                    let body = futures::stream::once(async move { Ok(bytes) }).boxed();
+                    uploader
+                        .upload(&self.inner.op, path, body, Some(len))
+                        .await
+                        .map_err(|e| self.err(e, "write", path))?;
+                    self.log_done("write", path, Some(len), started);
+                    return self.stat(path).await;
+                }
+                self.inner
+                    .op
+                    .write(path, bytes)
+                    .await
+                    .map_err(|e| self.err(e, "write", path))?;
+                self.ensure_written_if_empty(path, len).await?;
+                self.log_done("write", path, Some(len), started);
+                self.stat(path).await
+            },
+            |info| Some(info.size),
+        )
+        .await
     }
 
     /// Writes the chunks of `stream` to `path`, replacing any file there, with memory
@@ -46,57 +54,65 @@ impl Storage {
     where
         S: Stream<Item = Result<Bytes>> + Send + 'static,
     {
-        let path = self.checked(path)?;
-        let started = Instant::now();
-        if let Some(uploader) = &self.inner.uploader {
-            let counted = Arc::new(AtomicU64::new(0));
-            let counter = counted.clone();
-            let body = stream
-                .inspect_ok(move |chunk| {
-                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                })
-                .boxed();
-            uploader
-                .upload(&self.inner.op, path, body, None)
-                .await
-                .map_err(|e| self.err(e, "write", path))?;
-            self.log_done(
-                "write",
-                path,
-                Some(counted.load(Ordering::Relaxed)),
-                started,
-            );
-            return self.stat(path).await;
-        }
-        let mut writer = self
-            .inner
-            .op
-            .writer(path)
-            .await
-            .map_err(|e| self.err(e, "write", path))?;
-        let mut stream = std::pin::pin!(stream);
-        let mut written = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(e);
+        self.observed(
+            "write",
+            path,
+            async {
+                let path = self.checked(path)?;
+                let started = Instant::now();
+                if let Some(uploader) = &self.inner.uploader {
+                    let counted = Arc::new(AtomicU64::new(0));
+                    let counter = counted.clone();
+                    let body = stream
+                        .inspect_ok(move |chunk| {
+                            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        })
+                        .boxed();
+                    uploader
+                        .upload(&self.inner.op, path, body, None)
+                        .await
+                        .map_err(|e| self.err(e, "write", path))?;
+                    self.log_done(
+                        "write",
+                        path,
+                        Some(counted.load(Ordering::Relaxed)),
+                        started,
+                    );
+                    return self.stat(path).await;
                 }
-            };
-            written += chunk.len() as u64;
-            if let Err(e) = writer.write(chunk).await {
-                let _ = writer.abort().await;
-                return Err(self.err(e, "write", path));
-            }
-        }
-        writer
-            .close()
-            .await
-            .map_err(|e| self.err(e, "write", path))?;
-        self.ensure_written_if_empty(path, written).await?;
-        self.log_done("write", path, Some(written), started);
-        self.stat(path).await
+                let mut writer = self
+                    .inner
+                    .op
+                    .writer(path)
+                    .await
+                    .map_err(|e| self.err(e, "write", path))?;
+                let mut stream = std::pin::pin!(stream);
+                let mut written = 0u64;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            let _ = writer.abort().await;
+                            return Err(e);
+                        }
+                    };
+                    written += chunk.len() as u64;
+                    if let Err(e) = writer.write(chunk).await {
+                        let _ = writer.abort().await;
+                        return Err(self.err(e, "write", path));
+                    }
+                }
+                writer
+                    .close()
+                    .await
+                    .map_err(|e| self.err(e, "write", path))?;
+                self.ensure_written_if_empty(path, written).await?;
+                self.log_done("write", path, Some(written), started);
+                self.stat(path).await
+            },
+            |info| Some(info.size),
+        )
+        .await
     }
 
     /// After a write of `written` bytes: when nothing was written and the backend's writer
@@ -117,11 +133,19 @@ impl Storage {
     /// Streams the local file `local` to `path`, replacing any file there, with memory
     /// bounded by one chunk; returns the new file's info.
     pub async fn upload(&self, local: &Path, path: &str) -> Result<FileInfo> {
-        let path = self.checked(path)?;
-        let started = Instant::now();
-        let written = self.upload_unchecked(local, path).await?;
-        self.log_done("upload", path, Some(written), started);
-        self.stat(path).await
+        self.observed(
+            "write",
+            path,
+            async {
+                let path = self.checked(path)?;
+                let started = Instant::now();
+                let written = self.upload_unchecked(local, path).await?;
+                self.log_done("upload", path, Some(written), started);
+                self.stat(path).await
+            },
+            |info| Some(info.size),
+        )
+        .await
     }
 
     /// Streams `local` to `path`; returns the number of bytes written.

@@ -479,7 +479,7 @@ where
             self.read_ahead && reader.supports_read_ahead() && self.item_listeners.read.is_empty();
         let (result, mut reader) = if ahead {
             let (sender, receiver) = mpsc::channel(1);
-            let task = tokio::spawn(
+            let task = tokio::spawn(crate::call::carry(
                 read_ahead(
                     reader,
                     sender,
@@ -489,7 +489,7 @@ where
                     execution.counts.skip_count(),
                 )
                 .in_current_span(),
-            );
+            ));
             let result = self
                 .run_chunks(execution, ctx, ChunkSource::Ahead(receiver), &mut output)
                 .await;
