@@ -213,6 +213,10 @@ fn bad_partition_definitions_are_refused_with_positions() {
             "j.yaml:8:7: the partition of step `p`: `stale-after` must be more than twice `heartbeat`",
         ),
         (
+            "id: j\nsteps:\n  - name: p\n    chunk:\n      reader: { type: sequence, properties: { from: 1, to: 9 } }\n      writer: { type: jsonl, properties: { path: x.jsonl } }\n      threads: 4\n",
+            "j.yaml:7:7: `threads` in the chunk of element `p`: a multi-threaded chunk step is not offered",
+        ),
+        (
             "id: j\nsteps:\n  - name: p\n    partition:\n      partitioner: { type: range, properties: { min: 5, max: 2 } }\n      step: { tasklet: { type: noop } }\n",
             "`max` (2) is below `min` (5)",
         ),

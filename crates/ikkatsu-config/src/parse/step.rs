@@ -23,7 +23,12 @@ const CHUNK_KEYS: &[&str] = &[
     "chunk-size",
     "commit-interval",
     "read-ahead",
+    "threads",
+    "throttle-limit",
+    "task-executor",
 ];
+/// The keys of a multi-threaded chunk step, which is refused: see [`Parser::chunk`].
+const MULTI_THREADED_KEYS: &[&str] = &["threads", "throttle-limit", "task-executor"];
 const COMPONENT_KEYS: &[&str] = &["type", "ref", "properties"];
 
 impl ElementParser for Parser<'_> {
@@ -165,6 +170,17 @@ impl Parser<'_> {
                 .map(|v| Located::new(v, n.position())),
             (None, None) => None,
         };
+        // Threads taking chunks from one reader commit them out of order, so no saved
+        // position is right after a failure: such a step could not restart (Spring Batch's
+        // multi-threaded steps cannot either). Partitions can: each has its own position.
+        for key in MULTI_THREADED_KEYS.iter().filter(|k| f.has(k)) {
+            self.error(
+                f.key_position(key),
+                format!(
+                    "`{key}` in {what}: a multi-threaded chunk step is not offered, because its threads commit chunks out of order and no saved position could restart it; use a `partition` element with `parallelism: N` instead (each partition restarts from its own commits; see docs/partitioning.md)"
+                ),
+            );
+        }
         let faults = self.faults(&f, step, &what);
         let read_ahead = f
             .get("read-ahead")
