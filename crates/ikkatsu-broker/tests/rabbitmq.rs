@@ -1,0 +1,153 @@
+//! The broker conformance suite against the RabbitMQ named by `IKKATSU_TEST_AMQP_URL`
+//! (default `amqp://guest:guest@127.0.0.1:5672/%2f`), one test per behaviour, each on a
+//! queue of its own that it deletes at the end.
+#![cfg(feature = "rabbitmq")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ikkatsu_broker::RabbitMqBroker;
+use ikkatsu_config::registry::BrokerSettings;
+use ikkatsu_core::partition::PartitionBroker;
+use ikkatsu_testkit::broker::BrokerUnderTest;
+use lapin::options::QueueDeleteOptions;
+
+struct RabbitMq;
+
+fn url() -> String {
+    std::env::var("IKKATSU_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+#[async_trait]
+impl BrokerUnderTest for RabbitMq {
+    fn open(&self, url: &str, queue: &str) -> Arc<dyn PartitionBroker> {
+        Arc::new(RabbitMqBroker::new(&BrokerSettings::new(url, queue)).unwrap())
+    }
+
+    fn url(&self) -> String {
+        url()
+    }
+
+    fn url_at(&self, port: u16, password: &str) -> String {
+        format!("amqp://ikkatsu:{password}@127.0.0.1:{port}/%2f")
+    }
+
+    fn url_via(&self, port: u16) -> String {
+        url().replace(":5672", &format!(":{port}"))
+    }
+
+    fn address(&self) -> String {
+        "127.0.0.1:5672".to_string()
+    }
+
+    fn redelivery_within(&self) -> Duration {
+        // RabbitMQ requeues as soon as the connection closes.
+        Duration::ZERO
+    }
+
+    async fn remove(&self, queue: &str) {
+        let connection = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        connection.close(200, "done".into()).await.ok();
+    }
+}
+
+macro_rules! tests {
+    ($($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                ikkatsu_testkit::broker::$name(&RabbitMq).await;
+            }
+        )*
+    };
+}
+
+ikkatsu_testkit::broker_behaviours!(tests);
+
+/// The queue is durable and a sent request is a persistent message: a passive declare of a
+/// durable queue succeeds, and the message is still there for a client that connects later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_is_durable_and_requests_persistent() {
+    let queue = ikkatsu_testkit::broker::queue_name("durable");
+    let manager = RabbitMq.open(&url(), &queue);
+    manager
+        .send(&ikkatsu_testkit::broker::request(1))
+        .await
+        .unwrap();
+    drop(manager);
+    let connection = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    // Redeclaring with other durability fails: the queue is durable.
+    let declared = channel
+        .queue_declare(
+            queue.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(declared.message_count(), 1);
+    let got = channel
+        .basic_get(
+            queue.as_str().into(),
+            lapin::options::BasicGetOptions::default(),
+        )
+        .await
+        .unwrap()
+        .expect("the request is in the queue");
+    assert_eq!(got.delivery.properties.delivery_mode(), &Some(2));
+    got.delivery
+        .acker
+        .ack(lapin::options::BasicAckOptions::default())
+        .await
+        .unwrap();
+    connection.close(200, "done".into()).await.ok();
+    RabbitMq.remove(&queue).await;
+}
+
+/// A worker holding a request does not hoard the next: with one request out, a second
+/// client gets the second request while the first client's request is unacknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_client_does_not_hoard_requests() {
+    let queue = ikkatsu_testkit::broker::queue_name("hoard");
+    let manager = RabbitMq.open(&url(), &queue);
+    let busy = RabbitMq.open(&url(), &queue);
+    let idle = RabbitMq.open(&url(), &queue);
+    manager
+        .send(&ikkatsu_testkit::broker::request(1))
+        .await
+        .unwrap();
+    manager
+        .send(&ikkatsu_testkit::broker::request(2))
+        .await
+        .unwrap();
+    let first = busy.receive().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(30), idle.receive())
+        .await
+        .expect("the second request goes to the idle client")
+        .unwrap();
+    let mut ids = [
+        first.request().step_execution_id,
+        second.request().step_execution_id,
+    ];
+    ids.sort();
+    assert_eq!(ids, [1, 2]);
+    first.ack().await.unwrap();
+    second.ack().await.unwrap();
+    RabbitMq.remove(&queue).await;
+}
