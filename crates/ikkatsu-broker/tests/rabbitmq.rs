@@ -151,3 +151,25 @@ async fn a_busy_client_does_not_hoard_requests() {
     second.ack().await.unwrap();
     RabbitMq.remove(&queue).await;
 }
+
+/// Credentials the broker refuses are an error naming the broker by its masked URL, without
+/// the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_an_error_without_the_password() {
+    let password = "not-the-Pa55word";
+    let url = format!("amqp://guest:{password}@127.0.0.1:5672/%2f");
+    let client = RabbitMq.open(&url, &ikkatsu_testkit::broker::queue_name("refused"));
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.send(&ikkatsu_testkit::broker::request(1)),
+    )
+    .await
+    .expect("a refusal is an answer, not a wait")
+    .unwrap_err();
+    let report = err.report();
+    assert!(
+        report.contains("RabbitMQ broker amqp://guest:***@127.0.0.1:5672/%2f"),
+        "{report}"
+    );
+    assert!(!report.contains(password), "{report}");
+}
