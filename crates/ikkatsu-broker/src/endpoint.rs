@@ -67,6 +67,21 @@ impl Endpoint {
     /// cause scrubbed of the password. Temporary when `temporary` (a connection that may
     /// come back).
     pub(crate) fn error(&self, what: &str, cause: impl Display, temporary: bool) -> Error {
+        self.build(what, cause, "", temporary)
+    }
+
+    /// The error of a connection that failed or was lost (temporary), ending with what to
+    /// check.
+    pub(crate) fn connection_error(&self, what: &str, cause: impl Display) -> Error {
+        self.build(
+            what,
+            cause,
+            "; is the broker running, and are the URL and its credentials right?",
+            true,
+        )
+    }
+
+    fn build(&self, what: &str, cause: impl Display, hint: &str, temporary: bool) -> Error {
         let kind = if temporary {
             ErrorKind::Io
         } else {
@@ -75,22 +90,13 @@ impl Endpoint {
         Error::new(
             kind,
             format!(
-                "{} broker {}: {what}: {}",
+                "{} broker {}: {what}: {}{hint}",
                 self.broker,
                 self.describe(),
                 self.scrub(&cause.to_string())
             ),
         )
         .set_temporary(temporary)
-    }
-
-    /// The error of a connection that failed or was lost.
-    pub(crate) fn connection_error(&self, what: &str, cause: impl Display) -> Error {
-        self.error(
-            &format!("{what}; is the broker running and the URL right?"),
-            cause,
-            true,
-        )
     }
 }
 

@@ -61,6 +61,16 @@ impl BrokerUnderTest for Nats {
         Duration::from_secs(2)
     }
 
+    async fn send_raw(&self, queue: &str, body: &[u8]) {
+        jetstream()
+            .await
+            .publish(queue.to_string(), body.to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
     async fn remove(&self, queue: &str) {
         jetstream()
             .await

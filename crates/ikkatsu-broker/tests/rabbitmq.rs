@@ -47,6 +47,24 @@ impl BrokerUnderTest for RabbitMq {
         Duration::ZERO
     }
 
+    async fn send_raw(&self, queue: &str, body: &[u8]) {
+        let connection = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+        connection.close(200, "done".into()).await.ok();
+    }
+
     async fn remove(&self, queue: &str) {
         let connection = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
             .await
@@ -172,4 +190,35 @@ async fn refused_credentials_are_an_error_without_the_password() {
         "{report}"
     );
     assert!(!report.contains(password), "{report}");
+}
+
+/// `amqps://` verifies the server's certificate against the system's trusted ones: a TLS
+/// server with a certificate of the test CA (not in the system store) is refused, with an
+/// error naming the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_refuses_an_untrusted_certificate() {
+    let address = std::env::var("IKKATSU_TEST_REDIS_TLS_URL")
+        .ok()
+        .and_then(|u| {
+            u.split("://")
+                .nth(1)
+                .map(|rest| rest.split('/').next().unwrap_or("").to_string())
+        })
+        .unwrap_or_else(|| "127.0.0.1:6390".to_string());
+    let url = format!("amqps://guest:Pa55-tls-word@{address}/%2f");
+    let client = RabbitMq.open(&url, &ikkatsu_testkit::broker::queue_name("tls"));
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.send(&ikkatsu_testkit::broker::request(1)),
+    )
+    .await
+    .expect("a refused certificate is an answer, not a wait")
+    .unwrap_err();
+    let report = err.report();
+    assert!(
+        report.contains(&format!("amqps://guest:***@{address}/%2f")),
+        "{report}"
+    );
+    assert!(report.to_lowercase().contains("certificate"), "{report}");
+    assert!(!report.contains("Pa55-tls-word"), "{report}");
 }

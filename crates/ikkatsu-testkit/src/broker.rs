@@ -42,6 +42,9 @@ pub trait BrokerUnderTest: Send + Sync {
     /// unacknowledged request may take to be delivered again, at most.
     fn redelivery_within(&self) -> Duration;
 
+    /// Puts `body` on `queue` as a message, bypassing the client (the queue exists).
+    async fn send_raw(&self, queue: &str, body: &[u8]);
+
     /// Deletes `queue` (and whatever the broker made for it) from the server.
     async fn remove(&self, queue: &str);
 }
@@ -57,6 +60,7 @@ macro_rules! broker_behaviours {
             request_of_a_dropped_client_goes_to_another,
             concurrent_clients_share_the_requests,
             receive_waits_for_a_request,
+            unreadable_message_is_dropped,
             reconnects_after_a_lost_connection,
             lost_broker_ends_a_waiting_receive,
             unreachable_broker_is_an_error_without_the_password
@@ -409,5 +413,26 @@ pub async fn lost_broker_ends_a_waiting_receive(broker: &dyn BrokerUnderTest) {
         report.contains(&ikkatsu_core::secret::mask_url(&url)),
         "the error names the broker: {report}"
     );
+    broker.remove(&queue).await;
+}
+
+/// A message that is not a partition request (another program's message on the queue) is
+/// dropped with a warning: the receive goes on to the next request, and the message does
+/// not come again.
+pub async fn unreadable_message_is_dropped(broker: &dyn BrokerUnderTest) {
+    let queue = queue_name("unreadable");
+    let client = broker.open(&broker.url(), &queue);
+    send(&client, &request(1)).await;
+    broker.send_raw(&queue, b"{not a partition request").await;
+    send(&client, &request(2)).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let delivery = receive(&client).await;
+        got.push(delivery.request().step_execution_id);
+        delivery.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(got, vec![1, 2]);
+    assert_nothing(&client, broker.redelivery_within() + QUIET).await;
     broker.remove(&queue).await;
 }
