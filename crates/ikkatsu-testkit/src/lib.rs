@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod broker;
 pub mod repository;
 pub mod status_store;
 pub mod storage;

@@ -20,7 +20,9 @@
 //!   and storage backends of the program's own ([`storage::StorageBackend`],
 //!   [`storage::register_scheme`]);
 //! * [`overwrite`] — the overwrite flow: status stores, backlog, worker pool, the
-//!   `overwrite` step.
+//!   `overwrite` step;
+//! * [`broker`] — the partition brokers of remote partitioning: RabbitMQ and NATS
+//!   JetStream behind the `rabbitmq` and `nats` features.
 //!
 //! # Feature flags
 //! * `sqlite` (default): the embedded SQLite job repository.
@@ -31,6 +33,8 @@
 //! * `parquet` (default): the `parquet` reader and writer types.
 //! * `ftp`, `sftp`, `s3`, `webdav`, `gcs`, `azblob`: the remote storage backends
 //!   (`docs/storage.md`), for named storages, the file items and the `overwrite` step.
+//! * `rabbitmq`, `nats`: the partition brokers for `amqp://`/`amqps://` and
+//!   `nats://`/`tls://` URLs (`docs/partitioning.md`).
 //!
 //! # Built-in component types
 //!
@@ -41,6 +45,7 @@
 //! |-------|-----------|-------|
 //! | `ikkatsu-items` | readers and writers `csv`, `jsonl`, `json`, `parquet`; processors `script`, `mapping`; tasklets `shell`, `log`, `noop` | [`items::register`](ikkatsu_items::register) |
 //! | `ikkatsu-overwrite` | tasklet `overwrite` | [`overwrite::register`](ikkatsu_overwrite::register) |
+//! | `ikkatsu-broker` | brokers `amqp`, `amqps` (feature `rabbitmq`), `nats`, `tls` (feature `nats`) | [`broker::register`](ikkatsu_broker::register) |
 //!
 //! # Example
 //!
@@ -70,6 +75,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub use ikkatsu_broker as broker;
 pub use ikkatsu_config as config;
 pub use ikkatsu_core as core;
 pub use ikkatsu_items as items;
@@ -105,6 +111,7 @@ pub fn registry(app: AppConfig) -> ComponentRegistry {
 pub fn register_builtins(registry: &mut ComponentRegistry, app: &Arc<AppConfig>) {
     ikkatsu_items::register(registry, app);
     ikkatsu_overwrite::register(registry, app);
+    ikkatsu_broker::register(registry);
 }
 
 /// The names most programs need.
