@@ -128,30 +128,6 @@ async fn stream_and_consumer_are_as_documented() {
     Nats.remove(&queue).await;
 }
 
-/// Two clients starting at once both create (or find) the stream and the consumer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_starting_at_once_both_succeed() {
-    let queue = queue_name("race");
-    let clients: Vec<_> = (0..4).map(|_| Nats.open(&url(), &queue)).collect();
-    let sends = clients
-        .iter()
-        .enumerate()
-        .map(|(n, c)| async move { c.send(&request(n as i64)).await });
-    for result in futures::future::join_all(sends).await {
-        result.unwrap();
-    }
-    let receives = clients.iter().map(|c| c.receive());
-    let mut ids = Vec::new();
-    for delivery in futures::future::join_all(receives).await {
-        let delivery = delivery.unwrap();
-        ids.push(delivery.request().step_execution_id);
-        delivery.ack().await.unwrap();
-    }
-    ids.sort();
-    assert_eq!(ids, vec![0, 1, 2, 3]);
-    Nats.remove(&queue).await;
-}
-
 /// `in_progress` holds a request past the ack wait: it is not delivered to another client
 /// while its holder keeps reporting progress.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,38 +138,6 @@ async fn queue_is_durable_and_requests_persistent() {
     RabbitMq.remove(&queue).await;
 }
 
-/// A worker holding a request does not hoard the next: with one request out, a second
-/// client gets the second request while the first client's request is unacknowledged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_client_does_not_hoard_requests() {
-    let queue = ikkatsu_testkit::broker::queue_name("hoard");
-    let manager = RabbitMq.open(&url(), &queue);
-    let busy = RabbitMq.open(&url(), &queue);
-    let idle = RabbitMq.open(&url(), &queue);
-    manager
-        .send(&ikkatsu_testkit::broker::request(1))
-        .await
-        .unwrap();
-    manager
-        .send(&ikkatsu_testkit::broker::request(2))
-        .await
-        .unwrap();
-    let first = busy.receive().await.unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(30), idle.receive())
-        .await
-        .expect("the second request goes to the idle client")
-        .unwrap();
-    let mut ids = [
-        first.request().step_execution_id,
-        second.request().step_execution_id,
-    ];
-    ids.sort();
-    assert_eq!(ids, [1, 2]);
-    first.ack().await.unwrap();
-    second.ack().await.unwrap();
-    RabbitMq.remove(&queue).await;
-}
-
 /// Credentials the broker refuses are an error naming the broker by its masked URL, without
 /// the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

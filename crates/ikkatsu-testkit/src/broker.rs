@@ -61,6 +61,8 @@ macro_rules! broker_behaviours {
             concurrent_clients_share_the_requests,
             receive_waits_for_a_request,
             unreadable_message_is_dropped,
+            a_busy_client_does_not_hoard_requests,
+            clients_starting_at_once_all_succeed,
             reconnects_after_a_lost_connection,
             lost_broker_ends_a_waiting_receive,
             unreachable_broker_is_an_error_without_the_password
@@ -434,5 +436,63 @@ pub async fn unreadable_message_is_dropped(broker: &dyn BrokerUnderTest) {
     got.sort();
     assert_eq!(got, vec![1, 2]);
     assert_nothing(&client, broker.redelivery_within() + QUIET).await;
+    broker.remove(&queue).await;
+}
+
+/// A client holding one request does not hold the next: a second client gets it while the
+/// first request is still unacknowledged.
+pub async fn a_busy_client_does_not_hoard_requests(broker: &dyn BrokerUnderTest) {
+    let queue = queue_name("hoard");
+    let manager = broker.open(&broker.url(), &queue);
+    let busy = broker.open(&broker.url(), &queue);
+    let idle = broker.open(&broker.url(), &queue);
+    send(&manager, &request(1)).await;
+    send(&manager, &request(2)).await;
+    let first = receive(&busy).await;
+    let second = receive(&idle).await;
+    let mut ids = [
+        first.request().step_execution_id,
+        second.request().step_execution_id,
+    ];
+    ids.sort();
+    assert_eq!(ids, [1, 2]);
+    first.ack().await.unwrap();
+    second.ack().await.unwrap();
+    broker.remove(&queue).await;
+}
+
+/// Clients starting at once on a queue that does not exist yet all succeed (each creates
+/// or finds what the broker needs), and share the requests.
+pub async fn clients_starting_at_once_all_succeed(broker: &dyn BrokerUnderTest) {
+    let queue = queue_name("race");
+    let clients: Vec<_> = (0..4).map(|_| broker.open(&broker.url(), &queue)).collect();
+    let mut sends = tokio::task::JoinSet::new();
+    for (n, client) in clients.iter().enumerate() {
+        let client = client.clone();
+        sends.spawn(async move { client.send(&request(n as i64)).await });
+    }
+    while let Some(sent) = sends.join_next().await {
+        sent.unwrap()
+            .unwrap_or_else(|err| panic!("a client starting at once: {}", err.report()));
+    }
+    let mut receives = tokio::task::JoinSet::new();
+    for client in &clients {
+        let client = client.clone();
+        receives.spawn(async move {
+            let delivery = tokio::time::timeout(EXPECTED, client.receive())
+                .await
+                .expect("a request for every client")
+                .unwrap_or_else(|err| panic!("a client starting at once: {}", err.report()));
+            let id = delivery.request().step_execution_id;
+            delivery.ack().await.unwrap();
+            id
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(id) = receives.join_next().await {
+        ids.push(id.unwrap());
+    }
+    ids.sort();
+    assert_eq!(ids, vec![0, 1, 2, 3]);
     broker.remove(&queue).await;
 }
