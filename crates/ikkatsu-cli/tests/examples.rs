@@ -31,6 +31,7 @@ fn every_example_runs_as_written() {
         match name.as_str() {
             "quickstart.yaml" => quickstart(),
             "overwrite.yaml" => overwrite(),
+            "partitioned.yaml" => partitioned(),
             "sftp-csv-to-s3-parquet.yaml" => sftp_csv_to_s3_parquet(),
             // The application config of sftp-csv-to-s3-parquet.yaml, which runs with it.
             "ikkatsu-config.remote.yaml" => assert!(
@@ -43,6 +44,90 @@ fn every_example_runs_as_written() {
             ),
         }
     }
+}
+
+/// `partitioned.yaml` as its comment runs it: a fresh PostgreSQL database shared by
+/// `ikkatsu migrate`, two `ikkatsu worker` processes on the RabbitMQ of the machine
+/// (`IKKATSU_TEST_AMQP_URL`, default amqp://guest:guest@127.0.0.1:5672/%2f) and `ikkatsu run`;
+/// 200,000 numbers (`-p count=200000`) keep it short.
+fn partitioned() {
+    let checkout = Checkout::new();
+    let server = std::env::var("IKKATSU_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_string());
+    let name = format!("ikk_example_{}", std::process::id());
+    let admin = |sql: String| {
+        let output = Command::new("psql")
+            .args([server.split('?').next().unwrap(), "-qc", &sql])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    admin(format!("DROP DATABASE IF EXISTS {name}"));
+    admin(format!("CREATE DATABASE {name}"));
+    let base = server.split('?').next().unwrap();
+    let repository = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    let broker = std::env::var("IKKATSU_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
+    let queue = format!("ikkatsu.example.{}", std::process::id());
+    let vars = [
+        ("IKKATSU_REPOSITORY", repository.clone()),
+        ("IKKATSU_BROKER", broker.clone()),
+    ];
+    checkout.run(&["migrate"], &vars);
+    let workers: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            Command::new(BIN)
+                .args(["worker", "--queue", &queue])
+                .current_dir(checkout.dir.path())
+                .env("IKKATSU_REPOSITORY", &repository)
+                .env("IKKATSU_BROKER", &broker)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // The example's queue is the default one; this run uses its own (a `params` override is
+    // not possible for `queue`), so it goes through a copy of the job with that queue.
+    let job = checkout.read("examples/partitioned.yaml").replace(
+        "        timeout: 30m",
+        &format!("        timeout: 30m\n        queue: {queue}"),
+    );
+    std::fs::write(checkout.path("examples/partitioned-test.yaml"), job).unwrap();
+    let out = checkout.run(
+        &[
+            "run",
+            "examples/partitioned-test.yaml",
+            "-p",
+            "count=200000",
+        ],
+        &vars,
+    );
+    for mut worker in workers {
+        worker.kill().ok();
+        worker.wait().ok();
+    }
+    assert!(stdout(&out).contains("COMPLETED"), "{}", stdout(&out));
+    let mut total = 0u64;
+    let mut sum = 0u128;
+    for i in 0..8 {
+        for line in checkout
+            .read(&format!("target/partitioned/partition{i}.jsonl"))
+            .lines()
+        {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let n = row["n"].as_u64().unwrap();
+            assert_eq!(row["square"].as_u64(), Some(n * n));
+            total += 1;
+            sum += u128::from(n);
+        }
+    }
+    assert_eq!(total, 200_000);
+    assert_eq!(sum, 200_000u128 * 200_001 / 2, "every number once");
 }
 
 /// A copy of the repository's `examples/` in a fresh directory, the working directory of
