@@ -12,6 +12,7 @@ mod overwrite_cooperate;
 mod overwrite_process;
 mod overwrite_remote;
 mod overwrite_scan;
+mod partition_scale;
 mod report;
 mod status_redis;
 
@@ -51,6 +52,10 @@ benches:
   overwrite-remote [--files N] [--size BYTES] [--concurrency C] [--backends sftp,s3]
       Overwrite flow over N files (default 10000) of BYTES (default 10240) on the SFTP and
       S3 test servers (IKKATSU_TEST_* variables) vs rclone copy down, transform, copy up.
+  partition-scale [--records N] [--broker URL] [--runs K]
+      A CPU-bound chunk step over N records (default 1000000): 1 partition vs 2 local
+      partitions vs 2 workers through RabbitMQ (default amqp://guest:guest@127.0.0.1:5672/%2f),
+      SQLite repository; then the fixed cost of a partition (64 one-record partitions).
   status-redis [--keys N] [--url URL] [--batch B] [--concurrency C] [--fill-concurrency F]
       needs_processing throughput of the Redis status store over N keys (default 1000000,
       half recorded as done first) in batches of B (1000), C batches in flight (4).
@@ -78,6 +83,9 @@ fn main() -> ExitCode {
         }
         "overwrite-remote" => {
             overwrite_remote::Options::parse(&rest).and_then(|opts| overwrite_remote::run(&opts))
+        }
+        "partition-scale" => {
+            partition_scale::Options::parse(&rest).and_then(|opts| partition_scale::run(&opts))
         }
         "status-redis" => {
             status_redis::Options::parse(&rest).and_then(|opts| status_redis::run(&opts))

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ikkatsu_config::JobDefinition;
 use ikkatsu_core::repository::ExecutionQuery;
 use ikkatsu_core::{
     BatchStatus, CancellationToken, Error, ErrorKind, JobExecution, JobOperator, JobParameters,
@@ -15,6 +14,7 @@ use crate::args::{
     ValidateArgs,
 };
 use crate::exit::{self, EXIT_COMPLETED, EXIT_USAGE, stop_on_signals};
+use crate::open::{existing_repository, load_definition, read_only_repository, repository};
 use crate::output::{self, ExecutionJson};
 use crate::progress::Progress;
 
@@ -76,55 +76,6 @@ fn load_app_config(global: &mut GlobalArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// The job repository for a command that writes (`run`, `migrate`): created when missing,
-/// its migrations applied.
-async fn repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
-    ikkatsu_repository_sql::connect(url).await
-}
-
-/// The job repository for a command that acts on recorded executions (`restart`, `stop`,
-/// `abandon`, `recover`): it must exist (a SQLite file or the tables of a database are never
-/// created for them); its pending migrations are applied.
-pub(crate) async fn existing_repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
-    require_sqlite_file(url)?;
-    match ikkatsu_repository_sql::connect_existing(url).await {
-        Ok(repository) => Ok(repository),
-        // A schema older than the binary is upgraded (one newer is refused by `connect`).
-        Err(err) if err.kind() == ErrorKind::Config => ikkatsu_repository_sql::connect(url).await,
-        Err(err) => Err(err),
-    }
-}
-
-/// The job repository for a command that only reads (`executions`, `status`): nothing is
-/// created or migrated, and a schema other than this binary's is refused.
-async fn read_only_repository(url: &str) -> Result<Arc<dyn JobRepository>, Error> {
-    require_sqlite_file(url)?;
-    ikkatsu_repository_sql::connect_existing(url).await
-}
-
-/// Refuses a SQLite repository whose file does not exist, saying how to get one.
-fn require_sqlite_file(url: &str) -> Result<(), Error> {
-    let path = match ikkatsu_repository_sql::url::parse(url)? {
-        ikkatsu_repository_sql::RepositoryUrl::Sqlite { path: Some(path) } => path,
-        _ => return Ok(()),
-    };
-    let file = Path::new(&path);
-    if file.exists() {
-        return Ok(());
-    }
-    let (shown, hint) = if file.is_absolute() {
-        (path.clone(), "run a job with it first")
-    } else if path.starts_with("./") || path.starts_with("../") {
-        (path.clone(), "run a job here")
-    } else {
-        (format!("./{path}"), "run a job here")
-    };
-    Err(Error::new(
-        ErrorKind::NotFound,
-        format!("no job repository at {shown} ({hint}, or pass --repository / IKKATSU_REPOSITORY)"),
-    ))
-}
-
 async fn require_execution(
     repository: &Arc<dyn JobRepository>,
     id: i64,
@@ -153,10 +104,6 @@ fn parse_params(specs: &[String]) -> Result<JobParameters, Error> {
         params.insert_parsed(spec)?;
     }
     Ok(params)
-}
-
-pub(crate) fn load_definition(path: &Path) -> Result<JobDefinition, Error> {
-    JobDefinition::from_path(path).map_err(Error::from)
 }
 
 async fn finish(

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod exit;
 mod logging;
+mod open;
 mod output;
 mod overwrite;
 mod progress;

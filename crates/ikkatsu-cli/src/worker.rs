@@ -11,8 +11,8 @@ use ikkatsu_core::partition::{PartitionTiming, PartitionWorker, StepLocator};
 use ikkatsu_core::{CancellationToken, Error, ErrorKind, JobExecution, Step};
 
 use crate::args::{GlobalArgs, WorkerArgs};
-use crate::commands::{existing_repository, load_definition};
 use crate::exit::{EXIT_COMPLETED, stop_on_signals};
+use crate::open::{existing_repository, load_definition};
 
 pub async fn worker(global: &GlobalArgs, args: WorkerArgs) -> Result<u8, Error> {
     ikkatsu_core::secret::register_url(&args.broker);

@@ -10,9 +10,8 @@
 //! The table sits below the parser and the builder: they implement its traits, it knows
 //! neither of them.
 
-use super::partition::PartitionDefinition;
 use super::step::{ChunkDefinition, ComponentDefinition};
-use super::{FlowElementDefinition, SplitDefinition};
+use super::{FlowElementDefinition, PartitionDefinition, SplitDefinition};
 use crate::error::Position;
 use crate::node::Node;
 

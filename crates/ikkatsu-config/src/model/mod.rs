@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ikkatsu_core::TransitionTarget;
 
 pub(crate) mod element;
 mod located;
-mod partition;
 mod step;
 
 use crate::error::Position;
@@ -17,7 +17,6 @@ use crate::node::Node;
 
 pub use element::ElementKind;
 pub use located::Located;
-pub use partition::{PartitionDefinition, RemoteDefinition};
 pub use step::{
     ChunkDefinition, ComponentDefinition, ComponentSelector, RetryDefinition, SkipDefinition,
 };
@@ -209,4 +208,42 @@ impl JobDefinition {
             .find(|f| f.name.value == name)
             .map(|f| &f.flow)
     }
+}
+
+/// A partitioned step: the partitioner splits the work, the worker step runs once per
+/// partition, locally or on remote workers.
+#[derive(Debug, Clone)]
+pub struct PartitionDefinition {
+    /// Makes the partitions (`type: range | list | files`, or `ref`).
+    pub partitioner: ComponentDefinition,
+    /// The worker step: a `chunk` or a `tasklet`, built for each partition with its
+    /// context (`${partition.KEY}`).
+    pub worker: Box<ElementKind>,
+    /// Where the worker step is written.
+    pub worker_position: Position,
+    /// How many partitions to ask the partitioner for (default 4).
+    pub grid_size: Option<u64>,
+    /// How many partitions run at once in this process (default: the grid size); not used
+    /// with `remote`.
+    pub parallelism: Option<u64>,
+    /// Send the partitions to `ikkatsu worker` processes instead of running them here.
+    pub remote: Option<RemoteDefinition>,
+    /// How often a running partition marks itself alive (default 2s).
+    pub heartbeat: Option<Duration>,
+    /// A running partition whose heartbeat is older than this has lost its worker (default
+    /// 20s).
+    pub stale_after: Option<Duration>,
+}
+
+/// `remote: {broker, queue, timeout, poll-interval}`.
+#[derive(Debug, Clone)]
+pub struct RemoteDefinition {
+    /// The broker URL (`amqp://…`, `nats://…`), not yet interpolated.
+    pub broker: Node,
+    /// The queue or subject (default `ikkatsu.partitions`).
+    pub queue: Option<String>,
+    /// The longest the manager waits for the partitions (default: no limit).
+    pub timeout: Option<Duration>,
+    /// How often the manager reads the partitions' state (default 200ms).
+    pub poll_interval: Option<Duration>,
 }
