@@ -66,9 +66,19 @@ async fn run(
     let mut registry = ikkatsu::registry(AppConfig::default());
     registry.register_step_listener("calls", Arc::new(CallRecorder(calls.clone())));
     let definition = JobDefinition::from_str(yaml, "job.yaml").unwrap();
-    let job = definition.build(&registry, &JobParameters::new()).unwrap();
+    // A new job instance every run: a shared repository may hold an earlier, unfinished
+    // execution of the job, which this run would restart (skipping its completed step).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let params = JobParameters::new().with(
+        "run",
+        ikkatsu::core::ParameterValue::String(format!("{}-{nanos}", std::process::id())),
+    );
+    let job = definition.build(&registry, &params).unwrap();
     let execution = JobOperator::new(repository)
-        .start(&job, JobParameters::new(), CancellationToken::new())
+        .start(&job, params, CancellationToken::new())
         .await
         .unwrap();
     let events = std::fs::read_to_string(events)

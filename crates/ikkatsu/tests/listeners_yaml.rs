@@ -107,7 +107,7 @@ fn unknown_listener_types_and_bad_properties_are_errors() {
     );
     let text = e.to_string();
     assert!(
-        text.contains("job.yaml:2:22: unknown listener type `pager` in the job (registered listener types: command, log)"),
+        text.contains("job.yaml:2:22: unknown listener type `pager` in the job (registered listener types: command, log, webhook)"),
         "{text}"
     );
     let e = errors(

@@ -214,7 +214,7 @@ fn bad_partition_definitions_are_refused_with_positions() {
         ),
         (
             "id: j\nsteps:\n  - name: p\n    chunk:\n      reader: { type: sequence, properties: { from: 1, to: 9 } }\n      writer: { type: jsonl, properties: { path: x.jsonl } }\n      threads: 4\n",
-            "j.yaml:7:7: `threads` in the chunk of element `p`: a multi-threaded chunk step is not offered",
+            "j.yaml:7:7: `threads` in the chunk of step `p`: a multi-threaded chunk step is not offered",
         ),
         (
             "id: j\nsteps:\n  - name: p\n    partition:\n      partitioner: { type: range, properties: { min: 5, max: 2 } }\n      step: { tasklet: { type: noop } }\n",
